@@ -1,0 +1,54 @@
+from django.db import models
+
+from executions.choices import ExecutionStatus, TriggerType
+from scheduler_project.ids import new_id
+
+
+class TaskExecution(models.Model):
+    id = models.CharField(primary_key=True, max_length=64, default=new_id, editable=False)
+    task = models.ForeignKey("tasks.Task", on_delete=models.CASCADE, related_name="executions")
+    executor = models.ForeignKey(
+        "executors.Executor", on_delete=models.SET_NULL, null=True, blank=True, related_name="executions"
+    )
+    scheduled_time = models.DateTimeField()
+    start_time = models.DateTimeField(null=True, blank=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=ExecutionStatus.choices, default=ExecutionStatus.PENDING)
+    result = models.JSONField(null=True, blank=True)
+    logs = models.TextField(blank=True, default="")
+    retry_count = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    trigger_type = models.CharField(max_length=16, choices=TriggerType.choices, default=TriggerType.SCHEDULED)
+    # The parameters this run was dispatched with: the task's defaults merged with a trigger's overrides.
+    parameters = models.JSONField(default=dict, blank=True)
+    # Not dispatched before this instant (retry backoff); pending rows are dispatched in this order.
+    dispatch_after = models.DateTimeField(null=True, blank=True)
+    # When a running execution times out: start_time + the task's timeout at dispatch time.
+    deadline = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    retry_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries", db_index=False
+    )
+
+    class Meta:
+        db_table = "task_executions"
+        ordering = ["-scheduled_time", "-created_at"]
+        indexes = [
+            models.Index(fields=["task", "status"], name="idx_task_status"),
+            models.Index(fields=["scheduled_time"], name="idx_scheduled_time"),
+            models.Index(fields=["status"], name="idx_exec_status"),
+            models.Index(fields=["status", "dispatch_after"], name="idx_status_dispatch_after"),
+            models.Index(fields=["status", "deadline"], name="idx_status_deadline"),
+            models.Index(fields=["executor", "status"], name="idx_executor_status"),
+        ]
+        constraints = [
+            # Exactly-once firing: two leaders in a split brain cannot both insert the same fire (or the
+            # same retry of it); the loser's INSERT fails on this key.
+            models.UniqueConstraint(
+                fields=["task", "scheduled_time", "trigger_type", "retry_count"], name="uk_task_fire"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_id}@{self.scheduled_time:%Y-%m-%dT%H:%M:%S} #{self.retry_count} {self.status}"

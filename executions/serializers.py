@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from executions.choices import CALLBACK_STATUSES, ExecutionStatus
+from executions.models import TaskExecution
+from scheduler_project.fields import JSONObjectField, StrictSerializer
+
+MAX_CALLBACK_LOG_CHARS = 1_000_000
+
+
+class _TaskSummary(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+
+
+class _TaskDetail(_TaskSummary):
+    cron_expression = serializers.CharField()
+    execution_mode = serializers.CharField()
+    load_balance_strategy = serializers.CharField()
+
+
+class _ExecutorSummary(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+
+
+class _ExecutorDetail(_ExecutorSummary):
+    instance_id = serializers.CharField()
+    base_url = serializers.CharField()
+    is_healthy = serializers.BooleanField()
+
+
+_BASE_FIELDS = [
+    "id", "task_id", "executor_id", "scheduled_time", "start_time", "end_time", "status", "result", "logs",
+    "retry_count", "created_at", "trigger_type", "parameters", "duration_ms", "retry_of_id",
+]
+
+
+class ExecutionSerializer(serializers.ModelSerializer):
+    """TaskExecutionResponse (spec 000 §3.2.3) with task and executor summaries, as in the list (§7.1)."""
+
+    result = serializers.JSONField(allow_null=True)
+    parameters = serializers.JSONField()
+    task = _TaskSummary()
+    executor = _ExecutorSummary(allow_null=True)
+
+    class Meta:
+        model = TaskExecution
+        fields = [*_BASE_FIELDS, "task", "executor"]
+        read_only_fields = fields
+
+
+class ExecutionDetailSerializer(ExecutionSerializer):
+    """The detail view (§7.3) shows more of the task and executor."""
+
+    task = _TaskDetail()
+    executor = _ExecutorDetail(allow_null=True)
+
+
+class TriggeredExecutionSerializer(serializers.ModelSerializer):
+    """What a trigger answers (spec 000 §5.6)."""
+
+    class Meta:
+        model = TaskExecution
+        fields = ["id", "task_id", "scheduled_time", "status", "created_at", "trigger_type", "parameters"]
+        read_only_fields = fields
+
+
+class CallbackSerializer(StrictSerializer):
+    status = serializers.ChoiceField(choices=[(s.value, s.label) for s in CALLBACK_STATUSES])
+    result = JSONObjectField(required=False, null_as_empty=False)
+    logs = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                 max_length=MAX_CALLBACK_LOG_CHARS)
+    end_time = serializers.DateTimeField(required=False, allow_null=True)
+
+
+class ExecutionStatusChangeSerializer(serializers.Serializer):
+    execution_id = serializers.CharField()
+    previous_status = serializers.ChoiceField(choices=ExecutionStatus.choices)
+    current_status = serializers.ChoiceField(choices=ExecutionStatus.choices)
+    stopped_at = serializers.DateTimeField()
+
+
+class ExecutionStatsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    success = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    timeout = serializers.IntegerField()
+    running = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+    success_rate = serializers.FloatField()
+    avg_duration = serializers.FloatField()
+    total_duration = serializers.FloatField()

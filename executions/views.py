@@ -1,0 +1,96 @@
+from django.db import transaction
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+
+from executions import services
+from executions.filters import ExecutionFilter
+from executions.models import TaskExecution
+from executions.selectors import execution_stats
+from executions.serializers import (
+    CallbackSerializer,
+    ExecutionDetailSerializer,
+    ExecutionSerializer,
+    ExecutionStatsSerializer,
+    ExecutionStatusChangeSerializer,
+)
+from scheduler_project.envelope import ok
+from scheduler_project.pagination import paginate, parse_page_request
+from scheduler_project.schema import envelope, errors, page_envelope
+from scheduling.stop import notify_executor_stop
+
+_FILTERS = [
+    OpenApiParameter("task_id", str, description="Only this task's executions."),
+    OpenApiParameter("start_time", OpenApiTypes.DATETIME, description="scheduled_time at or after (ISO 8601)."),
+    OpenApiParameter("end_time", OpenApiTypes.DATETIME, description="scheduled_time at or before (ISO 8601)."),
+    OpenApiParameter("executor_id", str, description="Only executions run by this executor."),
+    OpenApiParameter("status", str, description="Comma-separated statuses, e.g. success,failed."),
+]
+_PAGING = [
+    OpenApiParameter("page", int, description="Page number, from 1."),
+    OpenApiParameter("page_size", int, description="Items per page (default 20, at most 100)."),
+]
+
+
+def _filtered(filterset_class, request):
+    filterset = filterset_class(request.query_params, queryset=TaskExecution.objects.all(), request=request)
+    if not filterset.is_valid():
+        raise ValidationError(filterset.errors)
+    return filterset.qs
+
+
+class ExecutionViewSet(viewsets.ViewSet):
+    """Spec 000 §7: execution history, results reported by executors, and stops."""
+
+    lookup_value_regex = "[^/]+"
+
+    @extend_schema(
+        parameters=[*_FILTERS, *_PAGING],
+        responses={200: page_envelope("ExecutionList", ExecutionSerializer), **errors(400)},
+        description="Newest scheduled first. `status` takes a comma-separated list; start_time/end_time "
+        "(ISO 8601) bound scheduled_time.",
+    )
+    def list(self, request):
+        executions = _filtered(ExecutionFilter, request).select_related("task", "executor")
+        page = paginate(executions.order_by("-scheduled_time", "-id"), parse_page_request(request.query_params))
+        return ok({"data": ExecutionSerializer(page.items, many=True).data, **page.meta()})
+
+    @extend_schema(parameters=_FILTERS,
+                   responses={200: envelope("ExecutionStats", ExecutionStatsSerializer()), **errors(400)})
+    @action(detail=False, methods=["get"])
+    def stats(self, request):
+        return ok(ExecutionStatsSerializer(execution_stats(_filtered(ExecutionFilter, request))).data)
+
+    @extend_schema(responses={200: envelope("ExecutionDetail", ExecutionDetailSerializer()), **errors(404)})
+    def retrieve(self, request, pk=None):
+        return ok(ExecutionDetailSerializer(services.get_execution(pk)).data)
+
+    @extend_schema(request=CallbackSerializer,
+                   responses={200: envelope("CallbackApplied"), **errors(400, 404, 409)},
+                   description="Applies an executor's result once; a report for a run already final answers 30002.")
+    @action(detail=True, methods=["post"])
+    def callback(self, request, pk=None):
+        body = CallbackSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        services.apply_callback(
+            execution_id=pk, status=data["status"], result=data.get("result"), logs=data.get("logs"),
+            end_time=data.get("end_time"), now=timezone.now(),
+        )
+        return ok(message="执行回调处理成功")
+
+    @extend_schema(request=None,
+                   responses={200: envelope("ExecutionStopped", ExecutionStatusChangeSerializer()), **errors(404, 409)})
+    @action(detail=True, methods=["post"])
+    def stop(self, request, pk=None):
+        outcome = services.stop_execution(execution_id=pk, now=timezone.now())
+        execution = outcome.execution
+        transaction.on_commit(lambda: notify_executor_stop(execution.pk))
+        change = {
+            "execution_id": execution.pk, "previous_status": outcome.previous_status,
+            "current_status": execution.status, "stopped_at": execution.end_time,
+        }
+        return ok(ExecutionStatusChangeSerializer(change).data, message="停止指令已发送")

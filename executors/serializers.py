@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from django.core.validators import URLValidator
+from rest_framework import serializers
+
+from executors.choices import ExecutorStatus
+from executors.models import Executor
+from scheduler_project.fields import JSONObjectField, StrictSerializer
+from tasks.choices import ExecutionMode, LoadBalanceStrategy, MisfirePolicy
+from tasks.models import MAX_RETRY_LIMIT, MAX_TIMEOUT_SECONDS, TaskExecutor
+from tasks.serializers import TaskBriefSerializer, cron_field_validator
+
+MAX_TASKS_PER_REGISTRATION = 500
+
+
+class HttpUrlField(serializers.CharField):
+    """An absolute http(s) URL: executors are reached over HTTP only."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 500)
+        super().__init__(**kwargs)
+        self.validators.append(URLValidator(schemes=["http", "https"], message="must be an http(s) URL"))
+
+
+class ExecutorSerializer(serializers.ModelSerializer):
+    """ExecutorResponse (spec 000 §3.2.2)."""
+
+    metadata = serializers.JSONField()
+
+    class Meta:
+        model = Executor
+        fields = [
+            "id", "name", "instance_id", "base_url", "health_check_url", "status", "status_reason", "is_healthy",
+            "last_health_check", "health_check_failures", "metadata", "created_at", "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class TaskAssignmentInExecutorSerializer(serializers.ModelSerializer):
+    task = TaskBriefSerializer()
+
+    class Meta:
+        model = TaskExecutor
+        fields = ["id", "task_id", "priority", "weight", "task"]
+
+
+class ExecutorDetailSerializer(ExecutorSerializer):
+    task_executors = TaskAssignmentInExecutorSerializer(many=True, read_only=True)
+
+    class Meta(ExecutorSerializer.Meta):
+        fields = [*ExecutorSerializer.Meta.fields, "task_executors"]
+        read_only_fields = fields
+
+
+class RegisterTaskSerializer(StrictSerializer):
+    """A task an executor declares at registration (spec 004 "注册执行器")."""
+
+    task_name = serializers.CharField(max_length=255)
+    cron = serializers.CharField(max_length=100, validators=[cron_field_validator])
+    execution_mode = serializers.ChoiceField(choices=ExecutionMode.choices, required=False)
+    load_balance_strategy = serializers.ChoiceField(choices=LoadBalanceStrategy.choices, required=False)
+    timeout = serializers.IntegerField(min_value=1, max_value=MAX_TIMEOUT_SECONDS, required=False)
+    max_retry = serializers.IntegerField(min_value=0, max_value=MAX_RETRY_LIMIT, required=False)
+    parameters = JSONObjectField(required=False)
+    misfire_policy = serializers.ChoiceField(choices=MisfirePolicy.choices, required=False)
+
+
+class RegisterSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=255)
+    instance_id = serializers.CharField(max_length=255)
+    base_url = HttpUrlField()
+    health_check_url = HttpUrlField(required=False, allow_blank=True)
+    metadata = JSONObjectField(required=False)
+    tasks = RegisterTaskSerializer(many=True, required=False, max_length=MAX_TASKS_PER_REGISTRATION)
+
+    def validate_tasks(self, tasks: list[dict]) -> list[dict]:
+        names = [task["task_name"] for task in tasks]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise serializers.ValidationError(f"task_name listed more than once: {', '.join(duplicates)}")
+        return tasks
+
+
+class RegisteredTaskSerializer(serializers.Serializer):
+    task_id = serializers.CharField(allow_null=True)
+    name = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=["created", "updated", "skipped_deleted"])
+
+
+class RegistrationSerializer(ExecutorSerializer):
+    tasks = RegisteredTaskSerializer(many=True, read_only=True, source="registered_tasks")
+
+    class Meta(ExecutorSerializer.Meta):
+        fields = [*ExecutorSerializer.Meta.fields, "tasks"]
+        read_only_fields = fields
+
+
+class ExecutorUpdateSerializer(StrictSerializer):
+    tolerated_read_only = frozenset(set(ExecutorSerializer.Meta.fields) | {"task_executors"})
+
+    name = serializers.CharField(max_length=255, required=False)
+    base_url = HttpUrlField(required=False)
+    health_check_url = HttpUrlField(required=False, allow_blank=True)
+    metadata = JSONObjectField(required=False)
+
+
+class ExecutorStatusUpdateSerializer(StrictSerializer):
+    status = serializers.ChoiceField(choices=ExecutorStatus.choices)
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
+
+
+class ExecutorStatusChangeSerializer(serializers.Serializer):
+    executor_id = serializers.CharField()
+    previous_status = serializers.ChoiceField(choices=ExecutorStatus.choices)
+    current_status = serializers.ChoiceField(choices=ExecutorStatus.choices)
+    reason = serializers.CharField(allow_blank=True)
+    updated_at = serializers.DateTimeField()

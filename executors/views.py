@@ -1,0 +1,119 @@
+from django.db.models import Prefetch
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers as drf_serializers
+from rest_framework import viewsets
+from rest_framework.decorators import action
+
+from executors import services
+from executors.choices import ExecutorStatus
+from executors.models import Executor
+from executors.serializers import (
+    ExecutorDetailSerializer,
+    ExecutorSerializer,
+    ExecutorStatusChangeSerializer,
+    ExecutorStatusUpdateSerializer,
+    ExecutorUpdateSerializer,
+    RegisterSerializer,
+    RegistrationSerializer,
+)
+from scheduler_project.envelope import created, ok
+from scheduler_project.pagination import paginate, parse_page_request
+from scheduler_project.schema import envelope, errors, list_envelope
+from tasks.models import TaskExecutor
+
+
+class ExecutorListQuery(drf_serializers.Serializer):
+    status = drf_serializers.ChoiceField(choices=ExecutorStatus.choices, required=False)
+    include_tasks = drf_serializers.BooleanField(required=False, default=False)
+
+
+def _detail(executor_id: str) -> Executor:
+    services.get_executor(executor_id)
+    return Executor.objects.prefetch_related(
+        Prefetch("task_executors", queryset=TaskExecutor.objects.select_related("task"))
+    ).get(pk=executor_id)
+
+
+class ExecutorViewSet(viewsets.ViewSet):
+    """Spec 000 §6: executor registration and management."""
+
+    lookup_value_regex = "[^/]+"
+
+    @extend_schema(
+        parameters=[
+            ExecutorListQuery,
+            OpenApiParameter("page", int, description="Page number, from 1."),
+            OpenApiParameter("page_size", int, description="Items per page (default 20, at most 100)."),
+        ],
+        responses={200: list_envelope("ExecutorList", ExecutorDetailSerializer), **errors(400)},
+        description="With include_tasks=true each executor carries its task assignments.",
+    )
+    def list(self, request):
+        query = ExecutorListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        executors = Executor.objects.order_by("name", "instance_id")
+        if query.validated_data.get("status"):
+            executors = executors.filter(status=query.validated_data["status"])
+        serializer_class = ExecutorSerializer
+        if query.validated_data["include_tasks"]:
+            executors = executors.prefetch_related(
+                Prefetch("task_executors", queryset=TaskExecutor.objects.select_related("task"))
+            )
+            serializer_class = ExecutorDetailSerializer
+        page = paginate(executors, parse_page_request(request.query_params))
+        return ok(serializer_class(page.items, many=True).data, **page.meta())
+
+    @extend_schema(responses={200: envelope("ExecutorDetail", ExecutorDetailSerializer()), **errors(404)})
+    def retrieve(self, request, pk=None):
+        return ok(ExecutorDetailSerializer(_detail(pk)).data)
+
+    @extend_schema(
+        request=RegisterSerializer,
+        responses={
+            201: envelope("ExecutorRegistered", RegistrationSerializer()),
+            200: envelope("ExecutorReregistered", RegistrationSerializer()),
+            **errors(400, 409),
+        },
+        description="201 for a new executor; 200 when the same instance_id and name re-register (updated in "
+        "place). Declared `tasks` are created or updated and assigned to the executor, all in one transaction.",
+    )
+    @action(detail=False, methods=["post"])
+    def register(self, request):
+        body = RegisterSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        registration = services.executor_register(data=dict(body.validated_data), now=timezone.now())
+        registration.executor.registered_tasks = registration.tasks
+        data = RegistrationSerializer(registration.executor).data
+        if registration.created:
+            return created(data, message="执行器注册成功")
+        return ok(data, message="执行器注册成功")
+
+    @extend_schema(request=ExecutorUpdateSerializer,
+                   responses={200: envelope("ExecutorUpdated", ExecutorSerializer()), **errors(400, 404)})
+    def update(self, request, pk=None):
+        body = ExecutorUpdateSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        executor = services.executor_update(executor_id=pk, data=dict(body.validated_data))
+        return ok(ExecutorSerializer(executor).data, message="执行器信息更新成功")
+
+    @extend_schema(request=ExecutorStatusUpdateSerializer,
+                   responses={200: envelope("ExecutorStatusChanged", ExecutorStatusChangeSerializer()),
+                              **errors(400, 404)})
+    @action(detail=True, methods=["put"], url_path="status")
+    def set_status(self, request, pk=None):
+        body = ExecutorStatusUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        executor, previous = services.executor_set_status(
+            executor_id=pk, status=body.validated_data["status"], reason=body.validated_data.get("reason", "")
+        )
+        change = {
+            "executor_id": executor.pk, "previous_status": previous, "current_status": executor.status,
+            "reason": executor.status_reason, "updated_at": executor.updated_at,
+        }
+        return ok(ExecutorStatusChangeSerializer(change).data, message="执行器状态更新成功")
+
+    @extend_schema(responses={200: envelope("ExecutorDeleted"), **errors(404)})
+    def destroy(self, request, pk=None):
+        services.executor_delete(executor_id=pk)
+        return ok(message="执行器删除成功")

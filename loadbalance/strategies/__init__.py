@@ -1,0 +1,1 @@
+"""One module per load-balancing strategy; the registry lives in :mod:`loadbalance.selection`."""

@@ -1,0 +1,207 @@
+"""One error type for the domain, one handler that turns every failure into the spec's error body.
+
+Error body (spec 000 §9.3): ``{code, message, error, details, timestamp, path}``. ``code`` is the
+business code (§9.2) when one applies, otherwise the HTTP status; ``message`` is the spec's message for
+that code; ``error`` says precisely what went wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+from enum import IntEnum
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404, JsonResponse
+from django.utils import timezone
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class ErrorCode(IntEnum):
+    TASK_NAME_EXISTS = 10001
+    INVALID_CRON = 10002
+    TASK_NOT_FOUND = 10003
+    TASK_STATE_FORBIDS = 10004
+    EXECUTOR_NOT_FOUND = 20001
+    EXECUTOR_INSTANCE_EXISTS = 20002
+    EXECUTOR_UNAVAILABLE = 20003
+    EXECUTION_NOT_FOUND = 30001
+    EXECUTION_STATE_FORBIDS = 30002
+    MAINTENANCE = 40001
+    DATABASE_UNAVAILABLE = 40002
+
+
+_BUSINESS = {
+    ErrorCode.TASK_NAME_EXISTS: (status.HTTP_409_CONFLICT, "任务名称已存在"),
+    ErrorCode.INVALID_CRON: (status.HTTP_400_BAD_REQUEST, "Cron表达式格式错误"),
+    ErrorCode.TASK_NOT_FOUND: (status.HTTP_404_NOT_FOUND, "任务不存在"),
+    ErrorCode.TASK_STATE_FORBIDS: (status.HTTP_409_CONFLICT, "任务状态不允许此操作"),
+    ErrorCode.EXECUTOR_NOT_FOUND: (status.HTTP_404_NOT_FOUND, "执行器不存在"),
+    ErrorCode.EXECUTOR_INSTANCE_EXISTS: (status.HTTP_409_CONFLICT, "执行器实例ID已存在"),
+    ErrorCode.EXECUTOR_UNAVAILABLE: (status.HTTP_422_UNPROCESSABLE_ENTITY, "执行器状态异常"),
+    ErrorCode.EXECUTION_NOT_FOUND: (status.HTTP_404_NOT_FOUND, "执行记录不存在"),
+    ErrorCode.EXECUTION_STATE_FORBIDS: (status.HTTP_409_CONFLICT, "执行状态不允许此操作"),
+    ErrorCode.MAINTENANCE: (status.HTTP_503_SERVICE_UNAVAILABLE, "系统维护中"),
+    ErrorCode.DATABASE_UNAVAILABLE: (status.HTTP_503_SERVICE_UNAVAILABLE, "数据库连接失败"),
+}
+
+_GENERIC_MESSAGES = {
+    400: "参数验证失败",
+    401: "未授权",
+    403: "禁止访问",
+    404: "资源不存在",
+    405: "请求方法不允许",
+    406: "不支持的响应格式",
+    409: "资源冲突",
+    413: "请求体过大",
+    415: "不支持的请求格式",
+    422: "处理失败",
+    429: "请求过于频繁",
+    500: "服务器错误",
+    503: "服务不可用",
+}
+
+# Validation failures that the spec gives a business code of their own.
+VALIDATION_CODE_TO_BUSINESS = {"invalid_cron": ErrorCode.INVALID_CRON}
+
+
+class DomainError(Exception):
+    """A business rule refused the operation. Services raise it; the handler renders it."""
+
+    def __init__(self, code: ErrorCode, error: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(error)
+        self.code = code
+        self.error = error
+        self.details = details or {}
+
+    @property
+    def http_status(self) -> int:
+        return _BUSINESS[self.code][0]
+
+    @property
+    def message(self) -> str:
+        return _BUSINESS[self.code][1]
+
+
+def error_body(*, http_status: int, code: int, error: str, details: dict | None, path: str, message: str | None = None):
+    return {
+        "code": code,
+        "message": message or _GENERIC_MESSAGES.get(http_status, "请求失败"),
+        "error": error,
+        "details": details or {},
+        "timestamp": timezone.now().isoformat().replace("+00:00", "Z"),
+        "path": path,
+    }
+
+
+def _first_error(detail: Any, prefix: str = "") -> tuple[str, str, str]:
+    """The first (field path, message, code) in a nested DRF error detail."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            field = key if key != "non_field_errors" else ""
+            return _first_error(value, f"{prefix}.{field}" if prefix and field else (field or prefix))
+    if isinstance(detail, list) and detail:
+        return _first_error(detail[0], prefix)
+    return prefix, str(detail), getattr(detail, "code", "invalid")
+
+
+def _field_value(request, field: str) -> Any:
+    if not field or request is None:
+        return None
+    key = field.split(".")[0]
+    data = getattr(request, "_full_data", None)
+    if isinstance(data, dict) and key in data:
+        value = data[key]
+    else:
+        value = request.query_params.get(key)
+    text = repr(value)
+    return value if len(text) <= 200 else text[:200] + "…"
+
+
+def _validation_body(exc: exceptions.ValidationError, request, path: str) -> tuple[int, dict]:
+    field, message, constraint = _first_error(exc.detail)
+    business = VALIDATION_CODE_TO_BUSINESS.get(constraint)
+    http_status = _BUSINESS[business][0] if business else status.HTTP_400_BAD_REQUEST
+    details = {
+        "field": field,
+        "value": _field_value(request, field),
+        "constraint": constraint,
+        "errors": exc.detail,
+    }
+    error = f"{field}: {message}" if field else message
+    body = error_body(
+        http_status=http_status,
+        code=int(business) if business else http_status,
+        error=error,
+        details=details,
+        path=path,
+        message=_BUSINESS[business][1] if business else None,
+    )
+    return http_status, body
+
+
+def _as_api_exception(exc: Exception) -> exceptions.APIException | None:
+    if isinstance(exc, Http404):
+        return exceptions.NotFound()
+    if isinstance(exc, DjangoPermissionDenied):
+        return exceptions.PermissionDenied()
+    if isinstance(exc, RequestDataTooBig):
+        error = exceptions.APIException("request body exceeds the configured size limit")
+        error.status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        return error
+    if isinstance(exc, exceptions.APIException):
+        return exc
+    return None
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response:
+    """DRF's EXCEPTION_HANDLER: every API error leaves through here, in the spec's shape."""
+    request = context.get("request")
+    path = request.path if request is not None else ""
+    if isinstance(exc, DomainError):
+        body = error_body(
+            http_status=exc.http_status, code=int(exc.code), error=exc.error, details=exc.details,
+            path=path, message=exc.message,
+        )
+        return Response(body, status=exc.http_status)
+    if isinstance(exc, exceptions.ValidationError):
+        http_status, body = _validation_body(exc, request, path)
+        return Response(body, status=http_status)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        logger.exception("database unavailable while serving %s", path)
+        code = ErrorCode.DATABASE_UNAVAILABLE
+        body = error_body(http_status=503, code=int(code), error="the database is unavailable", details={}, path=path,
+                          message=_BUSINESS[code][1])
+        return Response(body, status=503)
+    api_exc = _as_api_exception(exc)
+    if api_exc is None:
+        # Unexpected: still answer in the API's shape, and keep the traceback in the log, not the body.
+        logger.exception("unhandled error serving %s", path, exc_info=exc)
+        if isinstance(exc, DatabaseError):
+            logger.error("database error: %s", exc)
+        body = error_body(http_status=500, code=500, error="internal server error", details={}, path=path)
+        return Response(body, status=500)
+    detail = api_exc.detail
+    error = str(detail if not isinstance(detail, (list, dict)) else _first_error(detail)[1])
+    body = error_body(http_status=api_exc.status_code, code=api_exc.status_code, error=error, details={}, path=path)
+    headers = {}
+    if getattr(api_exc, "auth_header", None):
+        headers["WWW-Authenticate"] = api_exc.auth_header
+    if getattr(api_exc, "wait", None):
+        headers["Retry-After"] = str(int(api_exc.wait))
+    return Response(body, status=api_exc.status_code, headers=headers)
+
+
+def json_error_view(http_status: int, error: str):
+    """Django-level handlers (unmatched URL, crash outside DRF) for API paths, in the same shape."""
+
+    def view(request, exception=None):
+        body = error_body(http_status=http_status, code=http_status, error=error, details={}, path=request.path)
+        return JsonResponse(body, status=http_status, json_dumps_params={"ensure_ascii": False})
+
+    return view

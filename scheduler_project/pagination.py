@@ -1,0 +1,70 @@
+"""Page/page_size paging (spec 000 §4.2.3): page from 1, page_size default 20, capped at 100."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework.exceptions import ValidationError
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+# Offsets beyond this are refused before they reach the database (OFFSET overflow, pointless scans).
+MAX_PAGE = 1_000_000
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    page: int
+    page_size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+def _positive_int(params, name: str, default: int, maximum: int | None) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ValidationError({name: [f"must be a positive integer, got {raw[:40]!r}"]}, code="invalid") from None
+    if value < 1:
+        raise ValidationError({name: ["must be 1 or greater"]}, code="min_value")
+    if maximum is not None and value > maximum:
+        if name == "page_size":
+            return maximum
+        raise ValidationError({name: [f"must be at most {maximum}"]}, code="max_value")
+    return value
+
+
+def parse_page_request(params) -> PageRequest:
+    return PageRequest(
+        page=_positive_int(params, "page", 1, MAX_PAGE),
+        page_size=_positive_int(params, "page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+    )
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def total_pages(self) -> int:
+        return math.ceil(self.total / self.page_size) if self.total else 0
+
+    def meta(self) -> dict[str, int]:
+        return {"total": self.total, "page": self.page, "page_size": self.page_size, "total_pages": self.total_pages}
+
+
+def paginate(queryset: QuerySet, request: PageRequest) -> Page:
+    total = queryset.count()
+    items = list(queryset[request.offset : request.offset + request.page_size]) if request.offset < total else []
+    return Page(items=items, total=total, page=request.page, page_size=request.page_size)

@@ -1,0 +1,183 @@
+"""Settings for the scheduler. Everything that varies between deployments comes from the environment."""
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from scheduler_project.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", True)
+SECRET_KEY = env_str("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    SECRET_KEY = "dev-only-insecure-key-change-me-in-production-0123456789abcdef"  # noqa: S105 - DEBUG only
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "tasks",
+    "executors",
+    "executions",
+    "loadbalance",
+    "scheduling",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "scheduler_project.urls"
+# The API's paths are written without a trailing slash; redirecting POSTs would lose their bodies.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "scheduler_project.wsgi.application"
+
+
+def _database_from_url(url: str) -> dict:
+    try:
+        config = dj_database_url.parse(url)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL is not usable: {exc}") from None
+    engine = config["ENGINE"]
+    if engine == "django.db.backends.mysql":
+        config.setdefault("OPTIONS", {}).update(
+            {
+                "charset": "utf8mb4",
+                # READ COMMITTED: the scheduler's claim-by-conditional-UPDATE must see rows committed
+                # by other nodes, not a repeatable-read snapshot.
+                "isolation_level": "read committed",
+                "init_command": "SET sql_mode='STRICT_TRANS_TABLES'",
+            }
+        )
+        config.setdefault("TEST", {}).update({"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"})
+    elif engine == "django.db.backends.sqlite3":
+        # WAL lets the web server read while the scheduler writes; the timeout waits out short write locks.
+        config.setdefault("OPTIONS", {}).update(
+            {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+        )
+        # A file, not Django's in-memory default: end-to-end tests share the test database with the
+        # server and scheduler processes they start.
+        database_file = Path(config["NAME"])
+        config.setdefault("TEST", {}).setdefault("NAME", str(database_file.with_name(f"test_{database_file.name}")))
+    return config
+
+
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+DATABASES = {"default": _database_from_url(DATABASE_URL)}
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60, minimum=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# Request bodies: DRF >= 3.17.2 applies this to JSON too. Task parameters are capped separately (64 KiB).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024, minimum=1024)
+JSON_FIELD_MAX_BYTES = 64 * 1024
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "scheduler_project.errors.api_exception_handler",
+    "DATETIME_FORMAT": "iso-8601",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Distributed Task Scheduler API",
+    "DESCRIPTION": "Tasks, executors, executions and cluster status. Every response is wrapped in "
+    "`{code, message, data}`; every error is `{code, message, error, details, timestamp, path}`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "TaskStatusEnum": "tasks.choices.TaskStatus",
+        "ExecutorStatusEnum": "executors.choices.ExecutorStatus",
+        "ExecutionStatusEnum": "executions.choices.ExecutionStatus",
+    },
+}
+
+# Scheduler tunables (spec 002 §7.2 defaults). Read at call time through scheduling.config so
+# override_settings works in tests.
+SCHEDULER = {
+    "TICK_SECONDS": env_float("SCHEDULER_TICK_SECONDS", 0.2, minimum=0.01),
+    "HEARTBEAT_INTERVAL_SECONDS": env_float("SCHEDULER_HEARTBEAT_INTERVAL", 5.0, minimum=0.1),
+    "INSTANCE_STALE_SECONDS": env_float("SCHEDULER_INSTANCE_STALE_SECONDS", 30.0, minimum=1),
+    "LOCK_NAME": env_str("SCHEDULER_LOCK_NAME", "scheduler_leader_lock"),
+    "LOCK_IDLE_TIMEOUT_SECONDS": env_int("SCHEDULER_LOCK_IDLE_TIMEOUT", 10, minimum=2),
+    "ELECTION_RETRY_SECONDS": env_float("SCHEDULER_ELECTION_RETRY_SECONDS", 1.0, minimum=0.05),
+    "HEALTH_CHECK_INTERVAL_SECONDS": env_float("HEALTH_CHECK_INTERVAL", 30.0, minimum=0.1),
+    "HEALTH_CHECK_TIMEOUT_SECONDS": env_float("HEALTH_CHECK_TIMEOUT", 5.0, minimum=0.1),
+    "HEALTH_FAILURE_THRESHOLD": env_int("HEALTH_CHECK_FAILURE_THRESHOLD", 3, minimum=1),
+    "HEALTH_RECOVERY_THRESHOLD": env_int("HEALTH_CHECK_RECOVERY_THRESHOLD", 2, minimum=1),
+    "DISPATCH_WORKERS": env_int("SCHEDULER_DISPATCH_WORKERS", 16, minimum=1),
+    "DISPATCH_TIMEOUT_SECONDS": env_float("SCHEDULER_DISPATCH_TIMEOUT", 5.0, minimum=0.1),
+    "FIRE_BATCH_SIZE": env_int("SCHEDULER_FIRE_BATCH_SIZE", 500, minimum=1),
+    "MISFIRE_FIRE_ALL_LIMIT": env_int("SCHEDULER_MISFIRE_FIRE_ALL_LIMIT", 100, minimum=1),
+    "TIMEOUT_GRACE_SECONDS": env_float("SCHEDULER_TIMEOUT_GRACE_SECONDS", 5.0, minimum=0),
+    "RETRY_BACKOFF_BASE_SECONDS": env_float("SCHEDULER_RETRY_BACKOFF_BASE", 2.0, minimum=0),
+    "RETRY_BACKOFF_MAX_SECONDS": env_float("SCHEDULER_RETRY_BACKOFF_MAX", 300.0, minimum=0),
+    "CALLBACK_BASE_URL": env_str("SCHEDULER_CALLBACK_BASE_URL", "http://127.0.0.1:8000"),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

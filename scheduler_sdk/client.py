@@ -1,0 +1,326 @@
+"""HTTP client for the scheduler's ``/api/v1`` API.
+
+Every method returns the unwrapped ``data`` of the scheduler's ``{code, message, data}`` envelope.
+A non-2xx answer raises :class:`SchedulerAPIError` carrying the business code; a scheduler that cannot be
+reached raises :class:`SchedulerUnavailable`. Both derive from :class:`SchedulerError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.auth import AuthBase
+
+from scheduler_sdk.errors import SchedulerAPIError, SchedulerUnavailable
+
+API_PREFIX = "/api/v1"
+
+# A header provider sees the fully prepared request (method, url, body) so it can sign it.
+HeaderProvider = Callable[[requests.PreparedRequest], Mapping[str, str]]
+Auth = AuthBase | HeaderProvider
+
+
+class _HeaderProviderAuth(AuthBase):
+    """Adapts a plain callable into requests' auth hook, which runs after the body is encoded."""
+
+    def __init__(self, provider: HeaderProvider) -> None:
+        self._provider = provider
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.update(self._provider(request))
+        return request
+
+
+def _as_auth(auth: Auth | None) -> AuthBase | None:
+    if auth is None or isinstance(auth, AuthBase):
+        return auth
+    if callable(auth):
+        return _HeaderProviderAuth(auth)
+    raise TypeError("auth must be a requests.auth.AuthBase or a callable(PreparedRequest) -> headers")
+
+
+def _query_value(value: Any) -> Any:
+    """Encodes one filter the way the API expects: lists comma-joined, booleans lowercase, times ISO 8601."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return ",".join(str(item) for item in value)
+    return value
+
+
+def _clean_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {key: _query_value(value) for key, value in (params or {}).items() if value is not None}
+
+
+def _segment(value: Any) -> str:
+    # Ids are UUID strings today; quoting keeps an odd id from changing the path it is put into.
+    return quote(str(value), safe="")
+
+
+def _error_from_response(response: requests.Response) -> SchedulerAPIError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        text = (response.text or response.reason or "").strip()
+        return SchedulerAPIError(response.status_code, response.status_code, text[:500] or "HTTP error")
+    code = body.get("code")
+    return SchedulerAPIError(
+        http_status=response.status_code,
+        code=code if isinstance(code, int) else response.status_code,
+        message=str(body.get("message") or response.reason or "HTTP error"),
+        error=body.get("error"),
+        details=body.get("details"),
+    )
+
+
+def _data_from_response(response: requests.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        raise SchedulerAPIError(response.status_code, response.status_code, "response is not JSON") from None
+    if isinstance(body, dict) and "code" in body and "message" in body:
+        return body.get("data")
+    return body
+
+
+class SchedulerClient:
+    """Thin, typed access to the scheduler API.
+
+    ``auth`` is either a ``requests.auth.AuthBase`` or a callable receiving the prepared request and
+    returning headers to add; it is applied to every request, so API keys or request signing can be
+    introduced without touching call sites. ``session`` lets callers share a connection pool or mount
+    adapters. The client is safe to share between threads as far as ``requests.Session`` is.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        session: requests.Session | None = None,
+        timeout: float = 10,
+        headers: Mapping[str, str] | None = None,
+        auth: Auth | None = None,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"scheduler base_url must be http(s): {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._session = session or requests.Session()
+        self._owns_session = session is None
+        self._headers = {"Accept": "application/json", **dict(headers or {})}
+        self._auth = _as_auth(auth)
+
+    # -- plumbing -------------------------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        """Absolute URL of an API path such as ``/tasks``."""
+        return f"{self.base_url}{API_PREFIX}{path}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """Sends one request and returns the envelope's ``data``; raises SchedulerError subclasses."""
+        try:
+            response = self._session.request(
+                method,
+                self.url(path),
+                params=_clean_params(params),
+                json=json,
+                headers=self._headers,
+                auth=self._auth,
+                timeout=self.timeout,
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise SchedulerUnavailable(f"{method} {self.url(path)}: {exc}") from exc
+        if not 200 <= response.status_code < 300:
+            raise _error_from_response(response)
+        return _data_from_response(response)
+
+    def close(self) -> None:
+        """Closes the session if this client created it."""
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> SchedulerClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- tasks ----------------------------------------------------------------------------------------
+
+    def list_tasks(
+        self,
+        status: str | None = None,
+        name: str | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+        **filters: Any,
+    ) -> Any:
+        return self.request(
+            "GET", "/tasks", params={"status": status, "name": name, "page": page, "page_size": page_size, **filters}
+        )
+
+    def create_task(self, **fields: Any) -> Any:
+        return self.request("POST", "/tasks", json=fields)
+
+    def get_task(self, task_id: str) -> Any:
+        return self.request("GET", f"/tasks/{_segment(task_id)}")
+
+    def update_task(self, task_id: str, **fields: Any) -> Any:
+        return self.request("PUT", f"/tasks/{_segment(task_id)}", json=fields)
+
+    def delete_task(self, task_id: str) -> Any:
+        return self.request("DELETE", f"/tasks/{_segment(task_id)}")
+
+    def trigger_task(self, task_id: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        body = {"parameters": dict(parameters)} if parameters is not None else {}
+        return self.request("POST", f"/tasks/{_segment(task_id)}/trigger", json=body)
+
+    def pause_task(self, task_id: str) -> Any:
+        return self.request("POST", f"/tasks/{_segment(task_id)}/pause")
+
+    def resume_task(self, task_id: str) -> Any:
+        return self.request("POST", f"/tasks/{_segment(task_id)}/resume")
+
+    def task_stats(self, task_id: str, **params: Any) -> Any:
+        return self.request("GET", f"/tasks/{_segment(task_id)}/stats", params=params)
+
+    def list_task_executors(self, task_id: str) -> Any:
+        return self.request("GET", f"/tasks/{_segment(task_id)}/executors")
+
+    def assign_executor(self, task_id: str, executor_id: str, priority: int = 0, weight: int = 1) -> Any:
+        body = {"executor_id": executor_id, "priority": priority, "weight": weight}
+        return self.request("POST", f"/tasks/{_segment(task_id)}/executors", json=body)
+
+    def update_task_executor(self, task_id: str, executor_id: str, **fields: Any) -> Any:
+        return self.request("PUT", f"/tasks/{_segment(task_id)}/executors/{_segment(executor_id)}", json=fields)
+
+    def unassign_executor(self, task_id: str, executor_id: str) -> Any:
+        return self.request("DELETE", f"/tasks/{_segment(task_id)}/executors/{_segment(executor_id)}")
+
+    # -- executors ------------------------------------------------------------------------------------
+
+    def register_executor(
+        self,
+        name: str,
+        instance_id: str,
+        base_url: str,
+        *,
+        health_check_url: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tasks: Iterable[Mapping[str, Any]] | None = None,
+    ) -> Any:
+        """Registers (or re-registers, same instance_id) an executor; returns it, including its ``id``."""
+        body: dict[str, Any] = {"name": name, "instance_id": instance_id, "base_url": base_url}
+        if health_check_url is not None:
+            body["health_check_url"] = health_check_url
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        if tasks is not None:
+            body["tasks"] = [dict(task) for task in tasks]
+        return self.request("POST", "/executors/register", json=body)
+
+    def list_executors(
+        self,
+        status: str | None = None,
+        include_tasks: bool | None = None,
+        page: int | None = None,
+        page_size: int | None = None,
+    ) -> Any:
+        params = {"status": status, "include_tasks": include_tasks, "page": page, "page_size": page_size}
+        return self.request("GET", "/executors", params=params)
+
+    def get_executor(self, executor_id: str) -> Any:
+        return self.request("GET", f"/executors/{_segment(executor_id)}")
+
+    def update_executor(self, executor_id: str, **fields: Any) -> Any:
+        return self.request("PUT", f"/executors/{_segment(executor_id)}", json=fields)
+
+    def delete_executor(self, executor_id: str) -> Any:
+        return self.request("DELETE", f"/executors/{_segment(executor_id)}")
+
+    def set_executor_status(self, executor_id: str, status: str, reason: str | None = None) -> Any:
+        body = {"status": status, "reason": reason} if reason is not None else {"status": status}
+        return self.request("PUT", f"/executors/{_segment(executor_id)}/status", json=body)
+
+    # -- executions -----------------------------------------------------------------------------------
+
+    def list_executions(self, **filters: Any) -> Any:
+        """One page: ``{data: [...], total, page, page_size, total_pages}``.
+
+        Filters: task_id, executor_id, status (str or list, sent comma-separated), start_time, end_time
+        (datetime or ISO string), page, page_size.
+        """
+        return self.request("GET", "/executions", params=filters)
+
+    def iter_executions(self, *, page_size: int = 100, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Yields every execution matching ``filters``, fetching page after page.
+
+        Pages are fetched lazily; rows inserted while iterating may shift pages (offset paging), so use
+        a ``end_time`` bound when an exact snapshot matters.
+        """
+        page = int(filters.pop("page", 1) or 1)
+        while True:
+            body = self.list_executions(page=page, page_size=page_size, **filters) or {}
+            rows = body.get("data") or []
+            yield from rows
+            total_pages = body.get("total_pages")
+            if not rows or (total_pages is not None and page >= int(total_pages)):
+                return
+            page += 1
+
+    def execution_stats(self, **params: Any) -> Any:
+        return self.request("GET", "/executions/stats", params=params)
+
+    def get_execution(self, execution_id: str) -> Any:
+        return self.request("GET", f"/executions/{_segment(execution_id)}")
+
+    def stop_execution(self, execution_id: str) -> Any:
+        return self.request("POST", f"/executions/{_segment(execution_id)}/stop")
+
+    def callback(
+        self,
+        execution_id: str,
+        status: str,
+        result: Mapping[str, Any] | None = None,
+        logs: str = "",
+        end_time: datetime | str | None = None,
+    ) -> Any:
+        """Reports an execution's outcome (success/failed/timeout/cancelled).
+
+        ``end_time`` defaults to now (UTC). Raises SchedulerAPIError 409/30002 when the execution is
+        already final and 404/30001 when the scheduler does not know it.
+        """
+        if end_time is None:
+            end_time = datetime.now(UTC)
+        body = {
+            "status": status,
+            "result": dict(result) if result is not None else None,
+            "logs": logs,
+            "end_time": end_time.isoformat() if isinstance(end_time, datetime) else end_time,
+        }
+        return self.request("POST", f"/executions/{_segment(execution_id)}/callback", json=body)
+
+    # -- scheduler ------------------------------------------------------------------------------------
+
+    def health(self) -> Any:
+        return self.request("GET", "/health")
+
+    def scheduler_status(self) -> Any:
+        return self.request("GET", "/scheduler/status")

@@ -1,0 +1,591 @@
+"""The executor runtime: an HTTP endpoint the scheduler dispatches to, a bounded pool of handler threads,
+deadlines, cooperative cancellation and reliable result delivery.
+
+Life of an execution::
+
+    POST /execute  -> validated, a worker slot reserved, 202 sent, then the handler thread starts
+    handler ends   -> success / failed / cancelled        \\
+    deadline hits  -> timeout (the handler is abandoned)    > first outcome wins, the others are discarded
+    POST /stop     -> cancel event set; cancelled         /
+    outcome        -> queued in the outbox, re-sent until the scheduler acknowledges it
+
+A worker slot is held until the handler *thread* returns, even after a timeout was reported: an abandoned
+handler still occupies a thread, and admitting more work than threads would only queue it invisibly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+from scheduler_sdk._http import ExecutorHTTPServer, Reply, RequestVerifier, error_reply
+from scheduler_sdk._version import __version__
+from scheduler_sdk.client import Auth, SchedulerClient
+from scheduler_sdk.context import (
+    DEFAULT_MAX_LOG_BYTES,
+    ExecutionCancelled,
+    ExecutionContext,
+    LogTail,
+    new_execution_logger,
+)
+from scheduler_sdk.errors import SchedulerAPIError, SchedulerUnavailable
+from scheduler_sdk.outbox import CallbackOutbox, Report, RetryPolicy
+from scheduler_sdk.registration import RegistrationLoop
+from scheduler_sdk.timers import Timers
+
+log = logging.getLogger("scheduler_sdk.executor")
+
+Handler = Callable[[ExecutionContext], Any]
+
+SUCCESS, FAILED, TIMEOUT, CANCELLED = "success", "failed", "timeout", "cancelled"
+# How many finished execution ids are remembered to answer a re-sent /execute idempotently.
+RECENT_LIMIT = 4096
+_WILDCARD_HOSTS = {"", "0.0.0.0", "::"}  # noqa: S104 - compared against, not bound
+
+
+class BadRequest(ValueError):
+    """An /execute or /stop body that does not follow the dispatch contract."""
+
+
+@dataclass(frozen=True)
+class ExecuteRequest:
+    """The scheduler's dispatch body, validated."""
+
+    execution_id: str
+    task_id: str
+    task_name: str
+    parameters: dict[str, Any]
+    timeout_seconds: float | None
+    retry_count: int
+    scheduled_time: datetime | None
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise BadRequest("scheduled_time must be an ISO 8601 string")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"scheduled_time is not ISO 8601: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _parse_timeout(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadRequest("timeout_seconds must be a number")
+    return float(value) if value > 0 else None  # 0 or less: no limit
+
+
+def _required_id(body: Mapping[str, Any], name: str) -> str:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value) == "":
+        raise BadRequest(f"{name} is required (string)")
+    return str(value)
+
+
+def parse_execute_request(body: Any) -> ExecuteRequest:
+    """Validates a dispatch body; raises BadRequest with a reason the scheduler can log."""
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    parameters = body.get("parameters")
+    if parameters is None:
+        parameters = {}
+    if not isinstance(parameters, dict):
+        raise BadRequest("parameters must be an object")
+    retry_count = body.get("retry_count") or 0
+    if isinstance(retry_count, bool) or not isinstance(retry_count, int):
+        raise BadRequest("retry_count must be an integer")
+    task_id = body.get("task_id")
+    return ExecuteRequest(
+        execution_id=_required_id(body, "execution_id"),
+        task_id="" if task_id is None else str(task_id),
+        task_name=_required_id(body, "task_name"),
+        parameters=parameters,
+        timeout_seconds=_parse_timeout(body.get("timeout_seconds")),
+        retry_count=retry_count,
+        scheduled_time=_parse_time(body.get("scheduled_time")),
+    )
+
+
+def normalise_result(value: Any) -> dict[str, Any] | None:
+    """The callback's ``result`` object for a handler's return value.
+
+    Non-dict values are wrapped as ``{"value": x}``. The value is copied through JSON so a handler thread
+    that keeps running cannot mutate what is being sent, and so an unserialisable value fails the
+    execution here, with a clear message, rather than in the sender much later.
+    """
+    if value is None:
+        return None
+    result = value if isinstance(value, dict) else {"value": value}
+    try:
+        return json.loads(json.dumps(result, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"handler result is not JSON-serializable: {exc}") from exc
+
+
+def failure_result(exc: BaseException) -> dict[str, Any]:
+    return {"error": f"{type(exc).__name__}: {exc}", "error_type": type(exc).__name__, "error_message": str(exc)}
+
+
+class _Run:
+    """Mutable state of one accepted execution. ``status`` is set once, by whichever outcome comes first."""
+
+    def __init__(self, request: ExecuteRequest, handler: Handler, ctx: ExecutionContext, capture: LogTail,
+                 accepted_at: float) -> None:
+        self.request = request
+        self.handler = handler
+        self.ctx = ctx
+        self.capture = capture
+        self.accepted_at = accepted_at
+        self.status: str | None = None
+        self.stop_reason: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def key(self) -> str:
+        return self.request.execution_id
+
+    def claim(self, status: str) -> bool:
+        """Records the final status; False if another outcome got there first."""
+        with self._lock:
+            if self.status is not None:
+                return False
+            self.status = status
+            return True
+
+    def request_stop(self, reason: str) -> bool:
+        """Marks the run as stopping; False if it already was or is already final."""
+        with self._lock:
+            if self.status is not None or self.stop_reason is not None:
+                return False
+            self.stop_reason = reason
+        self.ctx.cancelled.set()
+        return True
+
+
+class Executor:
+    """A task executor process: register handlers, then ``start()`` or ``serve_forever()``.
+
+    ``port=0`` binds an ephemeral port; ``url`` (the advertised base URL, ``advertise_url`` if given)
+    is known once started. ``tasks`` are task specs sent with the registration
+    (``{task_name, cron, execution_mode?, load_balance_strategy?, timeout?, max_retry?, parameters?}``).
+    ``callback_retry`` is a :class:`RetryPolicy` or ``(initial, maximum[, factor])``; results are re-sent
+    until acknowledged or the executor stops. ``stop_grace`` is how long a handler asked to stop may keep
+    running before ``cancelled`` is reported without it. ``client``/``auth`` configure the calls to the
+    scheduler; ``verify_request`` authenticates incoming calls (False -> 401).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        instance_id: str,
+        scheduler_url: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        advertise_url: str | None = None,
+        max_workers: int = 4,
+        tasks: Iterable[Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        callback_retry: RetryPolicy | tuple[float, ...] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        heartbeat_interval: float = 10.0,
+        stop_grace: float = 5.0,
+        max_log_bytes: int = DEFAULT_MAX_LOG_BYTES,
+        log_level: int = logging.INFO,
+        client: SchedulerClient | None = None,
+        auth: Auth | None = None,
+        verify_request: RequestVerifier | None = None,
+    ) -> None:
+        if max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        self.name = name
+        self.instance_id = instance_id
+        self.host = host
+        self.port = port
+        self.max_workers = max_workers
+        self.verify_request = verify_request
+        self.executor_id: str | None = None
+        self._advertise_url = advertise_url.rstrip("/") if advertise_url else None
+        self._tasks = [dict(task) for task in tasks or ()]
+        self._metadata = dict(metadata or {})
+        self._retry = RetryPolicy.coerce(callback_retry)
+        self._clock = clock
+        self._stop_grace = stop_grace
+        self._max_log_bytes = max_log_bytes
+        self._log_level = log_level
+        self._owns_client = client is None
+        self._client = client or SchedulerClient(scheduler_url, auth=auth)
+        self._handlers: dict[str, Handler] = {}
+        self._state = threading.Condition()  # guards _active, _recent, _started, _stopping
+        self._active: dict[str, _Run] = {}
+        self._recent: OrderedDict[str, str] = OrderedDict()
+        self._started = self._stopping = False
+        self._stop_requested = threading.Event()
+        self._stopped = threading.Event()
+        self._server: ExecutorHTTPServer | None = None
+        self._timers = Timers(clock)
+        self._outbox = CallbackOutbox(self._client, retry=self._retry, clock=clock,
+                                      on_unreachable=self._on_scheduler_unreachable)
+        self._registration = RegistrationLoop(
+            self._register_once, self._client.health, heartbeat_interval=heartbeat_interval,
+            retry=self._retry, on_recovered=self._outbox.retry_now,
+        )
+
+    # -- handlers -------------------------------------------------------------------------------------
+
+    def handler(self, task_name: str) -> Callable[[Handler], Handler]:
+        """Decorator registering ``fn(ctx) -> JSON-able`` for dispatches whose task_name is ``task_name``."""
+
+        def decorator(fn: Handler) -> Handler:
+            self.add_handler(task_name, fn)
+            return fn
+
+        return decorator
+
+    def add_handler(self, task_name: str, fn: Handler) -> None:
+        if task_name in self._handlers:
+            raise ValueError(f"a handler for {task_name!r} is already registered")
+        self._handlers[task_name] = fn
+
+    @property
+    def task_names(self) -> list[str]:
+        return sorted(self._handlers)
+
+    # -- state ----------------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The base URL the scheduler is told to call."""
+        if self._advertise_url:
+            return self._advertise_url
+        if self._server is None:
+            raise RuntimeError("the executor is not started: its port is not known yet")
+        host = socket.gethostname() if self.host in _WILDCARD_HOSTS else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self._server.server_address[1]}"
+
+    @property
+    def running(self) -> int:
+        """Handler threads alive, including abandoned ones whose timeout was already reported."""
+        with self._state:
+            return len(self._active)
+
+    @property
+    def registered(self) -> bool:
+        return self._registration.registered
+
+    @property
+    def pending_callbacks(self) -> int:
+        return self._outbox.pending()
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    def start(self) -> Executor:
+        """Binds the server, starts the background threads and registers with the scheduler.
+
+        A scheduler that is down (or answers 5xx) does not fail the start: registration is retried in
+        the background. A registration the scheduler rejects (4xx: bad task spec, instance id taken)
+        raises SchedulerAPIError, because retrying cannot fix a configuration error.
+        """
+        with self._state:
+            if self._started:
+                raise RuntimeError("executor already started")
+            self._started = True
+        self._server = ExecutorHTTPServer((self.host, self.port), self)
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                         name="scheduler-sdk-http", daemon=True).start()
+        self._timers.start()
+        self._outbox.start()
+        self._warn_unhandled_tasks()
+        log.info("executor %s (%s) listening on %s", self.name, self.instance_id, self.url)
+        try:
+            registered = self._initial_registration()
+        except SchedulerAPIError:
+            self.stop(timeout=0)
+            raise
+        self._registration.start(registered=registered)
+        return self
+
+    def serve_forever(self, *, install_signal_handlers: bool = True) -> None:
+        """Starts (unless started) and blocks until ``stop()`` is called, SIGINT or SIGTERM; then stops."""
+        if not self._started:
+            self.start()
+        restore = self._install_signal_handlers() if install_signal_handlers else {}
+        try:
+            while not self._stop_requested.wait(0.5):
+                pass
+        finally:
+            for signum, previous in restore.items():
+                signal.signal(signum, previous)
+            self.stop()
+
+    def request_stop(self) -> None:
+        """Asks ``serve_forever`` to return (safe from signal handlers and other threads)."""
+        self._stop_requested.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stops accepting work, cancels running handlers and flushes pending results.
+
+        Handlers get up to half of ``timeout`` to notice cancellation; those still running are reported
+        ``cancelled`` without waiting. The rest of the time is spent delivering results; any left are
+        logged as lost. Idempotent; later calls wait for the first to finish.
+        """
+        with self._state:
+            if not self._started or self._stopping:
+                first = False
+            else:
+                self._stopping = first = True
+            runs = list(self._active.values())
+        self._stop_requested.set()
+        if not first:
+            if self._started:
+                self._stopped.wait(timeout)
+            return
+        end = time.monotonic() + timeout
+        self._registration.close()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        self._drain(runs, timeout / 2)
+        self._outbox.flush(max(0.0, end - time.monotonic()))
+        self._outbox.close(timeout=1.0)
+        self._timers.close()
+        if self._owns_client:
+            self._client.close()
+        self._stopped.set()
+
+    def __enter__(self) -> Executor:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def register(self) -> Any:
+        """Registers (or re-registers) now; returns the scheduler's executor object. Raises SchedulerError."""
+        data = self._register_once()
+        self._registration.mark_registered()
+        self._outbox.retry_now()
+        return data
+
+    # -- registration ---------------------------------------------------------------------------------
+
+    def _register_once(self) -> Any:
+        data = self._client.register_executor(
+            self.name, self.instance_id, self.url, health_check_url=f"{self.url}/health",
+            metadata=self._registration_metadata(), tasks=self._tasks or None,
+        )
+        if isinstance(data, dict) and data.get("id") is not None:
+            self.executor_id = str(data["id"])
+        return data
+
+    def _registration_metadata(self) -> dict[str, Any]:
+        defaults = {"sdk": "scheduler_sdk", "sdk_version": __version__, "capacity": self.max_workers,
+                    "handlers": self.task_names, "hostname": socket.gethostname()}
+        return {**defaults, **self._metadata}
+
+    def _initial_registration(self) -> bool:
+        try:
+            self.register()
+        except SchedulerUnavailable as exc:
+            log.warning("scheduler unreachable at start (%s); registering in the background", exc)
+            return False
+        except SchedulerAPIError as exc:
+            if not exc.retryable:
+                raise
+            log.warning("scheduler refused registration for now (%s); retrying in the background", exc)
+            return False
+        return True
+
+    def _warn_unhandled_tasks(self) -> None:
+        for task in self._tasks:
+            if task.get("task_name") not in self._handlers:
+                log.warning("task %r is registered but has no handler: its dispatches will get 404",
+                            task.get("task_name"))
+
+    def _on_scheduler_unreachable(self) -> None:
+        self._registration.mark_unreachable()
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        # signal.signal only works in the main thread; elsewhere the caller stops us with stop().
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %s received, stopping", signal.Signals(signum).name)
+            self.request_stop()
+
+        return {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    # -- HTTP endpoints (called by the server's request threads) --------------------------------------
+
+    def http_execute(self, body: Any) -> Reply:
+        try:
+            request = parse_execute_request(body)
+        except BadRequest as exc:
+            return error_reply(400, "bad_request", str(exc))
+        handler = self._handlers.get(request.task_name)
+        if handler is None:
+            return error_reply(404, "unknown_task", f"no handler for task {request.task_name!r}",
+                               task_name=request.task_name)
+        with self._state:
+            if self._stopping:
+                return error_reply(503, "stopping", "executor is shutting down")
+            if request.execution_id in self._active or request.execution_id in self._recent:
+                return Reply(200, self._duplicate_body(request.execution_id))
+            if len(self._active) >= self.max_workers:
+                reply = error_reply(503, "busy", f"all {self.max_workers} workers are busy",
+                                    running=len(self._active), capacity=self.max_workers)
+                reply.headers["Retry-After"] = "1"
+                return reply
+            run = self._new_run(request, handler)
+            self._active[run.key] = run
+        return Reply(202, {"accepted": True, "execution_id": run.key}, after=lambda: self._launch(run))
+
+    def http_stop(self, body: Any) -> Reply:
+        try:
+            execution_id = _required_id(body if isinstance(body, dict) else {}, "execution_id")
+        except BadRequest as exc:
+            return error_reply(400, "bad_request", str(exc))
+        with self._state:
+            run = self._active.get(execution_id)
+            final = self._recent.get(execution_id)
+        if run is None and final is None:
+            return error_reply(404, "unknown_execution", f"execution {execution_id} is not known here")
+        if run is None or run.status is not None:
+            return Reply(200, {"execution_id": execution_id, "stopping": False, "status": final or run.status})
+        self._cancel(run, "stop requested by the scheduler")
+        return Reply(200, {"execution_id": execution_id, "stopping": True})
+
+    def http_health(self) -> Reply:
+        with self._state:
+            running, stopping = len(self._active), self._stopping
+        body = {
+            "status": "stopping" if stopping else "healthy",
+            "running": running,
+            "capacity": self.max_workers,
+            "name": self.name,
+            "instance_id": self.instance_id,
+            "registered": self._registration.registered,
+            "scheduler_reachable": self._registration.reachable,
+            "pending_callbacks": self._outbox.pending(),
+            "tasks": self.task_names,
+        }
+        return Reply(503 if stopping else 200, body)
+
+    def _duplicate_body(self, execution_id: str) -> dict[str, Any]:
+        run = self._active.get(execution_id)
+        status = self._recent.get(execution_id) or (run.status if run else None) or "running"
+        return {"accepted": True, "duplicate": True, "execution_id": execution_id, "status": status}
+
+    # -- running --------------------------------------------------------------------------------------
+
+    def _new_run(self, request: ExecuteRequest, handler: Handler) -> _Run:
+        now = self._clock()
+        capture = LogTail(self._max_log_bytes)
+        ctx = ExecutionContext(
+            execution_id=request.execution_id,
+            task_id=request.task_id,
+            task_name=request.task_name,
+            parameters=request.parameters,
+            timeout_seconds=request.timeout_seconds,
+            retry_count=request.retry_count,
+            scheduled_time=request.scheduled_time,
+            logger=new_execution_logger(request.execution_id, capture, self._log_level),
+            cancelled=threading.Event(),
+            deadline=None if request.timeout_seconds is None else now + request.timeout_seconds,
+            clock=self._clock,
+        )
+        return _Run(request, handler, ctx, capture, accepted_at=now)
+
+    def _launch(self, run: _Run) -> None:
+        if run.ctx.deadline is not None:
+            self._timers.call_at(run.ctx.deadline, lambda: self._on_deadline(run))
+        thread = threading.Thread(target=self._work, args=(run,), daemon=True,
+                                  name=f"scheduler-sdk-exec-{run.key[:12]}")
+        thread.start()
+
+    def _work(self, run: _Run) -> None:
+        try:
+            run.ctx.logger.info("started %s (task %s, retry %d)", run.request.task_name,
+                                run.request.task_id or "-", run.request.retry_count)
+            status, result = self._call_handler(run)
+            self._finish(run, status, result)
+        finally:
+            if run.status is None:  # BaseException escaped: still tell the scheduler something
+                self._finish(run, FAILED, {"error": "handler exited abnormally"})
+            with self._state:
+                self._active.pop(run.key, None)
+                self._state.notify_all()
+
+    def _call_handler(self, run: _Run) -> tuple[str, dict[str, Any] | None]:
+        ctx = run.ctx
+        try:
+            result = normalise_result(run.handler(ctx))
+        except ExecutionCancelled:
+            ctx.logger.info("handler stopped on cancellation")
+            return CANCELLED, {"error": "cancelled", "reason": run.stop_reason or "cancelled by the handler"}
+        except Exception as exc:
+            ctx.logger.exception("handler raised %s: %s", type(exc).__name__, exc)
+            if run.stop_reason is not None:  # interrupted while stopping: the stop is what the scheduler asked
+                return CANCELLED, {**failure_result(exc), "reason": run.stop_reason}
+            return FAILED, failure_result(exc)
+        if run.stop_reason is not None:
+            return CANCELLED, result
+        return SUCCESS, result
+
+    def _on_deadline(self, run: _Run) -> None:
+        timeout = run.ctx.timeout_seconds
+        run.ctx.cancelled.set()  # tell a cooperative handler to give up; its result is discarded anyway
+        self._finish(run, TIMEOUT, {"error": f"timed out after {timeout:g} s", "timeout_seconds": timeout},
+                     note=f"timed out after {timeout:g} s; the handler's later result will be discarded")
+
+    def _cancel(self, run: _Run, reason: str) -> None:
+        if not run.request_stop(reason):
+            return
+        run.ctx.logger.warning("cancellation requested: %s", reason)
+        self._timers.call_later(self._stop_grace, lambda: self._finish(
+            run, CANCELLED, {"error": "cancelled", "reason": reason},
+            note=f"handler did not stop within {self._stop_grace:g} s of the cancellation"))
+
+    def _finish(self, run: _Run, status: str, result: dict[str, Any] | None, *, note: str | None = None) -> None:
+        """Reports ``status`` unless another outcome was reported first (then this one is dropped)."""
+        if not run.claim(status):
+            log.debug("execution %s: late %s outcome discarded (already %s)", run.key, status, run.status)
+            return
+        if note:
+            run.ctx.logger.warning(note)
+        run.ctx.logger.info("finished: %s in %.3f s", status, self._clock() - run.accepted_at)
+        with self._state:
+            self._recent[run.key] = status
+            self._recent.move_to_end(run.key)
+            while len(self._recent) > RECENT_LIMIT:
+                self._recent.popitem(last=False)
+        self._outbox.put(Report(run.key, status, result, run.capture.text(), datetime.now(UTC)))
+
+    def _drain(self, runs: list[_Run], timeout: float) -> None:
+        for run in runs:
+            self._cancel(run, "executor shutting down")
+        end = time.monotonic() + timeout
+        with self._state:
+            while self._active and (remaining := end - time.monotonic()) > 0:
+                self._state.wait(remaining)
+            leftover = list(self._active.values())
+        for run in leftover:
+            self._finish(run, CANCELLED, {"error": "cancelled", "reason": "executor shutting down"},
+                         note="executor shut down before the handler stopped")

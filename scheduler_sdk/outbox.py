@@ -1,0 +1,214 @@
+"""Delivery of execution results to the scheduler, retried until the scheduler has them.
+
+A result is the one thing an executor must not lose: the scheduler may be restarting, failing over or
+briefly unreachable exactly when a task ends. Reports wait in memory and are re-sent with exponential
+backoff until the scheduler acknowledges them (2xx, or 409/30002 "already final"), gives up on them
+(404: it does not know the execution) or the executor stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from scheduler_sdk.client import SchedulerClient
+from scheduler_sdk.errors import ErrorCode, SchedulerAPIError, SchedulerUnavailable
+
+log = logging.getLogger("scheduler_sdk.outbox")
+
+# Upper bound of one idle wait, so an injected clock that jumps is noticed promptly.
+_MAX_WAIT = 0.25
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff: ``initial``, ``initial*factor``, ... capped at ``maximum`` seconds."""
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    factor: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.initial <= 0 or self.maximum < self.initial or self.factor < 1:
+            raise ValueError(f"invalid retry policy {self}")
+
+    def delay(self, failures: int) -> float:
+        """Delay before the next attempt after ``failures`` (>= 1) consecutive failures."""
+        exponent = min(max(failures - 1, 0), 64)  # bounded so a long outage cannot overflow the float
+        return min(self.maximum, self.initial * self.factor**exponent)
+
+    @classmethod
+    def coerce(cls, value: RetryPolicy | tuple[float, ...] | None) -> RetryPolicy:
+        """Accepts a policy, a tuple ``(initial, maximum[, factor])`` or None (defaults)."""
+        if value is None:
+            return cls()
+        if isinstance(value, RetryPolicy):
+            return value
+        return cls(*value)
+
+
+@dataclass
+class Report:
+    """One execution result waiting to reach the scheduler."""
+
+    execution_id: str
+    status: str
+    result: dict[str, Any] | None
+    logs: str
+    end_time: datetime
+    failures: int = 0
+    next_attempt_at: float = field(default=0.0, compare=False)
+
+
+class Delivery(Enum):
+    DELIVERED = "delivered"
+    ALREADY_FINAL = "already_final"  # 409/30002: the scheduler finalised it itself (timeout sweep, stop)
+    DROPPED = "dropped"  # the scheduler will never accept it (404 unknown execution, 4xx bad report)
+    RETRY = "retry"
+
+
+class CallbackOutbox:
+    """A background sender of :class:`Report` objects with retry and backoff.
+
+    ``on_unreachable`` is called (from the sender thread) whenever the scheduler cannot be reached,
+    so the owner can start watching for its return and re-register.
+    """
+
+    def __init__(
+        self,
+        client: SchedulerClient,
+        *,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_unreachable: Callable[[], None] | None = None,
+    ) -> None:
+        self._client = client
+        self._retry = retry or RetryPolicy()
+        self._clock = clock
+        self._on_unreachable = on_unreachable
+        self._queue: list[Report] = []
+        self._in_flight = 0
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self.counts: dict[Delivery, int] = dict.fromkeys(Delivery, 0)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="scheduler-sdk-outbox", daemon=True)
+        self._thread.start()
+
+    def put(self, report: Report) -> None:
+        """Queues a report for immediate delivery."""
+        with self._cond:
+            report.next_attempt_at = self._clock()
+            self._queue.append(report)
+            self._cond.notify_all()
+
+    def retry_now(self) -> None:
+        """Makes every waiting report due at once (the scheduler is known to be back)."""
+        with self._cond:
+            for report in self._queue:
+                report.next_attempt_at = self._clock()
+            self._cond.notify_all()
+
+    def pending(self) -> int:
+        """Reports not yet acknowledged, including one being sent."""
+        with self._cond:
+            return len(self._queue) + self._in_flight
+
+    def flush(self, timeout: float) -> bool:
+        """Waits up to ``timeout`` seconds for every report to be settled; True if none is left."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while self._queue or self._in_flight:
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, _MAX_WAIT))
+            return True
+
+    def close(self, timeout: float = 5.0) -> list[Report]:
+        """Stops the sender thread; returns (and logs) the reports that could not be delivered."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._cond:
+            lost = list(self._queue)
+        for report in lost:
+            log.error("execution %s: result %r was never acknowledged by the scheduler", report.execution_id,
+                      report.status)
+        return lost
+
+    # -- sender thread --------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            due = self._wait_for_due()
+            if due is None:
+                return
+            for report in due:
+                self._attempt(report)
+
+    def _wait_for_due(self) -> list[Report] | None:
+        with self._cond:
+            while not self._closed:
+                now = self._clock()
+                due = [report for report in self._queue if report.next_attempt_at <= now]
+                if due:
+                    self._queue = [report for report in self._queue if report.next_attempt_at > now]
+                    self._in_flight += len(due)
+                    return due
+                self._cond.wait(self._idle_wait(now))
+            return None
+
+    def _idle_wait(self, now: float) -> float:
+        if not self._queue:
+            return _MAX_WAIT
+        return max(0.0, min(min(r.next_attempt_at for r in self._queue) - now, _MAX_WAIT))
+
+    def _attempt(self, report: Report) -> None:
+        outcome = self._deliver(report)
+        with self._cond:
+            self._in_flight -= 1
+            self.counts[outcome] += 1
+            if outcome is Delivery.RETRY:
+                report.failures += 1
+                report.next_attempt_at = self._clock() + self._retry.delay(report.failures)
+                self._queue.append(report)
+            self._cond.notify_all()
+
+    def _deliver(self, report: Report) -> Delivery:
+        try:
+            self._client.callback(report.execution_id, report.status, report.result, report.logs, report.end_time)
+        except SchedulerUnavailable as exc:
+            log.warning("execution %s: scheduler unreachable, will retry the %s report: %s",
+                        report.execution_id, report.status, exc)
+            if self._on_unreachable is not None:
+                self._on_unreachable()
+            return Delivery.RETRY
+        except SchedulerAPIError as exc:
+            return self._classify(report, exc)
+        log.info("execution %s: %s reported", report.execution_id, report.status)
+        return Delivery.DELIVERED
+
+    def _classify(self, report: Report, exc: SchedulerAPIError) -> Delivery:
+        if exc.http_status == 409 and exc.code == ErrorCode.EXECUTION_STATE_FORBIDS:
+            log.info("execution %s: already final on the scheduler, %s report not applied",
+                     report.execution_id, report.status)
+            return Delivery.ALREADY_FINAL
+        if exc.retryable:
+            log.warning("execution %s: scheduler refused the report for now (%s), will retry",
+                        report.execution_id, exc)
+            return Delivery.RETRY
+        # 404/30001 (unknown execution) or a report the scheduler rejects: retrying cannot change that.
+        log.error("execution %s: scheduler rejected the %s report, giving up: %s (details %r)",
+                  report.execution_id, report.status, exc, exc.details)
+        return Delivery.DROPPED

@@ -1,0 +1,135 @@
+"""Keeps an executor registered: retries the first registration and re-registers after an outage.
+
+Why re-register at all: while the scheduler was away it may have marked this executor offline (its health
+checks failed), or come back on an empty database. Registering again with the same instance_id is
+idempotent on the scheduler side (200, same executor), so doing it after every detected outage is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from scheduler_sdk.errors import SchedulerAPIError, SchedulerError
+from scheduler_sdk.outbox import RetryPolicy
+
+log = logging.getLogger("scheduler_sdk.registration")
+
+
+class RegistrationLoop:
+    """Background loop over two steps: register when not registered, otherwise probe the scheduler.
+
+    ``probe`` is a cheap call (``GET /api/v1/health``) made every ``heartbeat_interval`` seconds while
+    things are fine and with ``retry`` backoff while the scheduler is unreachable. A probe that succeeds
+    after failures triggers a re-registration, then ``on_recovered`` (used to flush pending results).
+    """
+
+    def __init__(
+        self,
+        register: Callable[[], Any],
+        probe: Callable[[], Any],
+        *,
+        heartbeat_interval: float,
+        retry: RetryPolicy,
+        on_recovered: Callable[[], None],
+    ) -> None:
+        self._register = register
+        self._probe = probe
+        self._heartbeat = heartbeat_interval
+        self._retry = retry
+        self._on_recovered = on_recovered
+        self._lock = threading.Lock()
+        self._registered = False
+        self._reachable = True
+        self._failures = 0
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scheduler-sdk-registration", daemon=True)
+        self.registrations = 0
+
+    @property
+    def registered(self) -> bool:
+        with self._lock:
+            return self._registered
+
+    @property
+    def reachable(self) -> bool:
+        with self._lock:
+            return self._reachable
+
+    def start(self, *, registered: bool) -> None:
+        with self._lock:
+            self._registered = registered
+        self._thread.start()
+
+    def mark_registered(self) -> None:
+        """Records a registration made outside the loop (``Executor.register()``)."""
+        with self._lock:
+            self._registered, self._reachable, self._failures = True, True, 0
+            self.registrations += 1
+
+    def mark_unreachable(self) -> None:
+        """Called when another component failed to reach the scheduler: probe now rather than later."""
+        with self._lock:
+            self._reachable = False
+        self._wake.set()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(2.0)
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            delay = self.step()
+            self._wake.wait(delay)
+            self._wake.clear()
+
+    def step(self) -> float:
+        """Does one unit of work; returns how long to wait before the next."""
+        if not self.registered:
+            return self._register_step()
+        return self._probe_step()
+
+    def _register_step(self) -> float:
+        try:
+            self._register()
+        except SchedulerError as exc:
+            return self._failed(exc, "registration")
+        self.mark_registered()
+        log.info("registered with the scheduler")
+        self._on_recovered()
+        return self._heartbeat
+
+    def _probe_step(self) -> float:
+        try:
+            self._probe()
+        except SchedulerError as exc:
+            with self._lock:
+                self._reachable = False
+            return self._failed(exc, "health probe")
+        with self._lock:
+            recovered = not self._reachable
+            self._reachable, self._failures = True, 0
+            if recovered:
+                self._registered = False
+        if recovered:
+            log.info("scheduler reachable again, re-registering")
+            return 0.0
+        return self._heartbeat
+
+    def _failed(self, exc: SchedulerError, what: str) -> float:
+        with self._lock:
+            self._failures += 1
+            failures = self._failures
+        if isinstance(exc, SchedulerAPIError) and not exc.retryable:
+            # A configuration problem (e.g. instance id taken, invalid task spec): retrying quickly
+            # cannot fix it, but an operator can, so keep trying slowly and say so loudly.
+            log.error("%s rejected by the scheduler: %s (details %r)", what, exc, exc.details)
+            return self._retry.maximum
+        delay = self._retry.delay(failures)
+        log.warning("%s failed (%s), retrying in %.1f s", what, exc, delay)
+        return delay

@@ -1,0 +1,47 @@
+"""The retry policy: a failed or timed-out run with attempts left gets a new pending attempt after a backoff."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+
+from executions.choices import RETRYABLE_STATUSES, ExecutionStatus
+from executions.models import TaskExecution
+from scheduling.config import tunable
+from scheduling.policy import retry_delay_seconds
+from tasks.choices import TaskStatus
+from tasks.models import Task
+
+logger = logging.getLogger(__name__)
+
+
+def schedule_retry(execution: TaskExecution, *, now: datetime) -> TaskExecution | None:
+    """Insert the next attempt of a run that just ended, if the task's policy asks for one.
+
+    The attempt shares the fire's unique key except for ``retry_count``, so two nodes reacting to the
+    same failure cannot both create it. Cancelled runs are never retried.
+    """
+    if execution.status not in RETRYABLE_STATUSES:
+        return None
+    task = Task.objects.only("max_retry", "status").get(pk=execution.task_id)
+    if task.status == TaskStatus.DELETED or execution.retry_count >= task.max_retry:
+        return None
+    attempt = execution.retry_count + 1
+    delay = retry_delay_seconds(attempt, base=tunable("RETRY_BACKOFF_BASE_SECONDS"),
+                                cap=tunable("RETRY_BACKOFF_MAX_SECONDS"))
+    retry = TaskExecution(
+        task_id=execution.task_id, scheduled_time=execution.scheduled_time, trigger_type=execution.trigger_type,
+        retry_count=attempt, parameters=execution.parameters, status=ExecutionStatus.PENDING,
+        dispatch_after=now + timedelta(seconds=delay), retry_of=execution,
+    )
+    try:
+        with transaction.atomic():
+            retry.save(force_insert=True)
+    except IntegrityError:
+        logger.info("retry %s of execution %s already exists", attempt, execution.pk)
+        return None
+    logger.info("execution %s %s; retry %s/%s in %.1fs as %s", execution.pk, execution.status, attempt,
+                task.max_retry, delay, retry.pk)
+    return retry

@@ -1,0 +1,124 @@
+"""Reads for the cluster: instances, leadership, system figures, and the health summary."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+
+from django.db import connection
+from django.db.models import Count, Q
+
+from executions.choices import ExecutionStatus
+from executions.models import TaskExecution
+from executors.choices import ExecutorStatus
+from executors.models import Executor
+from scheduling.config import tunable
+from scheduling.models import SchedulerInstance
+from tasks.choices import TaskStatus
+from tasks.models import Task
+
+
+def _fresh_after(now: datetime) -> datetime:
+    return now - timedelta(seconds=tunable("INSTANCE_STALE_SECONDS"))
+
+
+def task_counts() -> dict[str, int]:
+    return Task.objects.aggregate(
+        total_tasks=Count("id", filter=~Q(status=TaskStatus.DELETED)),
+        active_tasks=Count("id", filter=Q(status=TaskStatus.ACTIVE)),
+        paused_tasks=Count("id", filter=Q(status=TaskStatus.PAUSED)),
+    )
+
+
+def executor_counts() -> dict[str, int]:
+    return Executor.objects.aggregate(
+        total=Count("id"),
+        online=Count("id", filter=Q(status=ExecutorStatus.ONLINE)),
+        offline=Count("id", filter=Q(status=ExecutorStatus.OFFLINE)),
+        maintenance=Count("id", filter=Q(status=ExecutorStatus.MAINTENANCE)),
+        healthy=Count("id", filter=Q(status=ExecutorStatus.ONLINE, is_healthy=True)),
+    )
+
+
+def active_execution_counts() -> dict[str, int]:
+    return TaskExecution.objects.filter(status__in=[ExecutionStatus.RUNNING, ExecutionStatus.PENDING]).aggregate(
+        running=Count("id", filter=Q(status=ExecutionStatus.RUNNING)),
+        pending=Count("id", filter=Q(status=ExecutionStatus.PENDING)),
+    )
+
+
+def current_leader(now: datetime) -> SchedulerInstance | None:
+    """The instance flagged leader with a fresh heartbeat; a stale flag is a leader that died."""
+    return (
+        SchedulerInstance.objects.filter(is_leader=True, updated_at__gte=_fresh_after(now))
+        .order_by("-leader_since")
+        .first()
+    )
+
+
+def cluster_status(now: datetime) -> dict:
+    """Spec 000 §8.2."""
+    instances = list(SchedulerInstance.objects.order_by("-is_leader", "instance_id"))
+    fresh = _fresh_after(now)
+    leader = current_leader(now)
+    tasks, executors, executions = task_counts(), executor_counts(), active_execution_counts()
+    return {
+        "instances": instances,
+        "leader_info": (
+            {"instance_id": leader.instance_id, "host": leader.host, "since": leader.leader_since or leader.updated_at}
+            if leader else None
+        ),
+        "cluster_status": {
+            "total_instances": len(instances),
+            "healthy_instances": sum(1 for instance in instances if instance.updated_at >= fresh),
+            "has_leader": leader is not None,
+        },
+        "system_metrics": {
+            **tasks,
+            "total_executors": executors["total"],
+            "online_executors": executors["online"],
+            "healthy_executors": executors["healthy"],
+            "running_executions": executions["running"],
+            "pending_executions": executions["pending"],
+        },
+        "timestamp": now,
+    }
+
+
+def database_probe() -> int:
+    """Milliseconds for a trivial round trip; raises if the database is unreachable."""
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return round((time.perf_counter() - started) * 1000)
+
+
+def health(now: datetime) -> dict:
+    """Spec 000 §8.1. Degraded when no scheduler leads or no executor is online; the database is probed."""
+    response_time = database_probe()
+    leader = current_leader(now)
+    executors = executor_counts()
+    tasks = task_counts()
+    scheduler_ok = leader is not None
+    executors_ok = executors["online"] > 0
+    return {
+        "status": "healthy" if scheduler_ok and executors_ok else "degraded",
+        "timestamp": now,
+        "components": {
+            "database": {"status": "healthy", "response_time": response_time},
+            "scheduler": {
+                "status": "healthy" if scheduler_ok else "unhealthy",
+                "is_leader": scheduler_ok,
+                "leader_instance_id": leader.instance_id if leader else None,
+                "active_tasks": tasks["active_tasks"],
+            },
+            "executors": {
+                "status": "healthy" if executors_ok else "unhealthy",
+                "total": executors["total"],
+                "online": executors["online"],
+                "offline": executors["offline"] + executors["maintenance"],
+                "healthy": executors["healthy"],
+            },
+        },
+    }

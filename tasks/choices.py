@@ -1,0 +1,27 @@
+from django.db import models
+
+
+class TaskStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    DELETED = "deleted", "Deleted"
+
+
+class ExecutionMode(models.TextChoices):
+    PARALLEL = "parallel", "Parallel"
+    SEQUENTIAL = "sequential", "Sequential"
+    SKIP = "skip", "Skip"
+
+
+class LoadBalanceStrategy(models.TextChoices):
+    ROUND_ROBIN = "round_robin", "Round robin"
+    WEIGHTED_ROUND_ROBIN = "weighted_round_robin", "Weighted round robin"
+    RANDOM = "random", "Random"
+    STICKY = "sticky", "Sticky"
+    LEAST_LOADED = "least_loaded", "Least loaded"
+
+
+class MisfirePolicy(models.TextChoices):
+    FIRE_ONCE = "fire_once", "Fire once for the missed window"
+    FIRE_ALL = "fire_all", "Fire every missed time (bounded)"
+    SKIP = "skip", "Skip missed times (recorded as skipped)"

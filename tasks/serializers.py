@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from scheduler_project.fields import JSONObjectField, StrictSerializer
+from scheduling.cron import CronError, validate_cron
+from tasks.choices import ExecutionMode, LoadBalanceStrategy, MisfirePolicy, TaskStatus
+from tasks.models import MAX_RETRY_LIMIT, MAX_TIMEOUT_SECONDS, Task, TaskExecutor
+
+
+def cron_field_validator(value: str) -> str:
+    try:
+        validate_cron(value, timezone.now())
+    except CronError as exc:
+        raise serializers.ValidationError(str(exc), code="invalid_cron") from None
+    return value
+
+
+class ExecutorBriefSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    is_healthy = serializers.BooleanField()
+
+
+class TaskExecutorInTaskSerializer(serializers.ModelSerializer):
+    executor = ExecutorBriefSerializer()
+
+    class Meta:
+        model = TaskExecutor
+        fields = ["id", "executor_id", "priority", "weight", "executor"]
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    """TaskResponse (spec 000 §3.2.1), plus the scheduler's misfire policy and next fire time."""
+
+    parameters = serializers.JSONField()
+    task_executors = TaskExecutorInTaskSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Task
+        fields = [
+            "id", "name", "cron_expression", "parameters", "execution_mode", "load_balance_strategy",
+            "max_retry", "timeout_seconds", "status", "misfire_policy", "next_run_time",
+            "created_at", "updated_at", "task_executors",
+        ]
+        read_only_fields = fields
+
+
+class TaskBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Task
+        fields = ["id", "name", "status"]
+
+
+_READ_ONLY_TASK_KEYS = frozenset({"id", "created_at", "updated_at", "task_executors", "next_run_time"})
+
+
+class TaskWriteSerializer(StrictSerializer):
+    """CreateTaskRequest / UpdateTaskRequest. On update (partial) every field is optional."""
+
+    tolerated_read_only = _READ_ONLY_TASK_KEYS
+
+    name = serializers.CharField(max_length=255)
+    cron_expression = serializers.CharField(max_length=100, validators=[cron_field_validator])
+    parameters = JSONObjectField(required=False)
+    execution_mode = serializers.ChoiceField(choices=ExecutionMode.choices, required=False)
+    load_balance_strategy = serializers.ChoiceField(choices=LoadBalanceStrategy.choices, required=False)
+    max_retry = serializers.IntegerField(min_value=0, max_value=MAX_RETRY_LIMIT, required=False)
+    timeout_seconds = serializers.IntegerField(min_value=1, max_value=MAX_TIMEOUT_SECONDS, required=False)
+    misfire_policy = serializers.ChoiceField(choices=MisfirePolicy.choices, required=False)
+
+
+class TaskUpdateSerializer(TaskWriteSerializer):
+    status = serializers.ChoiceField(choices=TaskStatus.choices, required=False)
+
+
+class TriggerSerializer(StrictSerializer):
+    parameters = JSONObjectField(required=False)
+
+
+class TaskStatusChangeSerializer(serializers.Serializer):
+    task_id = serializers.CharField()
+    previous_status = serializers.ChoiceField(choices=TaskStatus.choices)
+    current_status = serializers.ChoiceField(choices=TaskStatus.choices)
+
+
+class AssignmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TaskExecutor
+        fields = ["id", "task_id", "executor_id", "priority", "weight", "created_at"]
+
+
+class AssignmentExecutorSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    instance_id = serializers.CharField()
+    status = serializers.CharField()
+    is_healthy = serializers.BooleanField()
+    base_url = serializers.CharField()
+
+
+class AssignmentDetailSerializer(AssignmentSerializer):
+    executor = AssignmentExecutorSerializer()
+
+    class Meta(AssignmentSerializer.Meta):
+        fields = [*AssignmentSerializer.Meta.fields, "executor"]
+
+
+class AssignCreateSerializer(StrictSerializer):
+    executor_id = serializers.CharField(max_length=64)
+    priority = serializers.IntegerField(min_value=-1_000_000, max_value=1_000_000, required=False)
+    weight = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+
+
+class AssignUpdateSerializer(StrictSerializer):
+    tolerated_read_only = frozenset({"id", "task_id", "executor_id", "created_at", "executor"})
+
+    priority = serializers.IntegerField(min_value=-1_000_000, max_value=1_000_000, required=False)
+    weight = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+
+
+class HealthSummarySerializer(serializers.Serializer):
+    health_score = serializers.FloatField()
+    total_count = serializers.IntegerField()
+    success_count = serializers.IntegerField()
+    failed_count = serializers.IntegerField()
+    timeout_count = serializers.IntegerField()
+    avg_duration_seconds = serializers.FloatField(allow_null=True)
+    period_days = serializers.IntegerField()
+
+
+class DayCountsSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    total = serializers.IntegerField()
+    success = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    success_rate = serializers.FloatField()
+
+
+class DailyRateSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    successRate = serializers.FloatField()  # noqa: N815 - the spec's field name
+    total = serializers.IntegerField()
+
+
+class TaskStatsSerializer(serializers.Serializer):
+    success_rate_24h = serializers.FloatField()
+    total_24h = serializers.IntegerField()
+    success_24h = serializers.IntegerField()
+    health_90d = HealthSummarySerializer()
+    recent_executions = DayCountsSerializer(many=True)
+    daily_stats_90d = DailyRateSerializer(many=True)

@@ -1,0 +1,201 @@
+"""Writes to tasks and their executor assignments. Each service is one transaction and takes ``now``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from executions.choices import ExecutionStatus, TriggerType
+from executions.models import TaskExecution
+from executors.models import Executor
+from scheduler_project.conflicts import Conflict
+from scheduler_project.errors import DomainError, ErrorCode
+from scheduling.cron import parse_cron
+from tasks.choices import TaskStatus
+from tasks.models import Task, TaskExecutor
+
+# Which status a task may move to from which (a PUT with "status", pause, resume, delete).
+_ALLOWED_TRANSITIONS = {
+    TaskStatus.ACTIVE: {TaskStatus.ACTIVE, TaskStatus.PAUSED, TaskStatus.DELETED},
+    TaskStatus.PAUSED: {TaskStatus.PAUSED, TaskStatus.ACTIVE, TaskStatus.DELETED},
+    TaskStatus.DELETED: set(),
+}
+
+
+def next_fire_after(task: Task, now: datetime) -> datetime | None:
+    """The first fire strictly after ``now``, or None when the task is not scheduled."""
+    if task.status != TaskStatus.ACTIVE:
+        return None
+    return parse_cron(task.cron_expression).next_after(now)
+
+
+def _locked_task(task_id: str) -> Task:
+    try:
+        return Task.objects.select_for_update().get(pk=task_id)
+    except Task.DoesNotExist:
+        raise DomainError(ErrorCode.TASK_NOT_FOUND, f"task '{task_id}' does not exist") from None
+
+
+def _save_with_unique_name(task: Task, **save_kwargs: Any) -> None:
+    conflict = Task.objects.filter(name=task.name).exclude(pk=task.pk).first()
+    if conflict is None:
+        try:
+            with transaction.atomic():
+                task.save(**save_kwargs)
+            return
+        except IntegrityError:
+            # Lost a race against a concurrent create with the same name.
+            conflict = Task.objects.filter(name=task.name).exclude(pk=task.pk).first()
+            if conflict is None:
+                raise
+    note = " (a deleted task keeps its name)" if conflict.status == TaskStatus.DELETED else ""
+    raise DomainError(
+        ErrorCode.TASK_NAME_EXISTS,
+        f"a task named '{task.name}' already exists{note}",
+        {"field": "name", "value": task.name, "constraint": "unique", "existing_task_id": conflict.pk},
+    )
+
+
+def _forbid(task: Task, action: str) -> DomainError:
+    return DomainError(
+        ErrorCode.TASK_STATE_FORBIDS,
+        f"cannot {action} a task whose status is '{task.status}'",
+        {"task_id": task.pk, "status": task.status, "action": action},
+    )
+
+
+@transaction.atomic
+def task_create(*, data: dict[str, Any], now: datetime) -> Task:
+    task = Task(**data)
+    task.status = TaskStatus.ACTIVE
+    task.next_run_time = next_fire_after(task, now)
+    _save_with_unique_name(task, force_insert=True)
+    return task
+
+
+@transaction.atomic
+def task_update(*, task_id: str, data: dict[str, Any], now: datetime) -> Task:
+    task = _locked_task(task_id)
+    if task.status == TaskStatus.DELETED:
+        raise _forbid(task, "update")
+    new_status = data.get("status", task.status)
+    if new_status not in _ALLOWED_TRANSITIONS[task.status]:
+        raise _forbid(task, f"set status '{new_status}' on")
+    reschedule = new_status != task.status or data.get("cron_expression", task.cron_expression) != task.cron_expression
+    for field, value in data.items():
+        setattr(task, field, value)
+    if reschedule:
+        task.next_run_time = next_fire_after(task, now)
+    if new_status == TaskStatus.DELETED:
+        _cancel_pending(task, now, reason="task deleted")
+    _save_with_unique_name(task)
+    return task
+
+
+def _change_status(task_id: str, *, allowed_from: set[str], to: str, action: str, now: datetime) -> tuple[str, str]:
+    task = _locked_task(task_id)
+    if task.status not in allowed_from:
+        raise _forbid(task, action)
+    previous = task.status
+    task.status = to
+    task.next_run_time = next_fire_after(task, now)
+    task.save(update_fields=["status", "next_run_time", "updated_at"])
+    if to == TaskStatus.DELETED:
+        _cancel_pending(task, now, reason="task deleted")
+    return previous, to
+
+
+@transaction.atomic
+def task_pause(*, task_id: str, now: datetime) -> tuple[str, str]:
+    """Stops scheduling; running executions are not touched (spec 000 §5.7)."""
+    return _change_status(task_id, allowed_from={TaskStatus.ACTIVE}, to=TaskStatus.PAUSED, action="pause", now=now)
+
+
+@transaction.atomic
+def task_resume(*, task_id: str, now: datetime) -> tuple[str, str]:
+    """Schedules again from ``now``: fire times that passed while paused are not made up."""
+    return _change_status(task_id, allowed_from={TaskStatus.PAUSED}, to=TaskStatus.ACTIVE, action="resume", now=now)
+
+
+@transaction.atomic
+def task_delete(*, task_id: str, now: datetime) -> None:
+    """Soft delete: the row and its history stay; scheduling stops and waiting runs are cancelled."""
+    _change_status(
+        task_id, allowed_from={TaskStatus.ACTIVE, TaskStatus.PAUSED}, to=TaskStatus.DELETED, action="delete", now=now
+    )
+
+
+def _cancel_pending(task: Task, now: datetime, *, reason: str) -> None:
+    TaskExecution.objects.filter(task=task, status=ExecutionStatus.PENDING).update(
+        status=ExecutionStatus.CANCELLED, end_time=now, logs=f"cancelled before dispatch: {reason}"
+    )
+
+
+@transaction.atomic
+def task_trigger(*, task_id: str, parameters: dict[str, Any] | None, now: datetime) -> TaskExecution:
+    """A manual run now, bypassing the execution mode (spec 002 §4.1.4); the scheduler dispatches it."""
+    task = _locked_task(task_id)
+    if task.status == TaskStatus.DELETED:
+        raise _forbid(task, "trigger")
+    merged = {**(task.parameters or {}), **(parameters or {})}
+    scheduled = now
+    for _ in range(5):
+        execution = TaskExecution(
+            task=task, scheduled_time=scheduled, status=ExecutionStatus.PENDING, trigger_type=TriggerType.MANUAL,
+            parameters=merged, dispatch_after=now,
+        )
+        try:
+            with transaction.atomic():
+                execution.save(force_insert=True)
+            return execution
+        except IntegrityError:
+            # Two triggers in the same microsecond share the unique fire key; nudge this one.
+            scheduled += timedelta(microseconds=1)
+    raise Conflict("too many simultaneous triggers of this task; try again")
+
+
+def _executor(executor_id: str) -> Executor:
+    try:
+        return Executor.objects.get(pk=executor_id)
+    except Executor.DoesNotExist:
+        raise DomainError(ErrorCode.EXECUTOR_NOT_FOUND, f"executor '{executor_id}' does not exist") from None
+
+
+def _assignment(task_id: str, executor_id: str) -> TaskExecutor:
+    try:
+        return TaskExecutor.objects.select_for_update().get(task_id=task_id, executor_id=executor_id)
+    except TaskExecutor.DoesNotExist:
+        raise DomainError(
+            ErrorCode.EXECUTOR_NOT_FOUND,
+            f"executor '{executor_id}' is not assigned to task '{task_id}'",
+            {"task_id": task_id, "executor_id": executor_id},
+        ) from None
+
+
+@transaction.atomic
+def assignment_create(*, task_id: str, executor_id: str, priority: int = 0, weight: int = 1) -> TaskExecutor:
+    task = _locked_task(task_id)
+    if task.status == TaskStatus.DELETED:
+        raise _forbid(task, "assign executors to")
+    executor = _executor(executor_id)
+    if TaskExecutor.objects.filter(task=task, executor=executor).exists():
+        raise Conflict(f"executor '{executor_id}' is already assigned to task '{task_id}'")
+    return TaskExecutor.objects.create(task=task, executor=executor, priority=priority, weight=weight)
+
+
+@transaction.atomic
+def assignment_update(*, task_id: str, executor_id: str, data: dict[str, Any]) -> TaskExecutor:
+    _locked_task(task_id)
+    assignment = _assignment(task_id, executor_id)
+    for field, value in data.items():
+        setattr(assignment, field, value)
+    assignment.save()
+    return assignment
+
+
+@transaction.atomic
+def assignment_delete(*, task_id: str, executor_id: str) -> None:
+    _locked_task(task_id)
+    _assignment(task_id, executor_id).delete()

@@ -1,0 +1,144 @@
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers as drf_serializers
+from rest_framework import viewsets
+from rest_framework.decorators import action
+
+from executions.selectors import task_stats
+from executions.serializers import TriggeredExecutionSerializer
+from scheduler_project.envelope import created, ok
+from scheduler_project.pagination import paginate, parse_page_request
+from scheduler_project.schema import envelope, errors, list_envelope
+from tasks import services
+from tasks.choices import TaskStatus
+from tasks.models import TaskExecutor
+from tasks.selectors import task_get, task_list
+from tasks.serializers import (
+    AssignCreateSerializer,
+    AssignmentDetailSerializer,
+    AssignmentSerializer,
+    AssignUpdateSerializer,
+    TaskSerializer,
+    TaskStatsSerializer,
+    TaskStatusChangeSerializer,
+    TaskUpdateSerializer,
+    TaskWriteSerializer,
+    TriggerSerializer,
+)
+
+
+class TaskListQuery(drf_serializers.Serializer):
+    status = drf_serializers.ChoiceField(choices=TaskStatus.choices, required=False)
+    name = drf_serializers.CharField(max_length=255, required=False)
+
+
+def _status_change(task_id, previous, current):
+    return {"task_id": task_id, "previous_status": previous, "current_status": current}
+
+
+class TaskViewSet(viewsets.ViewSet):
+    """Spec 000 §5: tasks, their triggers and their executor assignments."""
+
+    lookup_value_regex = "[^/]+"
+
+    @extend_schema(
+        parameters=[
+            TaskListQuery,
+            OpenApiParameter("page", int, description="Page number, from 1."),
+            OpenApiParameter("page_size", int, description="Items per page (default 20, at most 100)."),
+        ],
+        responses={200: list_envelope("TaskList", TaskSerializer), **errors(400)},
+        description="Deleted tasks are listed only when asked for with status=deleted.",
+    )
+    def list(self, request):
+        query = TaskListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page = paginate(task_list(**query.validated_data), parse_page_request(request.query_params))
+        return ok(TaskSerializer(page.items, many=True).data, **page.meta())
+
+    @extend_schema(request=TaskWriteSerializer,
+                   responses={201: envelope("TaskCreated", TaskSerializer()), **errors(400, 409)})
+    def create(self, request):
+        body = TaskWriteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        task = services.task_create(data=body.validated_data, now=timezone.now())
+        return created(TaskSerializer(task_get(task.pk)).data, message="任务创建成功")
+
+    @extend_schema(responses={200: envelope("TaskDetail", TaskSerializer()), **errors(404)})
+    def retrieve(self, request, pk=None):
+        return ok(TaskSerializer(task_get(pk)).data)
+
+    @extend_schema(request=TaskUpdateSerializer,
+                   responses={200: envelope("TaskUpdated", TaskSerializer()), **errors(400, 404, 409)})
+    def update(self, request, pk=None):
+        body = TaskUpdateSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        services.task_update(task_id=pk, data=body.validated_data, now=timezone.now())
+        return ok(TaskSerializer(task_get(pk)).data, message="任务更新成功")
+
+    @extend_schema(responses={200: envelope("TaskDeleted"), **errors(404, 409)})
+    def destroy(self, request, pk=None):
+        services.task_delete(task_id=pk, now=timezone.now())
+        return ok(message="任务删除成功")
+
+    @extend_schema(request=TriggerSerializer,
+                   responses={200: envelope("TaskTriggered", TriggeredExecutionSerializer()), **errors(400, 404, 409)})
+    @action(detail=True, methods=["post"])
+    def trigger(self, request, pk=None):
+        body = TriggerSerializer(data=request.data if request.body else {})
+        body.is_valid(raise_exception=True)
+        execution = services.task_trigger(
+            task_id=pk, parameters=body.validated_data.get("parameters"), now=timezone.now()
+        )
+        return ok(TriggeredExecutionSerializer(execution).data, message="任务触发成功")
+
+    @extend_schema(request=None,
+                   responses={200: envelope("TaskPaused", TaskStatusChangeSerializer()), **errors(404, 409)})
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        previous, current = services.task_pause(task_id=pk, now=timezone.now())
+        return ok(_status_change(pk, previous, current), message="任务暂停成功")
+
+    @extend_schema(request=None,
+                   responses={200: envelope("TaskResumed", TaskStatusChangeSerializer()), **errors(404, 409)})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        previous, current = services.task_resume(task_id=pk, now=timezone.now())
+        return ok(_status_change(pk, previous, current), message="任务恢复成功")
+
+    @extend_schema(responses={200: envelope("TaskStats", TaskStatsSerializer()), **errors(404)})
+    @action(detail=True, methods=["get"])
+    def stats(self, request, pk=None):
+        task = task_get(pk)
+        return ok(TaskStatsSerializer(task_stats(task.pk, timezone.now())).data)
+
+    @extend_schema(methods=["GET"], request=None,
+                   responses={200: envelope("TaskExecutorList", AssignmentDetailSerializer(many=True)), **errors(404)})
+    @extend_schema(methods=["POST"], request=AssignCreateSerializer,
+                   responses={201: envelope("TaskExecutorAssigned", AssignmentSerializer()),
+                              **errors(400, 404, 409)})
+    @action(detail=True, methods=["get", "post"], url_path="executors")
+    def executors(self, request, pk=None):
+        if request.method == "GET":
+            task = task_get(pk)
+            assignments = TaskExecutor.objects.filter(task=task).select_related("executor")
+            return ok(AssignmentDetailSerializer(assignments, many=True).data)
+        body = AssignCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        assignment = services.assignment_create(task_id=pk, **body.validated_data)
+        return created(AssignmentSerializer(assignment).data, message="执行器分配成功")
+
+    @extend_schema(methods=["PUT"], request=AssignUpdateSerializer,
+                   responses={200: envelope("TaskExecutorUpdated", AssignmentSerializer()), **errors(400, 404)})
+    @extend_schema(methods=["DELETE"], request=None,
+                   responses={200: envelope("TaskExecutorUnassigned"), **errors(404)})
+    @action(detail=True, methods=["put", "delete"], url_path=r"executors/(?P<executor_id>[^/]+)")
+    def assignment(self, request, pk=None, executor_id=None):
+        if request.method == "DELETE":
+            services.assignment_delete(task_id=pk, executor_id=executor_id)
+            return ok(message="执行器分配取消成功")
+        body = AssignUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        assignment = services.assignment_update(task_id=pk, executor_id=executor_id, data=body.validated_data)
+        return ok(AssignmentSerializer(assignment).data, message="执行器分配更新成功")
+
