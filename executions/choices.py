@@ -26,4 +26,3 @@ RETRYABLE_STATUSES = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT}
 class TriggerType(models.TextChoices):
     SCHEDULED = "scheduled", "Scheduled (cron)"
     MANUAL = "manual", "Manual trigger"
-    MISFIRE = "misfire", "Misfire catch-up"

@@ -23,8 +23,8 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     }),
     ExecutionStatus.RUNNING: frozenset({
         ExecutionStatus.SUCCESS, ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT, ExecutionStatus.CANCELLED,
-        # A dispatch whose executor refused or vanished goes back to waiting for the next executor.
-        ExecutionStatus.PENDING,
+        # Still running, with changed fields: failover to the next executor records the new one.
+        ExecutionStatus.RUNNING,
     }),
 }
 

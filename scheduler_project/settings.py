@@ -158,7 +158,7 @@ SCHEDULER = {
     "INSTANCE_STALE_SECONDS": env_float("SCHEDULER_INSTANCE_STALE_SECONDS", 30.0, minimum=1),
     "LOCK_NAME": env_str("SCHEDULER_LOCK_NAME", "scheduler_leader_lock"),
     "LOCK_IDLE_TIMEOUT_SECONDS": env_int("SCHEDULER_LOCK_IDLE_TIMEOUT", 10, minimum=2),
-    "ELECTION_RETRY_SECONDS": env_float("SCHEDULER_ELECTION_RETRY_SECONDS", 1.0, minimum=0.05),
+    "ELECTION_RETRY_SECONDS": env_float("SCHEDULER_ELECTION_RETRY_SECONDS", 0.5, minimum=0.05),
     "HEALTH_CHECK_INTERVAL_SECONDS": env_float("HEALTH_CHECK_INTERVAL", 30.0, minimum=0.1),
     "HEALTH_CHECK_TIMEOUT_SECONDS": env_float("HEALTH_CHECK_TIMEOUT", 5.0, minimum=0.1),
     "HEALTH_FAILURE_THRESHOLD": env_int("HEALTH_CHECK_FAILURE_THRESHOLD", 3, minimum=1),
@@ -167,6 +167,8 @@ SCHEDULER = {
     "DISPATCH_TIMEOUT_SECONDS": env_float("SCHEDULER_DISPATCH_TIMEOUT", 5.0, minimum=0.1),
     "FIRE_BATCH_SIZE": env_int("SCHEDULER_FIRE_BATCH_SIZE", 500, minimum=1),
     "MISFIRE_FIRE_ALL_LIMIT": env_int("SCHEDULER_MISFIRE_FIRE_ALL_LIMIT", 100, minimum=1),
+    # A due time older than this when the leader gets to it was missed (no leader ran), not merely late.
+    "MISFIRE_THRESHOLD_SECONDS": env_float("SCHEDULER_MISFIRE_THRESHOLD", 5.0, minimum=0.5),
     "TIMEOUT_GRACE_SECONDS": env_float("SCHEDULER_TIMEOUT_GRACE_SECONDS", 5.0, minimum=0),
     "RETRY_BACKOFF_BASE_SECONDS": env_float("SCHEDULER_RETRY_BACKOFF_BASE", 2.0, minimum=0),
     "RETRY_BACKOFF_MAX_SECONDS": env_float("SCHEDULER_RETRY_BACKOFF_MAX", 300.0, minimum=0),

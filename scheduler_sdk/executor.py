@@ -292,7 +292,13 @@ class Executor:
 
     @property
     def pending_callbacks(self) -> int:
+        """Results not yet acknowledged by the scheduler."""
         return self._outbox.pending()
+
+    @property
+    def callback_stats(self) -> dict[str, int]:
+        """Delivery attempts by outcome (delivered, already_final, dropped, retry) plus ``pending``."""
+        return {**{outcome.value: n for outcome, n in self._outbox.counts.items()}, "pending": self.pending_callbacks}
 
     # -- lifecycle ------------------------------------------------------------------------------------
 

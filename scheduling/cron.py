@@ -38,9 +38,18 @@ class CronSchedule:
         with self._lock:
             self._iterator.set_current(after.astimezone(UTC), force=True)
             try:
-                return self._iterator.get_next(datetime).astimezone(UTC)
+                return self._iterator.get_next(datetime).astimezone(UTC).replace(fold=0)
             except CroniterBadDateError:
                 raise CronError(f"'{self.expression}' has no fire time after {after.isoformat()}") from None
+
+    def prev_before(self, before: datetime) -> datetime:
+        """The last fire time strictly before ``before``, as an aware UTC datetime."""
+        with self._lock:
+            self._iterator.set_current(before.astimezone(UTC), force=True)
+            try:
+                return self._iterator.get_prev(datetime).astimezone(UTC).replace(fold=0)
+            except CroniterBadDateError:
+                raise CronError(f"'{self.expression}' has no fire time before {before.isoformat()}") from None
 
     def fires_between(self, start: datetime, end: datetime, limit: int) -> list[datetime]:
         """Fire times in (start, end], oldest first, at most ``limit`` of them."""

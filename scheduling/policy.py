@@ -1,6 +1,15 @@
-"""Pure scheduling decisions: no Django, no clock, no I/O. Callers pass ``now`` and state in."""
+"""Pure scheduling decisions: no Django, no clock, no I/O. Callers pass ``now`` and state in.
+
+Every rule the engine applies lives here as a small function, so it can be tested tick by tick with
+plain datetimes and table-driven cases.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
 
 
 def retry_delay_seconds(attempt: int, *, base: float, cap: float) -> float:
@@ -8,3 +17,127 @@ def retry_delay_seconds(attempt: int, *, base: float, cap: float) -> float:
     if attempt < 1:
         raise ValueError("attempt counts from 1")
     return min(cap, base * (2 ** min(attempt - 1, 30)))
+
+
+# --- Firing: which cron times to run after an outage -------------------------------------------------
+
+@dataclass(frozen=True)
+class FirePlan:
+    """What to do with the fire times that are due for one task."""
+
+    run: list[datetime]  # fire times that get an execution
+    skip: list[datetime]  # fire times recorded as skipped (misfire policy "skip")
+    missed: int  # late (misfired) due times found, at most `limit`
+    more_missed: bool  # whether there were even older missed times beyond `limit`
+    next_run_time: datetime  # the task's next fire strictly after now
+
+
+def plan_fires(
+    *,
+    first_due: datetime,
+    now: datetime,
+    next_after: Callable[[datetime], datetime],
+    prev_before: Callable[[datetime], datetime],
+    policy: str,
+    misfire_threshold: timedelta,
+    limit: int,
+) -> FirePlan:
+    """Decide which due fire times of a task run, given the first due time persisted for it.
+
+    A due time no older than ``misfire_threshold`` is on time and always runs. Older ones were missed
+    (no leader, or the leader stalled) and follow the misfire policy: ``fire_once`` runs the latest
+    missed time once, ``fire_all`` runs each (the newest ``limit``), ``skip`` runs none and records them
+    (the newest ``limit``). Due times are walked backwards from ``now``, so a week-long outage of a
+    per-second cron costs ``limit`` steps, not 604,800.
+    """
+    upcoming = next_after(now)
+    newest_first: list[datetime] = []
+    current = upcoming
+    while len(newest_first) <= limit:
+        current = prev_before(current)
+        if current < first_due:
+            break
+        newest_first.append(current)
+    more = len(newest_first) > limit
+    due = list(reversed(newest_first[:limit]))
+    on_time = [t for t in due if now - t <= misfire_threshold]
+    late = [t for t in due if now - t > misfire_threshold]
+    if not late:
+        return FirePlan(run=on_time, skip=[], missed=0, more_missed=False, next_run_time=upcoming)
+    if policy == "fire_all":
+        run, skip = due, []
+    elif policy == "skip":
+        run, skip = on_time, late
+    else:  # fire_once: one run stands for the whole missed window, unless an on-time fire already does
+        run, skip = (on_time or [late[-1]]), []
+    return FirePlan(run=run, skip=skip, missed=len(late), more_missed=more, next_run_time=upcoming)
+
+
+# --- Execution modes -------------------------------------------------------------------------------
+
+class FireAction(Enum):
+    QUEUE = "queue"  # insert a pending execution for the dispatcher
+    SKIP = "skip"  # record a skipped execution
+
+
+@dataclass(frozen=True)
+class FireDecision:
+    action: FireAction
+    reason: str = ""
+
+
+def decide_fire(mode: str, *, running: int, waiting: int) -> FireDecision:
+    """Apply the task's execution mode to one scheduled fire (spec README, settled disagreements).
+
+    parallel: always queue. sequential: queue to wait for the run in progress, but at most one waits.
+    skip: a fire that finds a run in progress or waiting is recorded as skipped.
+    """
+    if mode == "parallel":
+        return FireDecision(FireAction.QUEUE)
+    busy = running + waiting > 0
+    if mode == "skip":
+        if busy:
+            return FireDecision(FireAction.SKIP, "skip mode: the previous run has not finished")
+        return FireDecision(FireAction.QUEUE)
+    if mode == "sequential":
+        if waiting >= 1 and running >= 1 or waiting >= 2:
+            return FireDecision(FireAction.SKIP, "sequential mode: a run is already waiting for the previous one")
+        return FireDecision(FireAction.QUEUE)
+    raise ValueError(f"unknown execution mode {mode!r}")
+
+
+def may_dispatch(mode: str, *, trigger_type: str, running: int) -> bool:
+    """Sequential tasks dispatch a waiting scheduled run only when none is running; manual triggers bypass."""
+    return mode != "sequential" or trigger_type == "manual" or running == 0
+
+
+# --- Executor health (spec 002 §4.2.2) ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HealthState:
+    is_healthy: bool
+    failures: int = 0  # consecutive failed checks
+    successes: int = 0  # consecutive successful checks
+
+
+def next_health(state: HealthState, *, ok: bool, failure_threshold: int, recovery_threshold: int) -> HealthState:
+    """One check's effect: ``failure_threshold`` failures in a row mark unhealthy, ``recovery_threshold``
+    successes in a row mark healthy again."""
+    if ok:
+        successes = state.successes + 1
+        healthy = state.is_healthy or successes >= recovery_threshold
+        return HealthState(is_healthy=healthy, failures=0, successes=successes)
+    failures = state.failures + 1
+    healthy = state.is_healthy and failures < failure_threshold
+    return HealthState(is_healthy=healthy, failures=failures, successes=0)
+
+
+# --- Timeouts ------------------------------------------------------------------------------------
+
+def deadline_for(start: datetime, timeout_seconds: int) -> datetime:
+    return start + timedelta(seconds=timeout_seconds)
+
+
+def is_overdue(deadline: datetime, now: datetime, *, grace_seconds: float) -> bool:
+    return now > deadline + timedelta(seconds=grace_seconds)
+

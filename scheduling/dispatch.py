@@ -1,0 +1,190 @@
+"""Dispatch: hand pending executions to executors, and sweep runs that outlived their timeout.
+
+The leader's loop thread decides (which execution, which executors in which order); a bounded pool of
+worker threads does the HTTP, so one slow executor never delays the others. A worker claims its
+execution (pending -> running) before it POSTs, so an executor's callback always finds it running.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+import requests
+from django.db import close_old_connections
+from django.db.models import Count
+
+from executions.choices import ExecutionStatus
+from executions.models import TaskExecution
+from executions.services import finish, transition
+from executors.models import Executor
+from loadbalance.services import rank_for_dispatch, record_failover
+from scheduling.config import tunable
+from scheduling.executor_http import post_json
+from scheduling.policy import deadline_for, may_dispatch
+from scheduling.stop import notify_executor_stop
+from tasks.choices import ExecutionMode
+
+logger = logging.getLogger(__name__)
+
+
+def callback_url(execution_id: str) -> str:
+    return f"{tunable('CALLBACK_BASE_URL').rstrip('/')}/api/v1/executions/{execution_id}/callback"
+
+
+def execute_payload(execution: TaskExecution) -> dict:
+    task = execution.task
+    return {
+        "execution_id": execution.pk,
+        "task_id": task.pk,
+        "task_name": task.name,
+        "parameters": execution.parameters or {},
+        "timeout_seconds": task.timeout_seconds,
+        "retry_count": execution.retry_count,
+        "scheduled_time": execution.scheduled_time.isoformat().replace("+00:00", "Z"),
+        "callback_url": callback_url(execution.pk),
+    }
+
+
+def _append(logs: str, line: str) -> str:
+    return f"{logs}\n{line}" if logs else line
+
+
+class Dispatcher:
+    """Owns the worker pool and the set of executions being dispatched right now."""
+
+    def __init__(self, *, clock: Callable[[], datetime], workers: int, rng: random.Random | None = None) -> None:
+        self.clock = clock
+        self.rng = rng or random.Random()  # noqa: S311 - load balancing, not security
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dispatch")
+        self._in_flight: set[str] = set()
+        self._lock = threading.Lock()
+
+    # --- loop-thread steps ------------------------------------------------------------------------
+
+    def dispatch_pending(self, now: datetime) -> int:
+        """Step: start dispatching every pending execution whose time has come. Returns how many."""
+        batch = tunable("FIRE_BATCH_SIZE")
+        with self._lock:
+            busy = set(self._in_flight)
+        rows = list(
+            TaskExecution.objects.filter(status=ExecutionStatus.PENDING, dispatch_after__lte=now)
+            .select_related("task")
+            .order_by("dispatch_after", "scheduled_time", "id")[: batch + len(busy)]
+        )
+        rows = [row for row in rows if row.pk not in busy][:batch]
+        running = self._running_sequential(rows, busy)
+        started = 0
+        for execution in rows:
+            task = execution.task
+            if not may_dispatch(task.execution_mode, trigger_type=execution.trigger_type,
+                                running=running.get(task.pk, 0)):
+                continue  # waits for the run in progress (sequential mode)
+            if task.execution_mode == ExecutionMode.SEQUENTIAL:
+                running[task.pk] = running.get(task.pk, 0) + 1
+            started += self._start(execution, now)
+        return started
+
+    def _running_sequential(self, rows: list[TaskExecution], busy: set[str]) -> dict[str, int]:
+        """Running (or being dispatched) executions per sequential task in this batch."""
+        task_ids = {row.task_id for row in rows if row.task.execution_mode == ExecutionMode.SEQUENTIAL}
+        if not task_ids:
+            return {}
+        counts = dict(
+            TaskExecution.objects.filter(task_id__in=task_ids, status=ExecutionStatus.RUNNING)
+            .values("task_id").annotate(n=Count("id")).values_list("task_id", "n")
+        )
+        for row in TaskExecution.objects.filter(pk__in=busy, task_id__in=task_ids).values("task_id"):
+            counts[row["task_id"]] = counts.get(row["task_id"], 0) + 1
+        return counts
+
+    def _start(self, execution: TaskExecution, now: datetime) -> int:
+        ranking = rank_for_dispatch(execution.task, self.rng)
+        if not ranking.executors:
+            reason = (f"no eligible executor: {ranking.assigned} assigned, none online and healthy"
+                      if ranking.assigned else "no eligible executor: none is assigned to this task")
+            logger.warning("execution %s of task %s failed: %s", execution.pk, execution.task.name, reason)
+            finish(execution, ExecutionStatus.FAILED, now=now, logs=_append(execution.logs, reason))
+            return 1
+        with self._lock:
+            self._in_flight.add(execution.pk)
+        self.pool.submit(self._deliver_safely, execution, ranking.executors)
+        return 1
+
+    def sweep_timeouts(self, now: datetime) -> int:
+        """Step: running executions past deadline + grace become ``timeout``; their executors get a stop."""
+        grace = timedelta(seconds=tunable("TIMEOUT_GRACE_SECONDS"))
+        overdue = list(
+            TaskExecution.objects.filter(status=ExecutionStatus.RUNNING, deadline__lt=now - grace)
+            .select_related("task")[: tunable("FIRE_BATCH_SIZE")]
+        )
+        for execution in overdue:
+            line = f"timed out: no result within {execution.task.timeout_seconds}s"
+            if finish(execution, ExecutionStatus.TIMEOUT, now=now, logs=_append(execution.logs, line)):
+                logger.warning("execution %s of task %s %s", execution.pk, execution.task.name, line)
+                self.pool.submit(notify_executor_stop, execution.pk)
+        return len(overdue)
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._in_flight)
+
+    def shutdown(self, wait: bool = True) -> None:
+        self.pool.shutdown(wait=wait, cancel_futures=not wait)
+
+    # --- worker threads ---------------------------------------------------------------------------
+
+    def _deliver_safely(self, execution: TaskExecution, executors: list[Executor]) -> None:
+        try:
+            close_old_connections()
+            self.deliver(execution, executors)
+        except Exception:
+            logger.exception("dispatch of execution %s crashed", execution.pk)
+        finally:
+            with self._lock:
+                self._in_flight.discard(execution.pk)
+
+    def deliver(self, execution: TaskExecution, executors: list[Executor]) -> bool:
+        """Claim the execution and POST it to each executor in turn until one accepts (2xx).
+
+        Returns True if an executor accepted. If none does, the run fails and the retry policy decides.
+        """
+        start = self.clock()
+        first = executors[0]
+        if not transition(execution, ExecutionStatus.RUNNING, expected=[ExecutionStatus.PENDING],
+                          executor_id=first.pk, start_time=start,
+                          deadline=deadline_for(start, execution.task.timeout_seconds)):
+            return False  # stopped, cancelled or claimed elsewhere meanwhile
+        payload = execute_payload(execution)
+        refusals: list[str] = []
+        for position, executor in enumerate(executors):
+            if position and not transition(execution, ExecutionStatus.RUNNING, expected=[ExecutionStatus.RUNNING],
+                                           executor_id=executor.pk):
+                return False  # finished meanwhile (stop, timeout)
+            refusal = self._post(executor, payload)
+            if refusal is None:
+                if position:
+                    record_failover(execution.task, executor.pk)
+                return True
+            refusals.append(f"{executor.name} ({executor.instance_id}): {refusal}")
+            logger.warning("execution %s: executor %s refused: %s", execution.pk, executor.instance_id, refusal)
+        reason = "dispatch failed on every eligible executor: " + "; ".join(refusals)
+        finish(execution, ExecutionStatus.FAILED, now=self.clock(), expected=[ExecutionStatus.RUNNING],
+               logs=_append(execution.logs, reason))
+        return False
+
+    @staticmethod
+    def _post(executor: Executor, payload: dict) -> str | None:
+        """None if accepted, else why not."""
+        url = executor.base_url.rstrip("/") + "/execute"
+        try:
+            response = post_json(url, payload, timeout=tunable("DISPATCH_TIMEOUT_SECONDS"))
+        except requests.RequestException as exc:
+            return f"unreachable: {type(exc).__name__}"
+        if 200 <= response.status_code < 300:
+            return None
+        return f"answered HTTP {response.status_code}"

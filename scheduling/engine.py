@@ -1,0 +1,131 @@
+"""One scheduler node: registers itself, heartbeats, competes for leadership, and while leading runs
+the steps of a tick. Every step takes ``now``; the loop is the only caller of the clock."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.db import DatabaseError, close_old_connections, transaction
+
+from scheduling.clock import utc_now
+from scheduling.config import tunable
+from scheduling.dispatch import Dispatcher
+from scheduling.firing import fire_due
+from scheduling.health import HealthChecker
+from scheduling.leader import LeaderLock
+from scheduling.models import SchedulerInstance
+
+logger = logging.getLogger(__name__)
+
+
+class SchedulerNode:
+    def __init__(
+        self, *, instance_id: str, host: str, port: int, lock: LeaderLock,
+        clock: Callable[[], datetime] = utc_now, dispatcher: Dispatcher | None = None,
+    ) -> None:
+        self.instance_id = instance_id
+        self.host = host
+        self.port = port
+        self.lock = lock
+        self.clock = clock
+        self.dispatcher = dispatcher or Dispatcher(clock=clock, workers=tunable("DISPATCH_WORKERS"))
+        self.health = HealthChecker(clock=clock, pool=self.dispatcher.pool)
+        self.is_leader = False
+        self._next_heartbeat: datetime | None = None
+        self._next_election: datetime | None = None
+
+    # --- membership -------------------------------------------------------------------------------
+
+    def register(self, now: datetime) -> None:
+        SchedulerInstance.objects.update_or_create(
+            instance_id=self.instance_id,
+            defaults={"host": self.host, "port": self.port, "is_leader": False, "updated_at": now},
+        )
+        self._next_heartbeat = now + timedelta(seconds=tunable("HEARTBEAT_INTERVAL_SECONDS"))
+
+    def heartbeat(self, now: datetime) -> bool:
+        """Step: touch this node's row every HEARTBEAT_INTERVAL_SECONDS (the cluster's liveness signal)."""
+        if self._next_heartbeat is not None and now < self._next_heartbeat:
+            return False
+        self._next_heartbeat = now + timedelta(seconds=tunable("HEARTBEAT_INTERVAL_SECONDS"))
+        touched = SchedulerInstance.objects.filter(instance_id=self.instance_id).update(
+            updated_at=now, is_leader=self.is_leader
+        )
+        if not touched:  # the row was deleted (e.g. by an operator): come back
+            self.register(now)
+        return True
+
+    # --- leadership -------------------------------------------------------------------------------
+
+    def hold_leadership(self, now: datetime) -> bool:
+        """Step: the fencing check. A leader confirms it still holds the lock before any write; a
+        follower tries to take it every ELECTION_RETRY_SECONDS. Returns whether this node leads."""
+        if self.is_leader:
+            if self.lock.still_held():
+                return True
+            self.step_down(now, "lost the leader lock")
+            return False
+        if self._next_election is not None and now < self._next_election:
+            return False
+        self._next_election = now + timedelta(seconds=tunable("ELECTION_RETRY_SECONDS"))
+        if self.lock.try_acquire():
+            self._become_leader(now)
+        return self.is_leader
+
+    def _become_leader(self, now: datetime) -> None:
+        with transaction.atomic():
+            SchedulerInstance.objects.exclude(instance_id=self.instance_id).update(is_leader=False)
+            SchedulerInstance.objects.filter(instance_id=self.instance_id).update(
+                is_leader=True, leader_since=now, updated_at=now
+            )
+        self.is_leader = True
+        logger.info("scheduler %s is now the leader (lock %s)", self.instance_id, self.lock.name)
+
+    def step_down(self, now: datetime, reason: str) -> None:
+        was_leader = self.is_leader
+        self.is_leader = False
+        self.lock.release()
+        try:
+            SchedulerInstance.objects.filter(instance_id=self.instance_id).update(is_leader=False, updated_at=now)
+        except DatabaseError as exc:
+            logger.warning("scheduler %s: could not record stepping down: %s", self.instance_id, exc)
+        if was_leader:
+            logger.warning("scheduler %s stepped down: %s", self.instance_id, reason)
+
+    # --- the tick ---------------------------------------------------------------------------------
+
+    def tick(self, now: datetime) -> bool:
+        """One pass. Returns True if it found work (the loop then goes again without waiting)."""
+        self.heartbeat(now)
+        if not self.hold_leadership(now):
+            return False
+        work = fire_due(now)
+        work += self.dispatcher.dispatch_pending(now)
+        work += self.dispatcher.sweep_timeouts(now)
+        self.health.check_health(now)
+        return work > 0
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set; then finish in-flight dispatches, release the lock, mark not leader."""
+        self.register(self.clock())
+        idle = tunable("TICK_SECONDS")
+        while not stop.is_set():
+            close_old_connections()
+            try:
+                busy = self.tick(self.clock())
+            except DatabaseError as exc:
+                # The database (or our connection to it) failed: don't crash; re-check the lock next tick.
+                logger.error("scheduler %s: tick failed: %s", self.instance_id, exc)
+                busy = False
+                stop.wait(1.0)
+            if not busy:
+                stop.wait(idle)
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        self.dispatcher.shutdown(wait=True)
+        self.step_down(self.clock(), "shutting down")
+        logger.info("scheduler %s stopped", self.instance_id)

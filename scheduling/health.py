@@ -1,0 +1,72 @@
+"""Executor health checks (spec 002 §4.2.2): GET health_check_url on an interval; 3 failures in a row
+mark an executor unhealthy, 2 successes in a row healthy again. Unhealthy executors get no dispatches."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+import requests
+from django.db import close_old_connections
+
+from executors.choices import ExecutorStatus
+from executors.models import Executor
+from scheduling.config import tunable
+from scheduling.executor_http import get
+from scheduling.policy import HealthState, next_health
+
+logger = logging.getLogger(__name__)
+
+
+def probe(url: str, timeout: float) -> bool:
+    try:
+        response = get(url, timeout=timeout)
+    except requests.RequestException:
+        return False
+    return 200 <= response.status_code < 300
+
+
+def record_check(executor: Executor, *, ok: bool, now: datetime) -> HealthState:
+    """Apply one check's outcome to the executor's counters and health flag."""
+    state = next_health(
+        HealthState(executor.is_healthy, executor.health_check_failures, executor.health_check_successes),
+        ok=ok, failure_threshold=tunable("HEALTH_FAILURE_THRESHOLD"),
+        recovery_threshold=tunable("HEALTH_RECOVERY_THRESHOLD"),
+    )
+    Executor.objects.filter(pk=executor.pk).update(
+        is_healthy=state.is_healthy, health_check_failures=state.failures,
+        health_check_successes=state.successes, last_health_check=now,
+    )
+    if state.is_healthy != executor.is_healthy:
+        logger.warning("executor %s (%s) is now %s", executor.name, executor.instance_id,
+                       "healthy" if state.is_healthy else f"unhealthy after {state.failures} failed checks")
+    return state
+
+
+class HealthChecker:
+    """Runs a round of checks every HEALTH_CHECK_INTERVAL_SECONDS, concurrently, never overlapping rounds."""
+
+    def __init__(self, *, clock: Callable[[], datetime], pool: ThreadPoolExecutor) -> None:
+        self.clock = clock
+        self.pool = pool
+        self._next_round: datetime | None = None
+        self._round: list[Future] = []
+
+    def check_health(self, now: datetime) -> int:
+        """Step: start a round if one is due and the previous has finished. Returns checks started."""
+        if any(not future.done() for future in self._round):
+            return 0
+        if self._next_round is not None and now < self._next_round:
+            return 0
+        self._next_round = now + timedelta(seconds=tunable("HEALTH_CHECK_INTERVAL_SECONDS"))
+        executors = list(Executor.objects.filter(status=ExecutorStatus.ONLINE))
+        self._round = [self.pool.submit(self._check, executor) for executor in executors]
+        return len(self._round)
+
+    def _check(self, executor: Executor) -> None:
+        close_old_connections()
+        url = executor.health_check_url or executor.base_url.rstrip("/") + "/health"
+        ok = probe(url, tunable("HEALTH_CHECK_TIMEOUT_SECONDS"))
+        record_check(executor, ok=ok, now=self.clock())

@@ -1,0 +1,217 @@
+"""Leader election: one lock per cluster, held on a connection of its own.
+
+- MySQL/MariaDB: ``GET_LOCK``. It belongs to the session, not the transaction, so it lives on a dedicated
+  raw connection that Django never recycles (``CONN_MAX_AGE``, ``close_old_connections``). The session's
+  ``wait_timeout`` is short and the lock is pinged every tick, so a frozen (SIGSTOPped) leader's session
+  is closed by the server, which frees the lock within that timeout.
+- PostgreSQL: ``pg_try_advisory_lock`` on a dedicated connection with ``idle_session_timeout``.
+- SQLite: an OS file lock next to the database file (one machine only).
+
+Not supported: Galera (GET_LOCK refused under wsrep), PgBouncer transaction pooling, ProxySQL multiplexing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
+
+
+class LeaderLock(Protocol):
+    name: str
+
+    def try_acquire(self) -> bool:
+        """Take the lock without waiting. True if this node now holds it."""
+
+    def still_held(self) -> bool:
+        """Fencing check before each tick's writes; also keeps the lock connection alive. False if lost."""
+
+    def release(self) -> None:
+        """Give the lock up (and close its connection). Safe to call when not held."""
+
+
+def lock_name(database_name: str, base: str) -> str:
+    """Server-wide lock names must be unique per database, ≤ 64 characters and lowercase (PITFALLS)."""
+    name = f"{database_name}.{base}".lower()
+    if len(name) > 64:
+        digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:16]
+        name = f"{name[:47]}.{digest}"
+    return name
+
+
+class _SessionLock:
+    """A lock owned by a database session: shared logic of the MySQL and PostgreSQL locks.
+
+    Subclasses say how to connect, and how to take, test and give up the lock on that session.
+    """
+
+    def __init__(self, settings_dict: dict[str, Any], base_name: str, idle_timeout: int) -> None:
+        self.settings = settings_dict
+        self.name = lock_name(settings_dict["NAME"], base_name)
+        self.idle_timeout = idle_timeout
+        self._conn: Any = None
+
+    def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _scalar(self, sql: str, args: tuple = ()) -> Any:
+        raise NotImplementedError
+
+    def _held(self) -> bool:
+        raise NotImplementedError
+
+    def _take(self) -> bool:
+        raise NotImplementedError
+
+    def _give(self) -> None:
+        raise NotImplementedError
+
+    def try_acquire(self) -> bool:
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            # Both locks stack per session: never take it twice, or one release would not free it.
+            return self._held() or self._take()
+        except Exception as exc:  # any driver error means "not acquired"; the next attempt reconnects
+            logger.warning("leader lock %s: acquire failed: %s", self.name, exc)
+            self._drop()
+            return False
+
+    def still_held(self) -> bool:
+        if self._conn is None:
+            return False
+        try:
+            return self._held()
+        except Exception as exc:  # a lost session (error 2006 after a freeze) means the lock is gone
+            logger.warning("leader lock %s: lost: %s", self.name, exc)
+            self._drop()
+            return False
+
+    def release(self) -> None:
+        if self._conn is None:
+            return
+        try:
+            self._give()
+        except Exception as exc:
+            logger.info("leader lock %s: release failed (%s); closing the session frees it", self.name, exc)
+        self._drop()
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: S110 - already broken; closing is best effort
+                pass
+        self._conn = None
+
+
+class MySQLLock(_SessionLock):
+    def _connect(self) -> Any:
+        import MySQLdb
+
+        options = self.settings
+        conn = MySQLdb.connect(
+            host=options.get("HOST") or "127.0.0.1", port=int(options.get("PORT") or 3306),
+            user=options.get("USER") or "root", password=options.get("PASSWORD") or "",
+            database=options["NAME"], connect_timeout=5, autocommit=True,
+        )
+        with conn.cursor() as cursor:
+            cursor.execute("SET SESSION wait_timeout = %s", (self.idle_timeout,))
+        return conn
+
+    def _scalar(self, sql: str, args: tuple = ()) -> Any:
+        with self._conn.cursor() as cursor:
+            cursor.execute(sql, args)
+            return cursor.fetchone()[0]
+
+    def _held(self) -> bool:
+        return self._scalar("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (self.name,)) == 1
+
+    def _take(self) -> bool:
+        return self._scalar("SELECT GET_LOCK(%s, 0)", (self.name,)) == 1
+
+    def _give(self) -> None:
+        self._scalar("SELECT RELEASE_LOCK(%s)", (self.name,))
+
+
+class PostgresLock(_SessionLock):
+    def __init__(self, settings_dict: dict[str, Any], base_name: str, idle_timeout: int) -> None:
+        super().__init__(settings_dict, base_name, idle_timeout)
+        digest = hashlib.sha1(self.name.encode(), usedforsecurity=False).digest()
+        self.key = int.from_bytes(digest[:8], "big", signed=True)
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        options = self.settings
+        conn = psycopg.connect(
+            host=options.get("HOST") or "127.0.0.1", port=int(options.get("PORT") or 5432),
+            user=options.get("USER") or None, password=options.get("PASSWORD") or None,
+            dbname=options["NAME"], connect_timeout=5, autocommit=True,
+        )
+        conn.execute(f"SET idle_session_timeout = '{int(self.idle_timeout)}s'")
+        return conn
+
+    def _scalar(self, sql: str, args: tuple = ()) -> Any:
+        return self._conn.execute(sql, args).fetchone()[0]
+
+    def _held(self) -> bool:
+        return bool(self._scalar(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted "
+            "AND classid = ((%s::bigint >> 32) & 4294967295)::oid AND objid = (%s::bigint & 4294967295)::oid "
+            "AND objsubid = 1",
+            (self.key, self.key),
+        ))
+
+    def _take(self) -> bool:
+        return bool(self._scalar("SELECT pg_try_advisory_lock(%s)", (self.key,)))
+
+    def _give(self) -> None:
+        self._scalar("SELECT pg_advisory_unlock(%s)", (self.key,))
+
+
+class FileLock:
+    """SQLite runs on one machine: an exclusive ``flock`` on a file beside the database elects the leader."""
+
+    def __init__(self, database_path: str, base_name: str) -> None:
+        path = Path(database_path)
+        self.path = path.with_name(f"{path.name}.{base_name}.lock")
+        self.name = str(self.path)
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        if self._fd is not None:
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def still_held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def lock_for_database(settings_dict: dict[str, Any], base_name: str, idle_timeout: int) -> LeaderLock:
+    engine = settings_dict["ENGINE"]
+    if engine.endswith("mysql"):
+        return MySQLLock(settings_dict, base_name, idle_timeout)
+    if engine.endswith("postgresql"):
+        return PostgresLock(settings_dict, base_name, idle_timeout)
+    if engine.endswith("sqlite3"):
+        return FileLock(settings_dict["NAME"], base_name)
+    raise ValueError(f"no leader lock for database engine {engine}")

@@ -1,0 +1,43 @@
+import os
+import signal
+import socket
+import threading
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from scheduling.config import tunable
+from scheduling.engine import SchedulerNode
+from scheduling.leader import lock_for_database
+
+
+class Command(BaseCommand):
+    help = "Run a scheduler node: it competes for leadership and, while leading, fires and dispatches tasks."
+
+    def add_arguments(self, parser):
+        hostname = socket.gethostname()
+        default_id = os.environ.get("SCHEDULER_INSTANCE_ID", f"{hostname}-{os.getpid()}")
+        parser.add_argument("--instance-id", default=default_id)
+        parser.add_argument("--host", default=os.environ.get("SCHEDULER_HOST", hostname))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("SCHEDULER_PORT", "8000")))
+        parser.add_argument("--once", action="store_true", help="Run a single tick and exit.")
+
+    def handle(self, *args, **options):
+        lock = lock_for_database(
+            settings.DATABASES["default"], tunable("LOCK_NAME"), tunable("LOCK_IDLE_TIMEOUT_SECONDS")
+        )
+        node = SchedulerNode(instance_id=options["instance_id"], host=options["host"], port=options["port"], lock=lock)
+        if options["once"]:
+            node.register(node.clock())
+            node.tick(node.clock())
+            node.shutdown()
+            return
+        stop = threading.Event()
+
+        def request_stop(signum, frame):
+            stop.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        self.stdout.write(f"scheduler {node.instance_id} starting (lock {lock.name})")
+        node.run(stop)
