@@ -87,7 +87,7 @@ class ExecutorRequestHandler(BaseHTTPRequestHandler):
         endpoints = self.server.endpoints
         path = urlsplit(self.path).path.rstrip("/") or "/"
         verifier = endpoints.verify_request
-        if verifier is not None and not verifier(method, path, dict(self.headers.items()), raw):
+        if verifier is not None and not verifier(method, path, self.headers, raw):  # case-insensitive get()
             self._send(error_reply(401, "unauthorized", "request not authenticated"))
             return
         try:
@@ -95,9 +95,11 @@ class ExecutorRequestHandler(BaseHTTPRequestHandler):
         except Exception:  # answer 500 rather than dropping the connection; details stay in our log
             log.exception("error serving %s %s", method, path)
             reply = error_reply(500, "internal_error", "executor failed to handle the request")
-        self._send(reply)
-        if reply.after is not None:
-            reply.after()
+        try:
+            self._send(reply)
+        finally:  # a reserved worker slot must be used (and so released) even if the reply failed
+            if reply.after is not None:
+                reply.after()
 
     def _route(self, endpoints: Endpoints, method: str, path: str, raw: bytes) -> Reply:
         if (method, path) == ("GET", "/health"):

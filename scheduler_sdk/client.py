@@ -63,6 +63,12 @@ def _segment(value: Any) -> str:
     return quote(str(value), safe="")
 
 
+def _failure_reason(exc: requests.RequestException) -> str:
+    """The useful part of a requests connection error (urllib3 nests it inside MaxRetryError)."""
+    inner: Any = exc.args[0] if exc.args else exc
+    return str(getattr(inner, "reason", inner))
+
+
 def _error_from_response(response: requests.Response) -> SchedulerAPIError:
     try:
         body = response.json()
@@ -145,8 +151,8 @@ class SchedulerClient:
                 auth=self._auth,
                 timeout=self.timeout,
             )
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise SchedulerUnavailable(f"{method} {self.url(path)}: {exc}") from exc
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            raise SchedulerUnavailable(f"{method} {self.url(path)}: {_failure_reason(exc)}") from exc
         if not 200 <= response.status_code < 300:
             raise _error_from_response(response)
         return _data_from_response(response)

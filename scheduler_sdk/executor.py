@@ -9,6 +9,9 @@ Life of an execution::
     POST /stop     -> cancel event set; cancelled         /
     outcome        -> queued in the outbox, re-sent until the scheduler acknowledges it
 
+Results always go to the configured ``scheduler_url``; the ``callback_url`` of a dispatch body is not
+used, so credentials added by an ``auth`` hook are never sent to an address taken from a request.
+
 A worker slot is held until the handler *thread* returns, even after a timeout was reported: an abandoned
 handler still occupies a thread, and admitting more work than threads would only queue it invisibly.
 """
@@ -288,7 +291,13 @@ class Executor:
 
     @property
     def registered(self) -> bool:
+        """True once registered, until an outage is detected (then until re-registered)."""
         return self._registration.registered
+
+    @property
+    def scheduler_reachable(self) -> bool:
+        """False from a failed health probe or callback until a probe succeeds again."""
+        return self._registration.reachable
 
     @property
     def pending_callbacks(self) -> int:
@@ -313,7 +322,12 @@ class Executor:
             if self._started:
                 raise RuntimeError("executor already started")
             self._started = True
-        self._server = ExecutorHTTPServer((self.host, self.port), self)
+        try:
+            self._server = ExecutorHTTPServer((self.host, self.port), self)
+        except OSError:  # e.g. port in use: leave the executor startable again
+            with self._state:
+                self._started = False
+            raise
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                          name="scheduler-sdk-http", daemon=True).start()
         self._timers.start()
@@ -488,7 +502,7 @@ class Executor:
             "name": self.name,
             "instance_id": self.instance_id,
             "registered": self._registration.registered,
-            "scheduler_reachable": self._registration.reachable,
+            "scheduler_reachable": self.scheduler_reachable,
             "pending_callbacks": self._outbox.pending(),
             "tasks": self.task_names,
         }

@@ -196,10 +196,16 @@ class CallbackOutbox:
             return Delivery.RETRY
         except SchedulerAPIError as exc:
             return self._classify(report, exc)
+        except Exception:  # a bug (e.g. an unencodable report) must not kill the sender thread
+            log.exception("execution %s: could not send the %s report, giving up", report.execution_id,
+                          report.status)
+            return Delivery.DROPPED
         log.info("execution %s: %s reported", report.execution_id, report.status)
         return Delivery.DELIVERED
 
     def _classify(self, report: Report, exc: SchedulerAPIError) -> Delivery:
+        if 200 <= exc.http_status < 300:  # applied; only the answer's body was unreadable
+            return Delivery.DELIVERED
         if exc.http_status == 409 and exc.code == ErrorCode.EXECUTION_STATE_FORBIDS:
             log.info("execution %s: already final on the scheduler, %s report not applied",
                      report.execution_id, report.status)

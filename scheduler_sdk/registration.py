@@ -71,10 +71,15 @@ class RegistrationLoop:
             self.registrations += 1
 
     def mark_unreachable(self) -> None:
-        """Called when another component failed to reach the scheduler: probe now rather than later."""
+        """Called when another component failed to reach the scheduler: probe now rather than later.
+
+        Only the first report of an outage wakes the loop; while it lasts the loop's own backoff paces
+        the probes, however many results are failing to go out.
+        """
         with self._lock:
-            self._reachable = False
-        self._wake.set()
+            was_reachable, self._reachable = self._reachable, False
+        if was_reachable:
+            self._wake.set()
 
     def close(self) -> None:
         self._closed.set()
@@ -99,6 +104,9 @@ class RegistrationLoop:
             self._register()
         except SchedulerError as exc:
             return self._failed(exc, "registration")
+        except Exception:  # keep the loop alive whatever went wrong; the next attempt may succeed
+            log.exception("registration failed unexpectedly")
+            return self._retry.maximum
         self.mark_registered()
         log.info("registered with the scheduler")
         self._on_recovered()
@@ -107,7 +115,7 @@ class RegistrationLoop:
     def _probe_step(self) -> float:
         try:
             self._probe()
-        except SchedulerError as exc:
+        except Exception as exc:  # SchedulerError normally; anything else is treated as "not reachable" too
             with self._lock:
                 self._reachable = False
             return self._failed(exc, "health probe")
@@ -121,7 +129,7 @@ class RegistrationLoop:
             return 0.0
         return self._heartbeat
 
-    def _failed(self, exc: SchedulerError, what: str) -> float:
+    def _failed(self, exc: Exception, what: str) -> float:
         with self._lock:
             self._failures += 1
             failures = self._failures

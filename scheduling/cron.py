@@ -51,17 +51,6 @@ class CronSchedule:
             except CroniterBadDateError:
                 raise CronError(f"'{self.expression}' has no fire time before {before.isoformat()}") from None
 
-    def fires_between(self, start: datetime, end: datetime, limit: int) -> list[datetime]:
-        """Fire times in (start, end], oldest first, at most ``limit`` of them."""
-        fires: list[datetime] = []
-        current = start
-        while len(fires) < limit:
-            current = self.next_after(current)
-            if current > end:
-                break
-            fires.append(current)
-        return fires
-
 
 def _split(expression: str) -> list[str]:
     if not isinstance(expression, str) or not expression.strip():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -55,7 +56,12 @@ def _append(logs: str, line: str) -> str:
 
 
 class Dispatcher:
-    """Owns the worker pool and the set of executions being dispatched right now."""
+    """Owns the worker pool and the set of executions being dispatched right now.
+
+    ``transport`` is the HTTP POST used to reach executors; tests swap it without patching.
+    """
+
+    transport = staticmethod(post_json)
 
     def __init__(self, *, clock: Callable[[], datetime], workers: int, rng: random.Random | None = None) -> None:
         self.clock = clock
@@ -133,6 +139,15 @@ class Dispatcher:
         with self._lock:
             return len(self._in_flight)
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no dispatch is in flight (or ``timeout`` passes). True if idle."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
     def shutdown(self, wait: bool = True) -> None:
         self.pool.shutdown(wait=wait, cancel_futures=not wait)
 
@@ -177,12 +192,11 @@ class Dispatcher:
                logs=_append(execution.logs, reason))
         return False
 
-    @staticmethod
-    def _post(executor: Executor, payload: dict) -> str | None:
+    def _post(self, executor: Executor, payload: dict) -> str | None:
         """None if accepted, else why not."""
         url = executor.base_url.rstrip("/") + "/execute"
         try:
-            response = post_json(url, payload, timeout=tunable("DISPATCH_TIMEOUT_SECONDS"))
+            response = self.transport(url, payload, timeout=tunable("DISPATCH_TIMEOUT_SECONDS"))
         except requests.RequestException as exc:
             return f"unreachable: {type(exc).__name__}"
         if 200 <= response.status_code < 300:

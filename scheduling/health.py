@@ -46,7 +46,12 @@ def record_check(executor: Executor, *, ok: bool, now: datetime) -> HealthState:
 
 
 class HealthChecker:
-    """Runs a round of checks every HEALTH_CHECK_INTERVAL_SECONDS, concurrently, never overlapping rounds."""
+    """Runs a round of checks every HEALTH_CHECK_INTERVAL_SECONDS, concurrently, never overlapping rounds.
+
+    ``probe`` is swappable for tests.
+    """
+
+    probe = staticmethod(probe)
 
     def __init__(self, *, clock: Callable[[], datetime], pool: ThreadPoolExecutor) -> None:
         self.clock = clock
@@ -68,5 +73,5 @@ class HealthChecker:
     def _check(self, executor: Executor) -> None:
         close_old_connections()
         url = executor.health_check_url or executor.base_url.rstrip("/") + "/health"
-        ok = probe(url, tunable("HEALTH_CHECK_TIMEOUT_SECONDS"))
+        ok = self.probe(url, tunable("HEALTH_CHECK_TIMEOUT_SECONDS"))
         record_check(executor, ok=ok, now=self.clock())

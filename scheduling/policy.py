@@ -137,7 +137,3 @@ def next_health(state: HealthState, *, ok: bool, failure_threshold: int, recover
 def deadline_for(start: datetime, timeout_seconds: int) -> datetime:
     return start + timedelta(seconds=timeout_seconds)
 
-
-def is_overdue(deadline: datetime, now: datetime, *, grace_seconds: float) -> bool:
-    return now > deadline + timedelta(seconds=grace_seconds)
-

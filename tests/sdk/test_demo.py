@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import requests
 
 from scheduler_sdk.demo import SEED_TASKS, build_executor
 from tests.sdk.helpers import dispatch, stop_execution, wait_until
@@ -117,3 +121,24 @@ def test_sleep_can_be_stopped(scheduler, demo):
     stop_execution(demo, "e-1")
     [body] = wait_until(lambda: scheduler.callbacks_for("e-1"))
     assert body["status"] == "cancelled"
+
+
+def test_demo_cli_registers_serves_and_stops_on_sigterm(scheduler):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scheduler_sdk.demo", "--scheduler", scheduler.url, "--port", "0",
+         "--name", "cli-demo", "--instance-id", "cli-1", "--log-level", "WARNING"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        [registration] = wait_until(lambda: scheduler.registrations, timeout=15)
+        assert (registration["name"], registration["instance_id"]) == ("cli-demo", "cli-1")
+        assert "tasks" not in registration  # only with --seed-tasks
+        response = requests.post(f"{registration['base_url']}/execute", timeout=5, json={
+            "execution_id": "cli-e-1", "task_id": "t", "task_name": "echo", "parameters": {"x": 1}})
+        assert response.status_code == 202
+        [body] = wait_until(lambda: scheduler.callbacks_for("cli-e-1"))
+        assert body["result"] == {"x": 1}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=15)
+    assert process.returncode == 0, output.decode()

@@ -85,7 +85,7 @@ def test_re_registers_after_a_scheduler_outage(scheduler, make_executor):
     assert len(scheduler.registrations) == 1
 
     scheduler.stop()
-    wait_until(lambda: not executor._registration.reachable, message="outage noticed by the health probe")
+    wait_until(lambda: not executor.scheduler_reachable, message="outage noticed by the health probe")
     scheduler.start()
 
     wait_until(lambda: len(scheduler.registrations) == 2)

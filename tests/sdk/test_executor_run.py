@@ -229,3 +229,18 @@ def test_logs_sent_with_a_result_are_capped(scheduler, make_executor):
     assert len(body["logs"].encode()) < 4096 + 100
     assert "truncated" in body["logs"].splitlines()[0]
     assert "finished: success" in body["logs"]
+
+
+def test_verify_request_hook_can_refuse_calls(scheduler, make_executor):
+    def only_signed(method: str, path: str, headers: dict, body: bytes) -> bool:
+        return path == "/health" or headers.get("X-Token") == "good"
+
+    executor = make_executor({"job": lambda ctx: None}, verify_request=only_signed)
+
+    assert dispatch(executor, "e-1", "job").status_code == 401
+    assert requests.get(f"{executor.url}/health", timeout=5).status_code == 200
+    signed = requests.post(f"{executor.url}/execute", headers={"X-Token": "good"}, timeout=5,
+                           json={"execution_id": "e-2", "task_name": "job"})
+    assert signed.status_code == 202
+    wait_until(lambda: scheduler.callbacks_for("e-2"))
+    assert scheduler.callbacks_for("e-1") == []

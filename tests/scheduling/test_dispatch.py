@@ -1,0 +1,170 @@
+"""dispatch_pending and sweep_timeouts against the database, with executors replaced by a fake transport."""
+
+from datetime import timedelta
+
+import pytest
+import requests
+
+from executions.choices import ExecutionStatus
+from executions.models import TaskExecution
+from executors.choices import ExecutorStatus
+from loadbalance.models import LoadBalanceState
+from scheduling.dispatch import Dispatcher
+from scheduling.firing import fire_due
+from tests.scheduling.conftest import T0
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class FakeResponse:
+    def __init__(self, status_code: int) -> None:
+        self.status_code = status_code
+        self.ok = status_code < 400
+
+
+class FakeExecutors:
+    """Answers POSTs by URL: a status code, or an exception to raise. Records every call."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, object] = {}
+        self.calls: list[tuple[str, dict]] = []
+
+    def __call__(self, url: str, payload: dict, *, timeout: float):
+        self.calls.append((url, payload))
+        answer = self.answers.get(url.rsplit("/", 1)[0], 202)
+        if isinstance(answer, Exception):
+            raise answer
+        return FakeResponse(answer)
+
+
+@pytest.fixture
+def transport():
+    return FakeExecutors()
+
+
+@pytest.fixture
+def dispatcher(clock, transport):
+    instance = Dispatcher(clock=clock, workers=4)
+    instance.transport = transport
+    yield instance
+    instance.shutdown()
+
+
+def dispatch(dispatcher, now):
+    started = dispatcher.dispatch_pending(now)
+    assert dispatcher.wait_idle(10)
+    return started
+
+
+def only_execution(task):
+    return TaskExecution.objects.get(task=task)
+
+
+def test_pending_execution_is_claimed_and_posted(make_task, make_executor, dispatcher, transport, clock):
+    task = make_task(parameters={"x": 1}, timeout_seconds=30)
+    executor = make_executor(tasks=[task])
+    fire_due(T0)
+    assert dispatch(dispatcher, T0) == 1
+    execution = only_execution(task)
+    assert execution.status == ExecutionStatus.RUNNING and execution.executor_id == executor.pk
+    assert execution.start_time == clock.now and execution.deadline == clock.now + timedelta(seconds=30)
+    [(url, payload)] = transport.calls
+    assert url == executor.base_url + "/execute"
+    assert payload == {
+        "execution_id": execution.pk, "task_id": task.pk, "task_name": task.name, "parameters": {"x": 1},
+        "timeout_seconds": 30, "retry_count": 0, "scheduled_time": "2030-01-01T12:00:00Z",
+        "callback_url": f"http://127.0.0.1:8000/api/v1/executions/{execution.pk}/callback",
+    }
+
+
+def test_refusing_executor_fails_over_to_the_next(make_task, make_executor, dispatcher, transport):
+    task = make_task(load_balance_strategy="sticky")
+    down = make_executor(tasks=[task], priority=0)
+    up = make_executor(tasks=[task], priority=1)
+    transport.answers[down.base_url] = requests.ConnectionError("refused")
+    fire_due(T0)
+    dispatch(dispatcher, T0)
+    execution = only_execution(task)
+    assert execution.status == ExecutionStatus.RUNNING and execution.executor_id == up.pk
+    assert [url for url, _ in transport.calls] == [down.base_url + "/execute", up.base_url + "/execute"]
+    assert LoadBalanceState.objects.get(task=task).sticky_executor_id == up.pk  # rebound to who accepted
+
+
+def test_every_executor_refusing_fails_the_run_and_schedules_a_retry(make_task, make_executor, dispatcher,
+                                                                      transport):
+    task = make_task(max_retry=2)
+    executor = make_executor(tasks=[task])
+    transport.answers[executor.base_url] = 503
+    fire_due(T0)
+    dispatch(dispatcher, T0)
+    failed, retry = TaskExecution.objects.filter(task=task).order_by("retry_count")
+    assert failed.status == ExecutionStatus.FAILED and "HTTP 503" in failed.logs
+    assert retry.status == ExecutionStatus.PENDING and retry.retry_count == 1 and retry.retry_of_id == failed.pk
+    assert retry.dispatch_after > T0  # backoff
+    assert retry.scheduled_time == failed.scheduled_time
+
+
+def test_no_eligible_executor_fails_with_a_clear_reason(make_task, make_executor, dispatcher, transport):
+    task = make_task(max_retry=0)
+    make_executor(tasks=[task], status=ExecutorStatus.MAINTENANCE)
+    make_executor(tasks=[task], is_healthy=False)
+    fire_due(T0)
+    dispatch(dispatcher, T0)
+    execution = only_execution(task)
+    assert execution.status == ExecutionStatus.FAILED
+    assert "no eligible executor: 2 assigned, none online and healthy" in execution.logs
+    assert transport.calls == []
+
+
+def test_round_robin_alternates_between_executors(make_task, make_executor, dispatcher, transport):
+    task = make_task()
+    first, second = make_executor(tasks=[task]), make_executor(tasks=[task])
+    for second_offset in range(4):
+        now = T0 + timedelta(seconds=second_offset)
+        fire_due(now)
+        dispatch(dispatcher, now)
+    urls = [url.rsplit("/", 1)[0] for url, _ in transport.calls]
+    assert urls == [first.base_url, second.base_url, first.base_url, second.base_url]
+
+
+def test_sequential_task_waits_for_the_running_one(make_task, make_executor, dispatcher, transport):
+    task = make_task(execution_mode="sequential")
+    make_executor(tasks=[task])
+    fire_due(T0)
+    dispatch(dispatcher, T0)
+    fire_due(T0 + timedelta(seconds=1))
+    assert dispatch(dispatcher, T0 + timedelta(seconds=1)) == 0
+    assert len(transport.calls) == 1
+    TaskExecution.objects.filter(status=ExecutionStatus.RUNNING).update(status=ExecutionStatus.SUCCESS)
+    assert dispatch(dispatcher, T0 + timedelta(seconds=1)) == 1
+    assert len(transport.calls) == 2
+
+
+def test_retry_is_not_dispatched_before_its_backoff(make_task, make_executor, dispatcher, transport):
+    task = make_task(max_retry=1)
+    executor = make_executor(tasks=[task])
+    transport.answers[executor.base_url] = 500
+    fire_due(T0)
+    dispatch(dispatcher, T0)
+    retry = TaskExecution.objects.get(task=task, retry_count=1)
+    assert dispatch(dispatcher, retry.dispatch_after - timedelta(milliseconds=1)) == 0
+    transport.answers[executor.base_url] = 202
+    assert dispatch(dispatcher, retry.dispatch_after) == 1
+    retry.refresh_from_db()
+    assert retry.status == ExecutionStatus.RUNNING
+
+
+def test_overdue_running_execution_times_out_and_the_executor_is_stopped(
+    make_task, make_executor, dispatcher, transport, clock, settings
+):
+    settings.SCHEDULER = {**settings.SCHEDULER, "TIMEOUT_GRACE_SECONDS": 5}
+    task = make_task(timeout_seconds=10, max_retry=0)
+    make_executor(tasks=[task])
+    fire_due(T0)
+    dispatch(dispatcher, T0)
+    assert dispatcher.sweep_timeouts(T0 + timedelta(seconds=15)) == 0  # within the grace
+    assert dispatcher.sweep_timeouts(T0 + timedelta(seconds=15, milliseconds=1)) == 1
+    dispatcher.pool.shutdown(wait=True)
+    execution = only_execution(task)
+    assert execution.status == ExecutionStatus.TIMEOUT and "timed out" in execution.logs
+    assert execution.duration_ms == 15_001

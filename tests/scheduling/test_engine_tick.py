@@ -1,0 +1,94 @@
+"""SchedulerNode steps with a fake lock and a fake clock: leadership, fencing, heartbeats."""
+
+from datetime import timedelta
+
+import pytest
+
+from executions.models import TaskExecution
+from scheduling.engine import SchedulerNode
+from scheduling.models import SchedulerInstance
+from tests.scheduling.conftest import T0
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class FakeLock:
+    name = "fake"
+
+    def __init__(self, available: bool = True) -> None:
+        self.available = available
+        self.held = False
+        self.released = 0
+
+    def try_acquire(self) -> bool:
+        self.held = self.held or self.available
+        return self.held
+
+    def still_held(self) -> bool:
+        return self.held
+
+    def release(self) -> None:
+        self.held = False
+        self.released += 1
+
+
+@pytest.fixture
+def node(clock):
+    lock = FakeLock()
+    instance = SchedulerNode(instance_id="node-a", host="127.0.0.1", port=8000, lock=lock, clock=clock)
+    instance.register(clock.now)
+    yield instance
+    instance.dispatcher.shutdown()
+
+
+def row(instance_id="node-a"):
+    return SchedulerInstance.objects.get(instance_id=instance_id)
+
+
+def test_node_registers_and_becomes_the_only_leader(node, clock):
+    SchedulerInstance.objects.create(instance_id="node-b", host="h", port=1, is_leader=True)
+    assert node.tick(clock.now) is False  # nothing due yet
+    assert node.is_leader and row().is_leader and row().leader_since == clock.now
+    assert not row("node-b").is_leader
+
+
+def test_follower_does_not_fire(node, clock, make_task):
+    node.lock.available = False
+    make_task()
+    node.tick(T0)
+    assert not node.is_leader
+    assert TaskExecution.objects.count() == 0
+
+
+def test_leader_that_lost_its_lock_steps_down_before_writing(node, clock, make_task):
+    node.tick(T0 - timedelta(seconds=1))
+    assert node.is_leader
+    make_task()
+    node.lock.held = False  # e.g. the server closed the frozen leader's session
+    node.tick(T0)
+    assert not node.is_leader and not row().is_leader
+    assert TaskExecution.objects.count() == 0  # fenced: nothing fired
+
+
+def test_followers_retry_the_election_at_the_configured_interval(node, clock, settings):
+    settings.SCHEDULER = {**settings.SCHEDULER, "ELECTION_RETRY_SECONDS": 1.0}
+    node.lock.available = False
+    node.tick(T0)
+    node.lock.available = True
+    node.tick(T0 + timedelta(milliseconds=500))
+    assert not node.is_leader
+    node.tick(T0 + timedelta(seconds=1))
+    assert node.is_leader
+
+
+def test_heartbeat_touches_the_row_on_its_interval(node, settings):
+    settings.SCHEDULER = {**settings.SCHEDULER, "HEARTBEAT_INTERVAL_SECONDS": 5.0}
+    assert node.heartbeat(T0 + timedelta(seconds=4)) is False
+    assert node.heartbeat(T0 + timedelta(seconds=5)) is True
+    assert row().updated_at == T0 + timedelta(seconds=5)
+
+
+def test_shutdown_releases_the_lock_and_clears_the_flag(node, clock):
+    node.tick(clock.now)
+    node.shutdown()
+    assert node.lock.released >= 1 and not row().is_leader

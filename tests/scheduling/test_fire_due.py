@@ -1,0 +1,103 @@
+"""The fire_due step against the database, with the time passed in."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError
+
+from executions.choices import ExecutionStatus, TriggerType
+from executions.models import TaskExecution
+from scheduling.firing import fire_due, fire_task
+from tasks.choices import TaskStatus
+from tasks.models import Task
+from tests.scheduling.conftest import T0
+
+
+def executions(task):
+    return list(TaskExecution.objects.filter(task=task).order_by("scheduled_time", "status"))
+
+
+def test_due_task_fires_once_and_advances_next_run_time(make_task):
+    task = make_task(parameters={"k": "v"})
+    assert fire_due(T0 + timedelta(milliseconds=100)) == 1
+    [execution] = executions(task)
+    assert execution.scheduled_time == T0 and execution.status == ExecutionStatus.PENDING
+    assert execution.trigger_type == TriggerType.SCHEDULED and execution.parameters == {"k": "v"}
+    task.refresh_from_db()
+    assert task.next_run_time == T0 + timedelta(seconds=1)
+
+
+def test_firing_again_in_the_same_second_creates_nothing(make_task):
+    task = make_task()
+    fire_due(T0)
+    assert fire_due(T0 + timedelta(milliseconds=500)) == 0
+    assert len(executions(task)) == 1
+
+
+def test_tasks_not_yet_due_or_not_active_do_not_fire(make_task):
+    make_task(next_run_time=T0 + timedelta(seconds=5))
+    make_task(status=TaskStatus.PAUSED)
+    make_task(status=TaskStatus.DELETED)
+    assert fire_due(T0) == 0
+    assert TaskExecution.objects.count() == 0
+
+
+def test_a_second_leader_with_stale_state_cannot_fire_the_same_time_twice(make_task):
+    task = make_task()
+    stale_copy = Task.objects.get(pk=task.pk)
+    fire_task(task, T0)
+    # The stale leader's compare-and-set on next_run_time fails: nothing is written.
+    assert fire_task(stale_copy, T0) == 0
+    assert len(executions(task)) == 1
+
+
+def test_the_unique_fire_key_rejects_a_duplicate_insert(make_task):
+    task = make_task()
+    fire_task(task, T0)
+    with pytest.raises(IntegrityError):
+        TaskExecution.objects.create(task=task, scheduled_time=T0, trigger_type=TriggerType.SCHEDULED)
+
+
+@pytest.mark.parametrize(
+    ("policy", "pending", "skipped"),
+    [("fire_once", 1, 0), ("fire_all", 5, 0), ("skip", 0, 5)],
+)
+def test_misfire_policy_after_an_outage(make_task, policy, pending, skipped):
+    task = make_task(cron_expression="0 * * * * *", misfire_policy=policy, next_run_time=T0 + timedelta(minutes=1))
+    fire_due(T0 + timedelta(minutes=5, seconds=30))  # minutes 1..5 passed with no leader
+    rows = executions(task)
+    assert sum(r.status == ExecutionStatus.PENDING for r in rows) == pending
+    assert sum(r.status == ExecutionStatus.SKIPPED for r in rows) == skipped
+    assert all("misfire" in r.logs for r in rows)
+    task.refresh_from_db()
+    assert task.next_run_time == T0 + timedelta(minutes=6)
+
+
+def test_skip_mode_records_skipped_execution_while_previous_runs(make_task):
+    task = make_task(execution_mode="skip")
+    fire_due(T0)
+    TaskExecution.objects.filter(task=task).update(status=ExecutionStatus.RUNNING)
+    fire_due(T0 + timedelta(seconds=1))
+    latest = executions(task)[-1]
+    assert latest.status == ExecutionStatus.SKIPPED and "skip mode" in latest.logs
+    assert latest.end_time is not None
+
+
+def test_sequential_mode_keeps_at_most_one_waiting(make_task):
+    task = make_task(execution_mode="sequential")
+    fire_due(T0)
+    TaskExecution.objects.filter(task=task).update(status=ExecutionStatus.RUNNING)
+    fire_due(T0 + timedelta(seconds=1))  # waits
+    fire_due(T0 + timedelta(seconds=2))  # one is already waiting: skipped
+    statuses = [r.status for r in executions(task)]
+    assert statuses == [ExecutionStatus.RUNNING, ExecutionStatus.PENDING, ExecutionStatus.SKIPPED]
+
+
+def test_a_broken_schedule_is_parked_not_crash_looped(make_task):
+    task = make_task()
+    Task.objects.filter(pk=task.pk).update(cron_expression="not a cron")
+    good = make_task()
+    assert fire_due(T0) == 1  # the good task still fires
+    task.refresh_from_db()
+    assert task.next_run_time == T0 + timedelta(minutes=1)
+    assert executions(good)

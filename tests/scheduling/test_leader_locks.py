@@ -1,0 +1,64 @@
+"""The leader lock of whichever database the suite runs on: mutual exclusion, release, loss, names."""
+
+import pytest
+from django.db import connection
+
+from scheduling.leader import FileLock, MySQLLock, PostgresLock, lock_for_database, lock_name
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def make_lock(tmp_path, base="test_leader_lock"):
+    settings = dict(connection.settings_dict)
+    if connection.vendor == "sqlite":
+        return FileLock(str(tmp_path / "db.sqlite3"), base)
+    return lock_for_database(settings, base, idle_timeout=30)
+
+
+def test_only_one_holder_at_a_time(tmp_path):
+    first, second = make_lock(tmp_path), make_lock(tmp_path)
+    try:
+        assert first.try_acquire()
+        assert not second.try_acquire()
+        assert first.still_held() and not second.still_held()
+        first.release()
+        assert second.try_acquire()
+        assert not first.still_held()
+    finally:
+        first.release()
+        second.release()
+
+
+def test_acquiring_twice_needs_only_one_release(tmp_path):
+    first, second = make_lock(tmp_path), make_lock(tmp_path)
+    try:
+        assert first.try_acquire() and first.try_acquire()
+        first.release()
+        assert second.try_acquire()
+    finally:
+        first.release()
+        second.release()
+
+
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="session locks only")
+def test_a_killed_session_loses_the_lock_and_frees_it(tmp_path):
+    holder, contender = make_lock(tmp_path), make_lock(tmp_path)
+    try:
+        assert holder.try_acquire()
+        with connection.cursor() as cursor:
+            if isinstance(holder, MySQLLock):
+                cursor.execute("KILL CONNECTION %s", [holder._conn.thread_id()])
+            else:
+                assert isinstance(holder, PostgresLock)
+                cursor.execute("SELECT pg_terminate_backend(%s)", [holder._conn.info.backend_pid])
+        assert not holder.still_held()  # fencing: the next check notices
+        assert contender.try_acquire()
+    finally:
+        holder.release()
+        contender.release()
+
+
+def test_lock_names_are_short_lowercase_and_per_database():
+    assert lock_name("Scheduler", "Leader") == "scheduler.leader"
+    long_name = lock_name("d" * 80, "scheduler_leader_lock")
+    assert len(long_name) <= 64 and long_name != lock_name("e" * 80, "scheduler_leader_lock")
