@@ -9,6 +9,46 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+# MariaDB's JSON_VALID check (its JSON columns) refuses documents nested deeper than 32 levels, so a deeper
+# object would pass validation here and fail on INSERT there. One limit for every database.
+MAX_JSON_DEPTH = 30
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= char <= "\udfff" for char in text)
+
+
+def _json_problem(value: Any, depth: int = 1) -> str | None:
+    """Why ``value`` cannot be stored in every supported database's JSON column, or None.
+
+    Deep nesting (MariaDB), NUL characters (PostgreSQL jsonb) and lone UTF-16 surrogates (no UTF-8
+    encoding at all) are refused here, the same way on every database.
+    """
+    if isinstance(value, dict | list):
+        if depth > MAX_JSON_DEPTH:
+            return f"must not be nested more than {MAX_JSON_DEPTH} levels deep"
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str):
+                problem = _text_problem(key)
+                if problem:
+                    return problem
+            problem = _json_problem(item, depth + 1)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, str):
+        return _text_problem(value)
+    return None
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "must not contain NUL (\\u0000) characters"
+    if _has_surrogate(text):
+        return "must be valid Unicode text (found a lone surrogate)"
+    return None
+
 
 @extend_schema_field({"type": "object", "additionalProperties": True})
 class JSONObjectField(serializers.JSONField):
@@ -18,6 +58,7 @@ class JSONObjectField(serializers.JSONField):
     default_error_messages = {
         "not_object": "must be a JSON object",
         "too_large": "must be at most {max_bytes} bytes when serialized",
+        "unstorable": "{problem}",
     }
 
     def __init__(self, *, null_as_empty: bool = True, **kwargs: Any) -> None:
@@ -33,6 +74,9 @@ class JSONObjectField(serializers.JSONField):
     def to_internal_value(self, data: Any) -> dict:
         if not isinstance(data, dict):
             self.fail("not_object")
+        problem = _json_problem(data)
+        if problem:
+            self.fail("unstorable", problem=problem)
         value = super().to_internal_value(data)
         max_bytes = settings.JSON_FIELD_MAX_BYTES
         if len(json.dumps(value, ensure_ascii=False).encode()) > max_bytes:
@@ -40,8 +84,29 @@ class JSONObjectField(serializers.JSONField):
         return value
 
 
+def _type_error(field: serializers.Field, value: Any) -> serializers.ErrorDetail | None:
+    """JSON types are not coerced: ``"3"`` is not an integer and ``5`` is not a string (spec 000 models are
+    typed; a Go client's ``int`` never arrives as a string). Null is left to the field's own rules."""
+    if value is None or field.read_only:
+        return None
+    if isinstance(field, serializers.IntegerField):
+        if isinstance(value, bool) or not isinstance(value, int):
+            return serializers.ErrorDetail("must be an integer (a JSON number without a fraction)", code="invalid")
+    elif isinstance(field, serializers.BooleanField):
+        if not isinstance(value, bool):
+            return serializers.ErrorDetail("must be a boolean (true or false)", code="invalid")
+    elif isinstance(field, serializers.CharField | serializers.ChoiceField | serializers.DateTimeField):
+        if not isinstance(value, str):
+            return serializers.ErrorDetail("must be a string", code="invalid")
+        problem = _text_problem(value)
+        if problem:
+            return serializers.ErrorDetail(problem, code="invalid")
+    return None
+
+
 class StrictSerializer(serializers.Serializer):
-    """Rejects keys it does not know, so a typo (``cron`` for ``cron_expression``) is an error, not a no-op.
+    """Rejects keys it does not know, so a typo (``cron`` for ``cron_expression``) is an error, not a no-op,
+    and values of the wrong JSON type, so ``"3"`` for an integer is an error, not a silent conversion.
 
     Keys of the resource's read-only representation (``id``, ``created_at``…) are tolerated, because
     clients commonly PUT back what they read.
@@ -56,6 +121,13 @@ class StrictSerializer(serializers.Serializer):
                 raise serializers.ValidationError(
                     {name: [serializers.ErrorDetail("unknown field", code="unknown_field")] for name in sorted(unknown)}
                 )
+            wrong = {
+                name: [error]
+                for name, field in self.fields.items()
+                if name in data and (error := _type_error(field, data[name])) is not None
+            }
+            if wrong:
+                raise serializers.ValidationError(wrong)
         return super().to_internal_value(data)
 
 

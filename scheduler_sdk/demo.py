@@ -34,13 +34,16 @@ _KEPT_HEADERS = ("content-type", "content-length", "content-encoding", "etag", "
                  "location", "cache-control")
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
+# Frequent enough that a newcomer sees every kind of outcome within a minute of the quick start.
 SEED_TASKS: list[dict[str, Any]] = [
-    {"task_name": "echo", "cron": "0 */5 * * * *", "parameters": {"hello": "world"}, "timeout": 30},
-    {"task_name": "report", "cron": "0 0 * * * *", "timeout": 60, "max_retry": 1,
-     "parameters": {"title": "hourly demo report", "text": "the quick brown fox jumps over the lazy dog",
+    {"task_name": "echo", "cron": "*/10 * * * * *", "parameters": {"hello": "world"}, "timeout": 30},
+    {"task_name": "report", "cron": "30 * * * * *", "timeout": 60, "max_retry": 1,
+     "parameters": {"title": "demo report", "text": "the quick brown fox jumps over the lazy dog",
                     "numbers": [3, 1, 4, 1, 5, 9, 2, 6]}},
-    {"task_name": "sleep", "cron": "0 */10 * * * *", "parameters": {"seconds": 5}, "timeout": 30,
+    {"task_name": "sleep", "cron": "*/15 * * * * *", "parameters": {"seconds": 20}, "timeout": 60,
      "execution_mode": "skip"},
+    {"task_name": "fail", "cron": "45 * * * * *", "parameters": {"message": "demo failure"}, "timeout": 30,
+     "max_retry": 1},
 ]
 
 

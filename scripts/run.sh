@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets up and runs the product on the embedded default (SQLite): the web server (API, admin, docs).
+# Sets up and runs the whole product on the embedded default (SQLite): web server (API, admin, docs),
+# one scheduler node, and the demo executor with demo tasks. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-.venv/bin/python manage.py migrate --noinput
-exec .venv/bin/python manage.py runserver "${HOST:-127.0.0.1}:${PORT:-8000}"
+exec .venv/bin/python manage.py quickstart --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" \
+  --executor-port "${EXECUTOR_PORT:-9090}"
