@@ -27,6 +27,10 @@ class TaskExecution(models.Model):
     # When a running execution times out: start_time + the task's timeout at dispatch time.
     deadline = models.DateTimeField(null=True, blank=True)
     duration_ms = models.BigIntegerField(null=True, blank=True)
+    # Live progress reported by the executor while the run is in flight.
+    progress_percent = models.FloatField(null=True, blank=True)
+    progress_step = models.CharField(max_length=255, blank=True, default="")
+    progress_updated_at = models.DateTimeField(null=True, blank=True)
     retry_of = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries", db_index=False
     )

@@ -80,7 +80,7 @@ class Dispatcher:
         rows = list(
             TaskExecution.objects.filter(status=ExecutionStatus.PENDING, dispatch_after__lte=now)
             .select_related("task")
-            .order_by("dispatch_after", "scheduled_time", "id")[: batch + len(busy)]
+            .order_by("-task__priority", "dispatch_after", "scheduled_time", "id")[: batch + len(busy)]
         )
         rows = [row for row in rows if row.pk not in busy][:batch]
         running = self._running_sequential(rows, busy)

@@ -16,9 +16,9 @@ from django.db.models import Count, Q
 from executions.choices import ExecutionStatus, TriggerType
 from executions.models import TaskExecution
 from scheduling.config import tunable
-from scheduling.cron import CronError, parse_cron
+from scheduling.cron import CronError
 from scheduling.policy import FireAction, FirePlan, decide_fire, plan_fires
-from tasks.choices import ExecutionMode, TaskStatus
+from tasks.choices import ONE_SHOT_TYPES, ExecutionMode, TaskStatus
 from tasks.models import Task
 
 logger = logging.getLogger(__name__)
@@ -29,7 +29,8 @@ BROKEN_TASK_RETRY = timedelta(minutes=1)
 
 def due_tasks(now: datetime, limit: int) -> list[Task]:
     return list(
-        Task.objects.filter(status=TaskStatus.ACTIVE, next_run_time__lte=now).order_by("next_run_time")[:limit]
+        Task.objects.filter(status=TaskStatus.ACTIVE, next_run_time__lte=now)
+        .order_by("next_run_time", "-priority")[:limit]
     )
 
 
@@ -60,9 +61,11 @@ def executions_for(task: Task, plan: FirePlan, now: datetime) -> list[TaskExecut
     """The rows one task's plan produces: skipped misfires, then each run through the execution mode."""
     note = _misfire_note(plan, task.misfire_policy) if plan.missed else ""
     rows = [_execution(task, t, now, status=ExecutionStatus.SKIPPED, logs=note) for t in plan.skip]
-    running, waiting = (0, 0) if task.execution_mode == ExecutionMode.PARALLEL else _busy_counts(task)
+    uncapped = task.execution_mode == ExecutionMode.PARALLEL and task.max_instances is None
+    running, waiting = (0, 0) if uncapped else _busy_counts(task)
     for scheduled in plan.run:
-        decision = decide_fire(task.execution_mode, running=running, waiting=waiting)
+        decision = decide_fire(task.execution_mode, running=running, waiting=waiting,
+                               max_instances=task.max_instances)
         if decision.action is FireAction.QUEUE:
             rows.append(_execution(task, scheduled, now, status=ExecutionStatus.PENDING, logs=note))
             waiting += 1
@@ -78,7 +81,7 @@ def fire_task(task: Task, now: datetime) -> int:
     another leader) wins and this fire is re-planned next tick; the unique fire key stops a split-brain
     leader from inserting the same fire twice. Returns the number of executions written.
     """
-    schedule = parse_cron(task.cron_expression)
+    schedule = task.schedule()
     plan = plan_fires(
         first_due=task.next_run_time, now=now, next_after=schedule.next_after, prev_before=schedule.prev_before,
         policy=task.misfire_policy, misfire_threshold=timedelta(seconds=tunable("MISFIRE_THRESHOLD_SECONDS")),
@@ -86,9 +89,10 @@ def fire_task(task: Task, now: datetime) -> int:
     )
     try:
         with transaction.atomic():
+            done = plan.next_run_time is None and task.schedule_type in ONE_SHOT_TYPES
             advanced = Task.objects.filter(
                 pk=task.pk, status=TaskStatus.ACTIVE, next_run_time=task.next_run_time
-            ).update(next_run_time=plan.next_run_time)
+            ).update(next_run_time=plan.next_run_time, **({"finished_at": now} if done else {}))
             if not advanced:
                 return 0
             rows = executions_for(task, plan, now)
@@ -114,6 +118,6 @@ def fire_due(now: datetime) -> int:
     for task in due_tasks(now, tunable("FIRE_BATCH_SIZE")):
         try:
             written += fire_task(task, now)
-        except CronError as exc:
+        except (CronError, ValueError) as exc:
             _park_broken_task(task, now, exc)
     return written

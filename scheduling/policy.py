@@ -29,15 +29,15 @@ class FirePlan:
     skip: list[datetime]  # fire times recorded as skipped (misfire policy "skip")
     missed: int  # late (misfired) due times found, at most `limit`
     more_missed: bool  # whether there were even older missed times beyond `limit`
-    next_run_time: datetime  # the task's next fire strictly after now
+    next_run_time: datetime | None  # the task's next fire strictly after now; None when there is none
 
 
 def plan_fires(
     *,
     first_due: datetime,
     now: datetime,
-    next_after: Callable[[datetime], datetime],
-    prev_before: Callable[[datetime], datetime],
+    next_after: Callable[[datetime], datetime | None],
+    prev_before: Callable[[datetime], datetime | None],
     policy: str,
     misfire_threshold: timedelta,
     limit: int,
@@ -52,10 +52,10 @@ def plan_fires(
     """
     upcoming = next_after(now)
     newest_first: list[datetime] = []
-    current = upcoming
+    current: datetime | None = now + timedelta(microseconds=1)  # fires at exactly `now` are due
     while len(newest_first) <= limit:
         current = prev_before(current)
-        if current < first_due:
+        if current is None or current < first_due:
             break
         newest_first.append(current)
     more = len(newest_first) > limit
@@ -86,13 +86,17 @@ class FireDecision:
     reason: str = ""
 
 
-def decide_fire(mode: str, *, running: int, waiting: int) -> FireDecision:
+def decide_fire(mode: str, *, running: int, waiting: int, max_instances: int | None = None) -> FireDecision:
     """Apply the task's execution mode to one scheduled fire (spec README, settled disagreements).
 
-    parallel: always queue. sequential: queue to wait for the run in progress, but at most one waits.
+    parallel: queue, unless ``max_instances`` runs are already pending or running (then skipped).
+    sequential: queue to wait for the run in progress, but at most one waits.
     skip: a fire that finds a run in progress or waiting is recorded as skipped.
     """
     if mode == "parallel":
+        if max_instances is not None and running + waiting >= max_instances:
+            return FireDecision(FireAction.SKIP, f"max_instances ({max_instances}) reached: {running} running, "
+                                                 f"{waiting} waiting")
         return FireDecision(FireAction.QUEUE)
     busy = running + waiting > 0
     if mode == "skip":

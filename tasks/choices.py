@@ -25,3 +25,13 @@ class MisfirePolicy(models.TextChoices):
     FIRE_ONCE = "fire_once", "Fire once for the missed window"
     FIRE_ALL = "fire_all", "Fire every missed time (bounded)"
     SKIP = "skip", "Skip missed times (recorded as skipped)"
+
+
+class ScheduleType(models.TextChoices):
+    CRON = "cron", "Cron expression"
+    INTERVAL = "interval", "Every N seconds"
+    DATE = "date", "Once at a date and time"
+    ONCE = "once", "Once, as soon as active"
+
+
+ONE_SHOT_TYPES = frozenset({ScheduleType.DATE, ScheduleType.ONCE})

@@ -2,16 +2,29 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from scheduler_project.ids import new_id
-from tasks.choices import ExecutionMode, LoadBalanceStrategy, MisfirePolicy, TaskStatus
+from scheduling.schedules import Schedule, build_schedule
+from tasks.choices import ExecutionMode, LoadBalanceStrategy, MisfirePolicy, ScheduleType, TaskStatus
 
 MAX_RETRY_LIMIT = 100
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+MAX_INTERVAL_SECONDS = 366 * 24 * 3600
 
 
 class Task(models.Model):
     id = models.CharField(primary_key=True, max_length=64, default=new_id, editable=False)
     name = models.CharField(max_length=255, unique=True)
-    cron_expression = models.CharField(max_length=100)
+    schedule_type = models.CharField(max_length=16, choices=ScheduleType.choices, default=ScheduleType.CRON)
+    # Required for cron tasks; empty for the other schedule types.
+    cron_expression = models.CharField(max_length=100, blank=True, default="")
+    interval_seconds = models.IntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
+    # Interval tasks fire at start_at + k·interval_seconds; defaults to the creation time.
+    start_at = models.DateTimeField(null=True, blank=True)
+    run_at = models.DateTimeField(null=True, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    # Higher runs first when many fires are due at once.
+    priority = models.IntegerField(default=0)
+    # Parallel mode: at most this many executions of the task pending or running at once (null: no cap).
+    max_instances = models.IntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
     parameters = models.JSONField(default=dict, blank=True)
     execution_mode = models.CharField(max_length=16, choices=ExecutionMode.choices, default=ExecutionMode.PARALLEL)
     load_balance_strategy = models.CharField(
@@ -26,6 +39,8 @@ class Task(models.Model):
     # The scheduler's due-time heap lives in the database: an indexed column read each tick sees every
     # change however it was made (API, admin, queryset.update) and survives a failover.
     next_run_time = models.DateTimeField(null=True, blank=True)
+    # Set when a one-shot task (date, once) has fired: it is done and will not fire again.
+    finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -45,6 +60,14 @@ class Task(models.Model):
     @property
     def is_deleted(self) -> bool:
         return self.status == TaskStatus.DELETED
+
+    def schedule(self) -> Schedule:
+        """This task's fire times. A ``once`` task's single fire is its persisted next_run_time."""
+        return build_schedule(
+            schedule_type=self.schedule_type, cron_expression=self.cron_expression, timezone=self.timezone,
+            interval_seconds=self.interval_seconds, start_at=self.start_at or self.created_at, run_at=self.run_at,
+            once_at=self.next_run_time,
+        )
 
 
 class TaskExecutor(models.Model):

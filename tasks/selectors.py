@@ -1,7 +1,9 @@
+from datetime import datetime
+
 from django.db.models import Prefetch, QuerySet
 
 from scheduler_project.errors import DomainError, ErrorCode
-from tasks.choices import TaskStatus
+from tasks.choices import ScheduleType, TaskStatus
 from tasks.models import Task, TaskExecutor
 
 
@@ -25,3 +27,19 @@ def task_list(*, status: str | None = None, name: str | None = None) -> QuerySet
     if name:
         tasks = tasks.filter(name__icontains=name)
     return tasks.order_by("-created_at", "id")
+
+
+def preview_fires(task: Task, now: datetime, count: int) -> list[datetime]:
+    """The next ``count`` fire times from ``now`` (whatever the task's status), for previews."""
+    schedule = task.schedule()
+    fires: list[datetime] = []
+    if task.schedule_type == ScheduleType.ONCE:
+        return [task.next_run_time] if task.next_run_time else []
+    current = now
+    while len(fires) < count:
+        upcoming = schedule.next_after(current)
+        if upcoming is None:
+            break
+        fires.append(upcoming)
+        current = upcoming
+    return fires

@@ -4,9 +4,9 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from scheduler_project.fields import JSONObjectField, StrictSerializer
-from scheduling.cron import CronError, validate_cron
-from tasks.choices import ExecutionMode, LoadBalanceStrategy, MisfirePolicy, TaskStatus
-from tasks.models import MAX_RETRY_LIMIT, MAX_TIMEOUT_SECONDS, Task, TaskExecutor
+from scheduling.cron import CronError, validate_cron, zone
+from tasks.choices import ExecutionMode, LoadBalanceStrategy, MisfirePolicy, ScheduleType, TaskStatus
+from tasks.models import MAX_INTERVAL_SECONDS, MAX_RETRY_LIMIT, MAX_TIMEOUT_SECONDS, Task, TaskExecutor
 
 
 def cron_field_validator(value: str) -> str:
@@ -43,7 +43,8 @@ class TaskSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "cron_expression", "parameters", "execution_mode", "load_balance_strategy",
             "max_retry", "timeout_seconds", "status", "misfire_policy", "next_run_time",
-            "created_at", "updated_at", "task_executors",
+            "schedule_type", "interval_seconds", "start_at", "run_at", "timezone", "priority", "max_instances",
+            "finished_at", "created_at", "updated_at", "task_executors",
         ]
         read_only_fields = fields
 
@@ -54,7 +55,17 @@ class TaskBriefSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "status"]
 
 
-_READ_ONLY_TASK_KEYS = frozenset({"id", "created_at", "updated_at", "task_executors", "next_run_time"})
+_READ_ONLY_TASK_KEYS = frozenset(
+    {"id", "created_at", "updated_at", "task_executors", "next_run_time", "finished_at"}
+)
+
+
+def timezone_field_validator(value: str) -> str:
+    try:
+        zone(value)
+    except CronError as exc:
+        raise serializers.ValidationError(str(exc), code="invalid_timezone") from None
+    return value
 
 
 class TaskWriteSerializer(StrictSerializer):
@@ -63,7 +74,16 @@ class TaskWriteSerializer(StrictSerializer):
     tolerated_read_only = _READ_ONLY_TASK_KEYS
 
     name = serializers.CharField(max_length=255)
-    cron_expression = serializers.CharField(max_length=100, validators=[cron_field_validator])
+    schedule_type = serializers.ChoiceField(choices=ScheduleType.choices, required=False)
+    # Required for cron tasks (the default type), checked with the other schedule fields by the service.
+    cron_expression = serializers.CharField(max_length=100, validators=[cron_field_validator], required=False)
+    interval_seconds = serializers.IntegerField(min_value=1, max_value=MAX_INTERVAL_SECONDS, required=False,
+                                                allow_null=True)
+    start_at = serializers.DateTimeField(required=False, allow_null=True)
+    run_at = serializers.DateTimeField(required=False, allow_null=True)
+    timezone = serializers.CharField(max_length=64, required=False, validators=[timezone_field_validator])
+    priority = serializers.IntegerField(min_value=-1000, max_value=1000, required=False)
+    max_instances = serializers.IntegerField(min_value=1, max_value=10_000, required=False, allow_null=True)
     parameters = JSONObjectField(required=False)
     execution_mode = serializers.ChoiceField(choices=ExecutionMode.choices, required=False)
     load_balance_strategy = serializers.ChoiceField(choices=LoadBalanceStrategy.choices, required=False)
@@ -74,6 +94,17 @@ class TaskWriteSerializer(StrictSerializer):
 
 class TaskUpdateSerializer(TaskWriteSerializer):
     status = serializers.ChoiceField(choices=TaskStatus.choices, required=False)
+
+
+class NextRunsSerializer(serializers.Serializer):
+    task_id = serializers.CharField()
+    schedule_type = serializers.ChoiceField(choices=ScheduleType.choices)
+    timezone = serializers.CharField()
+    next_runs = serializers.ListField(child=serializers.DateTimeField())
+
+
+class NextRunsQuery(serializers.Serializer):
+    count = serializers.IntegerField(min_value=1, max_value=100, required=False, default=5)
 
 
 class TriggerSerializer(StrictSerializer):

@@ -6,15 +6,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 
 from executions.choices import ExecutionStatus, TriggerType
 from executions.models import TaskExecution
 from executors.models import Executor
 from scheduler_project.conflicts import Conflict
 from scheduler_project.errors import DomainError, ErrorCode
-from scheduling.cron import parse_cron
-from tasks.choices import TaskStatus
+from tasks.choices import ONE_SHOT_TYPES, ScheduleType, TaskStatus
 from tasks.models import Task, TaskExecutor
+
+_SCHEDULE_FIELDS = {"schedule_type", "cron_expression", "interval_seconds", "start_at", "run_at", "timezone"}
 
 # Which status a task may move to from which (a PUT with "status", pause, resume, delete).
 _ALLOWED_TRANSITIONS = {
@@ -25,10 +28,30 @@ _ALLOWED_TRANSITIONS = {
 
 
 def next_fire_after(task: Task, now: datetime) -> datetime | None:
-    """The first fire strictly after ``now``, or None when the task is not scheduled."""
-    if task.status != TaskStatus.ACTIVE:
+    """The first fire strictly after ``now``, or None when the task is not scheduled (or a one-shot is done).
+
+    A ``once`` task fires as soon as it is active: its next fire is ``now`` itself.
+    """
+    if task.status != TaskStatus.ACTIVE or (task.schedule_type in ONE_SHOT_TYPES and task.finished_at):
         return None
-    return parse_cron(task.cron_expression).next_after(now)
+    if task.schedule_type == ScheduleType.ONCE:
+        return now
+    return task.schedule().next_after(now)
+
+
+def check_schedule_fields(task: Task, now: datetime, *, run_at_changed: bool) -> None:
+    """The fields each schedule type needs, checked on the task as it will be saved (create or update)."""
+    required = {
+        ScheduleType.CRON: "cron_expression", ScheduleType.INTERVAL: "interval_seconds", ScheduleType.DATE: "run_at",
+    }.get(task.schedule_type)
+    if required and not getattr(task, required):
+        raise serializers.ValidationError(
+            {required: [ErrorDetail(f"required when schedule_type is '{task.schedule_type}'", code="required")]}
+        )
+    if task.schedule_type == ScheduleType.DATE and run_at_changed and task.run_at <= now:
+        raise serializers.ValidationError({"run_at": [ErrorDetail("must be in the future", code="past_run_at")]})
+    if task.schedule_type == ScheduleType.INTERVAL and task.start_at is None:
+        task.start_at = now
 
 
 def _locked_task(task_id: str) -> Task:
@@ -70,6 +93,7 @@ def _forbid(task: Task, action: str) -> DomainError:
 def task_create(*, data: dict[str, Any], now: datetime) -> Task:
     task = Task(**data)
     task.status = TaskStatus.ACTIVE
+    check_schedule_fields(task, now, run_at_changed=True)
     task.next_run_time = next_fire_after(task, now)
     _save_with_unique_name(task, force_insert=True)
     return task
@@ -83,10 +107,16 @@ def task_update(*, task_id: str, data: dict[str, Any], now: datetime) -> Task:
     new_status = data.get("status", task.status)
     if new_status not in _ALLOWED_TRANSITIONS[task.status]:
         raise _forbid(task, f"set status '{new_status}' on")
-    reschedule = new_status != task.status or data.get("cron_expression", task.cron_expression) != task.cron_expression
+    reschedule = new_status != task.status or any(
+        field in _SCHEDULE_FIELDS and value != getattr(task, field) for field, value in data.items()
+    )
+    run_at_changed = "run_at" in data and data["run_at"] != task.run_at
     for field, value in data.items():
         setattr(task, field, value)
+    check_schedule_fields(task, now, run_at_changed=run_at_changed)
     if reschedule:
+        if run_at_changed or "schedule_type" in data or new_status == TaskStatus.ACTIVE:
+            task.finished_at = None  # a new date, a new type, or a resume makes a one-shot pending again
         task.next_run_time = next_fire_after(task, now)
     if new_status == TaskStatus.DELETED:
         _cancel_pending(task, now, reason="task deleted")
@@ -100,8 +130,10 @@ def _change_status(task_id: str, *, allowed_from: set[str], to: str, action: str
         raise _forbid(task, action)
     previous = task.status
     task.status = to
+    if to == TaskStatus.ACTIVE and task.schedule_type == ScheduleType.ONCE:
+        task.finished_at = None  # resuming a once task runs it once more
     task.next_run_time = next_fire_after(task, now)
-    task.save(update_fields=["status", "next_run_time", "updated_at"])
+    task.save(update_fields=["status", "next_run_time", "finished_at", "updated_at"])
     if to == TaskStatus.DELETED:
         _cancel_pending(task, now, reason="task deleted")
     return previous, to
@@ -125,6 +157,12 @@ def task_delete(*, task_id: str, now: datetime) -> None:
     _change_status(
         task_id, allowed_from={TaskStatus.ACTIVE, TaskStatus.PAUSED}, to=TaskStatus.DELETED, action="delete", now=now
     )
+
+
+@transaction.atomic
+def task_restore(*, task_id: str, now: datetime) -> tuple[str, str]:
+    """Undo a soft delete: the task comes back paused, so nothing fires until an operator resumes it."""
+    return _change_status(task_id, allowed_from={TaskStatus.DELETED}, to=TaskStatus.PAUSED, action="restore", now=now)
 
 
 def _cancel_pending(task: Task, now: datetime, *, reason: str) -> None:

@@ -7,17 +7,21 @@ from rest_framework.decorators import action
 from executions.selectors import task_stats
 from executions.serializers import TriggeredExecutionSerializer
 from scheduler_project.envelope import created, ok
+from scheduler_project.errors import ErrorCode, reject_impossible_ids
+from scheduler_project.fields import EmptyBodySerializer, optional_body
 from scheduler_project.pagination import paginate, parse_page_request
 from scheduler_project.schema import envelope, errors, list_envelope
 from tasks import services
 from tasks.choices import TaskStatus
 from tasks.models import TaskExecutor
-from tasks.selectors import task_get, task_list
+from tasks.selectors import preview_fires, task_get, task_list
 from tasks.serializers import (
     AssignCreateSerializer,
     AssignmentDetailSerializer,
     AssignmentSerializer,
     AssignUpdateSerializer,
+    NextRunsQuery,
+    NextRunsSerializer,
     TaskSerializer,
     TaskStatsSerializer,
     TaskStatusChangeSerializer,
@@ -40,6 +44,10 @@ class TaskViewSet(viewsets.ViewSet):
     """Spec 000 §5: tasks, their triggers and their executor assignments."""
 
     lookup_value_regex = "[^/]+"
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        reject_impossible_ids(kwargs, {"pk": ErrorCode.TASK_NOT_FOUND, "executor_id": ErrorCode.EXECUTOR_NOT_FOUND})
 
     @extend_schema(
         parameters=[
@@ -85,17 +93,15 @@ class TaskViewSet(viewsets.ViewSet):
                    responses={200: envelope("TaskTriggered", TriggeredExecutionSerializer()), **errors(400, 404, 409)})
     @action(detail=True, methods=["post"])
     def trigger(self, request, pk=None):
-        body = TriggerSerializer(data=request.data if request.body else {})
-        body.is_valid(raise_exception=True)
-        execution = services.task_trigger(
-            task_id=pk, parameters=body.validated_data.get("parameters"), now=timezone.now()
-        )
+        body = optional_body(TriggerSerializer, request)
+        execution = services.task_trigger(task_id=pk, parameters=body.get("parameters"), now=timezone.now())
         return ok(TriggeredExecutionSerializer(execution).data, message="任务触发成功")
 
     @extend_schema(request=None,
                    responses={200: envelope("TaskPaused", TaskStatusChangeSerializer()), **errors(404, 409)})
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
+        optional_body(EmptyBodySerializer, request)
         previous, current = services.task_pause(task_id=pk, now=timezone.now())
         return ok(_status_change(pk, previous, current), message="任务暂停成功")
 
@@ -103,8 +109,22 @@ class TaskViewSet(viewsets.ViewSet):
                    responses={200: envelope("TaskResumed", TaskStatusChangeSerializer()), **errors(404, 409)})
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
+        optional_body(EmptyBodySerializer, request)
         previous, current = services.task_resume(task_id=pk, now=timezone.now())
         return ok(_status_change(pk, previous, current), message="任务恢复成功")
+
+    @extend_schema(parameters=[NextRunsQuery],
+                   responses={200: envelope("TaskNextRuns", NextRunsSerializer()), **errors(400, 404)},
+                   description="Preview the next fire times (whatever the task's status).")
+    @action(detail=True, methods=["get"], url_path="next-runs")
+    def next_runs(self, request, pk=None):
+        query = NextRunsQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        task = task_get(pk)
+        fires = preview_fires(task, timezone.now(), query.validated_data["count"])
+        preview = {"task_id": task.pk, "schedule_type": task.schedule_type, "timezone": task.timezone,
+                   "next_runs": fires}
+        return ok(NextRunsSerializer(preview).data)
 
     @extend_schema(responses={200: envelope("TaskStats", TaskStatsSerializer()), **errors(404)})
     @action(detail=True, methods=["get"])

@@ -1,0 +1,144 @@
+"""Forms of the console's task pages. They check what the services would refuse, so an operator sees a form
+error next to the field instead of an error page; the services stay the place where rules are enforced."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
+from rest_framework import serializers
+
+from scheduler_project.fields import JSONObjectField
+from scheduling.clock import utc_now
+from scheduling.cron import CronError, validate_cron, zone
+from tasks.choices import ScheduleType
+from tasks.models import Task
+from tasks.serializers import TaskWriteSerializer
+from tasks.services import check_schedule_fields
+
+# The task fields an operator edits; everything else (status, next_run_time…) moves through services.
+EDITABLE_FIELDS = [
+    "name", "schedule_type", "cron_expression", "timezone", "interval_seconds", "start_at", "run_at",
+    "parameters", "execution_mode", "load_balance_strategy", "misfire_policy", "max_retry", "timeout_seconds",
+    "priority", "max_instances",
+]
+
+_MONO = {"class": "vLargeTextField console-mono", "spellcheck": "false", "autocomplete": "off"}
+
+
+def _messages(detail: Any) -> list[str]:
+    """Flatten a DRF error detail (string, list or dict) into plain messages."""
+    if isinstance(detail, dict):
+        return [message for value in detail.values() for message in _messages(value)]
+    if isinstance(detail, list):
+        return [message for value in detail for message in _messages(value)]
+    return [str(detail)]
+
+
+def json_object(value: Any) -> dict:
+    """The API's rules for a parameters object (an object, storable everywhere, bounded in size)."""
+    try:
+        return JSONObjectField().run_validation(value)
+    except serializers.ValidationError as exc:
+        raise forms.ValidationError(_messages(exc.detail)) from None
+
+
+class JSONObjectFormField(forms.JSONField):
+    """A JSON object typed into a textarea; pretty-printed when shown again."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", forms.Textarea(attrs={**_MONO, "rows": 6}))
+        super().__init__(**kwargs)
+
+    def clean(self, value: Any) -> dict:
+        return json_object(super().clean(value))
+
+    def prepare_value(self, value: Any) -> str:
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+def _api_bounds(field: forms.Field, name: str) -> None:
+    """Give a number field the API's bounds, so the console and the API accept the same values."""
+    api_field = TaskWriteSerializer().fields.get(name)
+    for attr, validator, html in (("min_value", MinValueValidator, "min"), ("max_value", MaxValueValidator, "max")):
+        bound = getattr(api_field, attr, None)
+        if bound is not None:
+            field.validators.append(validator(bound))
+            field.widget.attrs[html] = bound
+
+
+class TaskAdminForm(forms.ModelForm):
+    parameters = JSONObjectFormField(required=False, initial=dict,
+                                     help_text="A JSON object, sent to the executor with every run.")
+
+    class Meta:
+        model = Task
+        fields = EDITABLE_FIELDS
+        widgets = {
+            "cron_expression": forms.TextInput(attrs={**_MONO, "class": "vTextField console-mono",
+                                                      "placeholder": "*/10 * * * * *"}),
+        }
+        help_texts = {
+            "cron_expression": "6 fields with seconds first (<code>*/10 * * * * *</code>) or classic 5 fields "
+                               "(<code>*/5 * * * *</code>). Required for cron tasks.",
+            "timezone": "IANA name, e.g. <code>Europe/Berlin</code>. Cron times are read in this zone.",
+            "interval_seconds": "For interval tasks: fire every N seconds from the start time.",
+            "start_at": "For interval tasks; empty means from when the task is saved.",
+            "run_at": "For date tasks: the one time the task fires.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("max_retry", "timeout_seconds", "interval_seconds", "priority", "max_instances"):
+            if name in self.fields:
+                _api_bounds(self.fields[name], name)
+
+    def clean_cron_expression(self) -> str:
+        return " ".join((self.cleaned_data.get("cron_expression") or "").split())
+
+    def clean_timezone(self) -> str:
+        name = (self.cleaned_data.get("timezone") or "UTC").strip()
+        try:
+            zone(name)
+        except CronError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return name
+
+    def clean(self) -> dict:
+        data = super().clean()
+        expression = data.get("cron_expression")
+        if data.get("schedule_type") == ScheduleType.CRON and expression and "timezone" in data:
+            try:
+                validate_cron(expression, utc_now(), data["timezone"])
+            except CronError as exc:
+                self.add_error("cron_expression", str(exc))
+        return data
+
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        if self.errors:
+            return
+        # The service's cross-field rules (the field each schedule type needs, a date in the future), run on
+        # a copy of the task as it would be saved.
+        run_at_changed = self.instance._state.adding or "run_at" in self.changed_data
+        try:
+            check_schedule_fields(copy.copy(self.instance), utc_now(), run_at_changed=run_at_changed)
+        except serializers.ValidationError as exc:
+            detail = exc.detail if isinstance(exc.detail, dict) else {None: exc.detail}
+            for field, errors in detail.items():
+                self.add_error(field if field in self.fields else None, _messages(errors))
+
+
+class TriggerForm(forms.Form):
+    parameters = JSONObjectFormField(
+        required=False, initial=dict, label="Parameters",
+        help_text="Optional JSON object, merged over each task's own parameters for this run only.",
+    )
+
+    def clean_parameters(self) -> dict:
+        return self.cleaned_data.get("parameters") or {}
