@@ -56,3 +56,7 @@ class TaskExecution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_id}@{self.scheduled_time:%Y-%m-%dT%H:%M:%S} #{self.retry_count} {self.status}"
+
+    def log_extra(self) -> dict:
+        """Identifiers the engine attaches to every log line about this run (structured logs)."""
+        return {"execution_id": self.pk, "task_id": self.task_id}

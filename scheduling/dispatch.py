@@ -113,7 +113,8 @@ class Dispatcher:
         if not ranking.executors:
             reason = (f"no eligible executor: {ranking.assigned} assigned, none online and healthy"
                       if ranking.assigned else "no eligible executor: none is assigned to this task")
-            logger.warning("execution %s of task %s failed: %s", execution.pk, execution.task.name, reason)
+            logger.warning("execution %s of task %s failed: %s", execution.pk, execution.task.name, reason,
+                           extra=execution.log_extra())
             finish(execution, ExecutionStatus.FAILED, now=now, logs=_append(execution.logs, reason))
             return 1
         with self._lock:
@@ -131,7 +132,8 @@ class Dispatcher:
         for execution in overdue:
             line = f"timed out: no result within {execution.task.timeout_seconds}s"
             if finish(execution, ExecutionStatus.TIMEOUT, now=now, logs=_append(execution.logs, line)):
-                logger.warning("execution %s of task %s %s", execution.pk, execution.task.name, line)
+                logger.warning("execution %s of task %s %s", execution.pk, execution.task.name, line,
+                               extra=execution.log_extra())
                 self.pool.submit(notify_executor_stop, execution.pk)
         return len(overdue)
 
@@ -158,7 +160,7 @@ class Dispatcher:
             close_old_connections()
             self.deliver(execution, executors)
         except Exception:
-            logger.exception("dispatch of execution %s crashed", execution.pk)
+            logger.exception("dispatch of execution %s crashed", execution.pk, extra=execution.log_extra())
         finally:
             with self._lock:
                 self._in_flight.discard(execution.pk)
@@ -186,7 +188,8 @@ class Dispatcher:
                     record_failover(execution.task, executor.pk)
                 return True
             refusals.append(f"{executor.name} ({executor.instance_id}): {refusal}")
-            logger.warning("execution %s: executor %s refused: %s", execution.pk, executor.instance_id, refusal)
+            logger.warning("execution %s: executor %s refused: %s", execution.pk, executor.instance_id, refusal,
+                           extra=execution.log_extra())
         reason = "dispatch failed on every eligible executor: " + "; ".join(refusals)
         finish(execution, ExecutionStatus.FAILED, now=self.clock(), expected=[ExecutionStatus.RUNNING],
                logs=_append(execution.logs, reason))

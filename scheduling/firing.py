@@ -99,16 +99,18 @@ def fire_task(task: Task, now: datetime) -> int:
             TaskExecution.objects.bulk_create(rows)
     except IntegrityError:
         logger.warning("task %s (%s): fire at %s already recorded by another node", task.pk, task.name,
-                       task.next_run_time.isoformat())
+                       task.next_run_time.isoformat(), extra=task.log_extra())
         return 0
     if plan.missed:
-        logger.warning("task %s (%s): %s", task.pk, task.name, _misfire_note(plan, task.misfire_policy))
+        logger.warning("task %s (%s): %s", task.pk, task.name, _misfire_note(plan, task.misfire_policy),
+                       extra=task.log_extra())
     return len(rows)
 
 
 def _park_broken_task(task: Task, now: datetime, error: Exception) -> None:
     """One bad task logs and moves its next run forward; it never crash-loops the scheduler."""
-    logger.error("task %s (%s): cannot fire: %s; retrying in %s", task.pk, task.name, error, BROKEN_TASK_RETRY)
+    logger.error("task %s (%s): cannot fire: %s; retrying in %s", task.pk, task.name, error, BROKEN_TASK_RETRY,
+                 extra=task.log_extra())
     Task.objects.filter(pk=task.pk, next_run_time=task.next_run_time).update(next_run_time=now + BROKEN_TASK_RETRY)
 
 

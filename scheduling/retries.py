@@ -40,8 +40,8 @@ def schedule_retry(execution: TaskExecution, *, now: datetime) -> TaskExecution 
         with transaction.atomic():
             retry.save(force_insert=True)
     except IntegrityError:
-        logger.info("retry %s of execution %s already exists", attempt, execution.pk)
+        logger.info("retry %s of execution %s already exists", attempt, execution.pk, extra=execution.log_extra())
         return None
     logger.info("execution %s %s; retry %s/%s in %.1fs as %s", execution.pk, execution.status, attempt,
-                task.max_retry, delay, retry.pk)
+                task.max_retry, delay, retry.pk, extra=execution.log_extra())
     return retry

@@ -22,8 +22,10 @@ def notify_executor_stop(execution_id: str) -> bool:
     try:
         response = post_json(url, {"execution_id": execution_id}, timeout=tunable("DISPATCH_TIMEOUT_SECONDS"))
     except requests.RequestException as exc:
-        logger.warning("stop of execution %s: executor %s unreachable: %s", execution_id, url, exc)
+        logger.warning("stop of execution %s: executor %s unreachable: %s", execution_id, url, exc,
+                       extra=execution.log_extra())
         return False
     if not response.ok:
-        logger.warning("stop of execution %s: executor answered %s", execution_id, response.status_code)
+        logger.warning("stop of execution %s: executor answered %s", execution_id, response.status_code,
+                       extra=execution.log_extra())
     return response.ok

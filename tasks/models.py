@@ -57,6 +57,10 @@ class Task(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def log_extra(self) -> dict:
+        """Identifiers the engine attaches to every log line about this task (structured logs)."""
+        return {"task_id": self.pk}
+
     @property
     def is_deleted(self) -> bool:
         return self.status == TaskStatus.DELETED
