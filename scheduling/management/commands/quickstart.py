@@ -1,5 +1,6 @@
 """Everything a newcomer needs in one process tree: web server, one scheduler node, the demo executor."""
 
+import os
 import secrets
 import signal
 import subprocess
@@ -37,7 +38,12 @@ class Command(BaseCommand):
                          "--port", str(options["executor_port"]), "--instance-id", "quickstart-demo-executor",
                          "--seed-tasks"],
         }
-        children = {name: subprocess.Popen(argv, cwd=settings.BASE_DIR) for name, argv in commands.items()}  # noqa: S603
+        # Executors are told to call back to this server, whatever port it was given.
+        env = {**os.environ, "SCHEDULER_CALLBACK_BASE_URL": os.environ.get("SCHEDULER_CALLBACK_BASE_URL", base)}
+        children = {
+            name: subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env)  # noqa: S603 - our own commands
+            for name, argv in commands.items()
+        }
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
