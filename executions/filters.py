@@ -1,4 +1,7 @@
+from datetime import UTC
+
 import django_filters
+from django import forms
 from rest_framework.exceptions import ValidationError
 
 from executions.choices import ExecutionStatus
@@ -16,14 +19,32 @@ def _status_list(raw: str) -> list[str]:
     return statuses
 
 
+class _UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 instant that exists in UTC: ``0001-01-01T00:00:00+14:00`` parses but is before year 1
+    in UTC, which MySQL's and SQLite's drivers cannot represent (OverflowError, not a 400)."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("date/time is out of range once converted to UTC", code="invalid") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = _UtcIsoDateTimeField
+
+
 class ExecutionFilter(django_filters.FilterSet):
     """Spec 000 §7.1 filters. start_time/end_time bound ``scheduled_time`` (inclusive)."""
 
     task_id = django_filters.CharFilter(field_name="task_id", max_length=64)
     executor_id = django_filters.CharFilter(field_name="executor_id", max_length=64)
     status = django_filters.CharFilter(method="filter_status", help_text="Comma-separated statuses.")
-    start_time = django_filters.IsoDateTimeFilter(field_name="scheduled_time", lookup_expr="gte")
-    end_time = django_filters.IsoDateTimeFilter(field_name="scheduled_time", lookup_expr="lte")
+    start_time = UtcIsoDateTimeFilter(field_name="scheduled_time", lookup_expr="gte")
+    end_time = UtcIsoDateTimeFilter(field_name="scheduled_time", lookup_expr="lte")
 
     class Meta:
         model = TaskExecution

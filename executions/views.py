@@ -18,6 +18,8 @@ from executions.serializers import (
     ExecutionStatusChangeSerializer,
 )
 from scheduler_project.envelope import ok
+from scheduler_project.errors import ErrorCode, reject_impossible_ids
+from scheduler_project.fields import EmptyBodySerializer, optional_body
 from scheduler_project.pagination import paginate, parse_page_request
 from scheduler_project.schema import envelope, errors, page_envelope
 from scheduling.stop import notify_executor_stop
@@ -46,6 +48,10 @@ class ExecutionViewSet(viewsets.ViewSet):
     """Spec 000 §7: execution history, results reported by executors, and stops."""
 
     lookup_value_regex = "[^/]+"
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        reject_impossible_ids(kwargs, {"pk": ErrorCode.EXECUTION_NOT_FOUND})
 
     @extend_schema(
         parameters=[*_FILTERS, *_PAGING],
@@ -86,6 +92,7 @@ class ExecutionViewSet(viewsets.ViewSet):
                    responses={200: envelope("ExecutionStopped", ExecutionStatusChangeSerializer()), **errors(404, 409)})
     @action(detail=True, methods=["post"])
     def stop(self, request, pk=None):
+        optional_body(EmptyBodySerializer, request)
         outcome = services.stop_execution(execution_id=pk, now=timezone.now())
         execution = outcome.execution
         transaction.on_commit(lambda: notify_executor_stop(execution.pk))

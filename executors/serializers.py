@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from django.core.validators import URLValidator
+import ipaddress
+import re
+from urllib.parse import urlsplit
+
 from rest_framework import serializers
 
 from executors.choices import ExecutorStatus
@@ -13,13 +16,41 @@ from tasks.serializers import TaskBriefSerializer, cron_field_validator
 MAX_TASKS_PER_REGISTRATION = 500
 
 
+# A host name made of dot-separated labels. Unlike Django's URLValidator this accepts single-label names
+# (``http://executor-1:9090``): executors in a Docker Compose network or on a LAN are reached that way.
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+
+
+def validate_http_url(value: str) -> None:
+    message = "must be an absolute http(s) URL"
+    if any(char.isspace() for char in value):
+        raise serializers.ValidationError(message, code="invalid")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise serializers.ValidationError(message, code="invalid") from None
+    host = parts.hostname or ""
+    if parts.scheme.lower() not in ("http", "https") or not host or port == 0:
+        raise serializers.ValidationError(message, code="invalid")
+    if ":" in host:  # an IPv6 literal, written in brackets
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise serializers.ValidationError(message, code="invalid") from None
+        return
+    labels = host.rstrip(".").split(".")
+    if not all(_HOST_LABEL.match(label) for label in labels):
+        raise serializers.ValidationError(message, code="invalid")
+
+
 class HttpUrlField(serializers.CharField):
     """An absolute http(s) URL: executors are reached over HTTP only."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 500)
         super().__init__(**kwargs)
-        self.validators.append(URLValidator(schemes=["http", "https"], message="must be an http(s) URL"))
+        self.validators.append(validate_http_url)
 
 
 class ExecutorSerializer(serializers.ModelSerializer):

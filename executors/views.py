@@ -18,6 +18,7 @@ from executors.serializers import (
     RegistrationSerializer,
 )
 from scheduler_project.envelope import created, ok
+from scheduler_project.errors import ErrorCode, reject_impossible_ids
 from scheduler_project.pagination import paginate, parse_page_request
 from scheduler_project.schema import envelope, errors, list_envelope
 from tasks.models import TaskExecutor
@@ -39,6 +40,10 @@ class ExecutorViewSet(viewsets.ViewSet):
     """Spec 000 §6: executor registration and management."""
 
     lookup_value_regex = "[^/]+"
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        reject_impossible_ids(kwargs, {"pk": ErrorCode.EXECUTOR_NOT_FOUND})
 
     @extend_schema(
         parameters=[

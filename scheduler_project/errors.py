@@ -88,14 +88,36 @@ class DomainError(Exception):
         return _BUSINESS[self.code][1]
 
 
+def _encodable(value: Any, depth: int = 0) -> Any:
+    """``value`` with every string made UTF-8 encodable: error bodies echo client input, and a lone
+    surrogate (``"\\ud800"`` in JSON) would otherwise make rendering the error itself fail."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8") if _has_surrogate(value) else value
+    if depth > 40:
+        return repr(value)[:200]
+    if isinstance(value, dict):
+        return {_encodable(str(key), depth + 1): _encodable(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(item, depth + 1) for item in value]
+    return value
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def error_body(*, http_status: int, code: int, error: str, details: dict | None, path: str, message: str | None = None):
     return {
         "code": code,
         "message": message or _GENERIC_MESSAGES.get(http_status, "请求失败"),
-        "error": error,
-        "details": details or {},
+        "error": _encodable(error),
+        "details": _encodable(details or {}),
         "timestamp": timezone.now().isoformat().replace("+00:00", "Z"),
-        "path": path,
+        "path": _encodable(path),
     }
 
 
@@ -103,7 +125,8 @@ def _first_error(detail: Any, prefix: str = "") -> tuple[str, str, str]:
     """The first (field path, message, code) in a nested DRF error detail."""
     if isinstance(detail, dict):
         for key, value in detail.items():
-            field = key if key != "non_field_errors" else ""
+            # Keys are field names, or list positions (ints, 0 included) for errors inside a list.
+            field = str(key) if key != "non_field_errors" else ""
             return _first_error(value, f"{prefix}.{field}" if prefix and field else (field or prefix))
     if isinstance(detail, list) and detail:
         return _first_error(detail[0], prefix)
@@ -119,7 +142,10 @@ def _field_value(request, field: str) -> Any:
         value = data[key]
     else:
         value = request.query_params.get(key)
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:
+        return "<nested too deeply to show>"
     return value if len(text) <= 200 else text[:200] + "…"
 
 
@@ -145,7 +171,21 @@ def _validation_body(exc: exceptions.ValidationError, request, path: str) -> tup
     return http_status, body
 
 
+def _raised_by_parser(exc: BaseException) -> bool:
+    """Whether the traceback passes through a DRF parser (the request body was being decoded)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == "parse" and code.co_filename.replace("\\", "/").endswith("rest_framework/parsers.py"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def _as_api_exception(exc: Exception) -> exceptions.APIException | None:
+    if isinstance(exc, RecursionError) and _raised_by_parser(exc):
+        # json.loads recurses once per nesting level: ``[[[[...]]]]`` thousands deep is malformed input.
+        return exceptions.ParseError("JSON parse error - the document is nested too deeply")
     if isinstance(exc, Http404):
         return exceptions.NotFound()
     if isinstance(exc, DjangoPermissionDenied):
@@ -195,6 +235,22 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
     if getattr(api_exc, "wait", None):
         headers["Retry-After"] = str(int(api_exc.wait))
     return Response(body, status=api_exc.status_code, headers=headers)
+
+
+_NOUN = {
+    ErrorCode.TASK_NOT_FOUND: "task",
+    ErrorCode.EXECUTOR_NOT_FOUND: "executor",
+    ErrorCode.EXECUTION_NOT_FOUND: "execution",
+}
+
+
+def reject_impossible_ids(kwargs: dict[str, Any], not_found: dict[str, ErrorCode]) -> None:
+    """Ids taken from the URL that no row can have (a NUL character, which PostgreSQL cannot even
+    compare) answer the resource's not-found error before they reach the database."""
+    for name, code in not_found.items():
+        value = kwargs.get(name)
+        if isinstance(value, str) and ("\x00" in value or _has_surrogate(value)):
+            raise DomainError(code, f"{_NOUN[code]} {value!r} does not exist")
 
 
 def json_error_view(http_status: int, error: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django.conf import settings
@@ -14,8 +15,11 @@ from rest_framework import serializers
 MAX_JSON_DEPTH = 30
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _has_surrogate(text: str) -> bool:
-    return any("\ud800" <= char <= "\udfff" for char in text)
+    return _SURROGATE.search(text) is not None
 
 
 def _json_problem(value: Any, depth: int = 1) -> str | None:
@@ -129,6 +133,18 @@ class StrictSerializer(serializers.Serializer):
             if wrong:
                 raise serializers.ValidationError(wrong)
         return super().to_internal_value(data)
+
+
+class EmptyBodySerializer(StrictSerializer):
+    """For actions that take no input (pause, resume, stop): no body, or ``{}``. Anything else, malformed
+    JSON included, is refused rather than silently ignored."""
+
+
+def optional_body(serializer_class: type[serializers.Serializer], request) -> dict:
+    """Validate a body that may be left out altogether (no bytes means ``{}``)."""
+    body = serializer_class(data=request.data if request.body else {})
+    body.is_valid(raise_exception=True)
+    return body.validated_data
 
 
 def iso(dt) -> str | None:
