@@ -18,7 +18,7 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "scheduler_project.apps.ConsoleAdminConfig",  # django.contrib.admin with the operators' console site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -116,6 +116,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # Request bodies: DRF >= 3.17.2 applies this to JSON too. Task parameters are capped separately (64 KiB).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024, minimum=1024)
@@ -175,11 +176,24 @@ SCHEDULER = {
     "CALLBACK_BASE_URL": env_str("SCHEDULER_CALLBACK_BASE_URL", "http://127.0.0.1:8000"),
 }
 
+# Execution history: an execution's logs keep their last this many characters (callbacks and streamed
+# lines alike); final executions scheduled more than EXECUTION_RETENTION_DAYS ago are purged (0 keeps all).
+EXECUTION_LOG_MAX_CHARS = env_int("EXECUTION_LOG_MAX_CHARS", 1_000_000, minimum=1000)
+EXECUTION_RETENTION_DAYS = env_int("EXECUTION_RETENTION_DAYS", 90, minimum=0)
+EXECUTION_PURGE_BATCH_SIZE = env_int("EXECUTION_PURGE_BATCH_SIZE", 1000, minimum=1)
+
+# LOG_FORMAT=json: one JSON object per line (scheduler_project.logformat), for log shippers.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} is not a log format (use plain or json)")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "scheduler_project.logformat.JSONFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 scripts/services.sh
+scripts/browser-deps.sh || true  # Chromium for tests/browser (skipped when none can be installed)
 
 PYTEST=(.venv/bin/python -m pytest -q -p no:cacheprovider)
 status=0

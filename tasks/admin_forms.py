@@ -4,14 +4,13 @@ error next to the field instead of an error page; the services stay the place wh
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from rest_framework import serializers
 
-from scheduler_project.fields import JSONObjectField
+from scheduler_project.admin_forms import MONO, JSONObjectFormField, drf_messages
 from scheduling.clock import utc_now
 from scheduling.cron import CronError, validate_cron, zone
 from tasks.choices import ScheduleType
@@ -25,41 +24,6 @@ EDITABLE_FIELDS = [
     "parameters", "execution_mode", "load_balance_strategy", "misfire_policy", "max_retry", "timeout_seconds",
     "priority", "max_instances",
 ]
-
-_MONO = {"class": "vLargeTextField console-mono", "spellcheck": "false", "autocomplete": "off"}
-
-
-def _messages(detail: Any) -> list[str]:
-    """Flatten a DRF error detail (string, list or dict) into plain messages."""
-    if isinstance(detail, dict):
-        return [message for value in detail.values() for message in _messages(value)]
-    if isinstance(detail, list):
-        return [message for value in detail for message in _messages(value)]
-    return [str(detail)]
-
-
-def json_object(value: Any) -> dict:
-    """The API's rules for a parameters object (an object, storable everywhere, bounded in size)."""
-    try:
-        return JSONObjectField().run_validation(value)
-    except serializers.ValidationError as exc:
-        raise forms.ValidationError(_messages(exc.detail)) from None
-
-
-class JSONObjectFormField(forms.JSONField):
-    """A JSON object typed into a textarea; pretty-printed when shown again."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("widget", forms.Textarea(attrs={**_MONO, "rows": 6}))
-        super().__init__(**kwargs)
-
-    def clean(self, value: Any) -> dict:
-        return json_object(super().clean(value))
-
-    def prepare_value(self, value: Any) -> str:
-        if isinstance(value, forms.fields.InvalidJSONInput):
-            return value
-        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
 
 def _api_bounds(field: forms.Field, name: str) -> None:
@@ -80,7 +44,7 @@ class TaskAdminForm(forms.ModelForm):
         model = Task
         fields = EDITABLE_FIELDS
         widgets = {
-            "cron_expression": forms.TextInput(attrs={**_MONO, "class": "vTextField console-mono",
+            "cron_expression": forms.TextInput(attrs={**MONO, "class": "vTextField console-mono",
                                                       "placeholder": "*/10 * * * * *"}),
         }
         help_texts = {
@@ -131,7 +95,7 @@ class TaskAdminForm(forms.ModelForm):
         except serializers.ValidationError as exc:
             detail = exc.detail if isinstance(exc.detail, dict) else {None: exc.detail}
             for field, errors in detail.items():
-                self.add_error(field if field in self.fields else None, _messages(errors))
+                self.add_error(field if field in self.fields else None, drf_messages(errors))
 
 
 class TriggerForm(forms.Form):

@@ -1,0 +1,7 @@
+from django.contrib.admin.apps import AdminConfig
+
+
+class ConsoleAdminConfig(AdminConfig):
+    """django.contrib.admin, with the operators' console as the default site (``admin.site``)."""
+
+    default_site = "scheduler_project.admin_site.ConsoleAdminSite"

@@ -1,0 +1,178 @@
+"""Server-side SVG charts for the operators' console. Plain Python (no Django, no network, no JavaScript):
+each function takes the figures and returns an SVG document as a string, with every text escaped.
+
+Colours are fixed per execution status; text uses ``currentColor`` so the charts follow the admin's light
+or dark theme. Each bar carries a ``<title>``, which browsers show as a tooltip.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from html import escape
+
+# One colour per execution status, readable on light and dark backgrounds.
+STATUS_COLOURS = {
+    "success": "#2e9e5b",
+    "failed": "#d64541",
+    "timeout": "#e67e22",
+    "running": "#3b82f6",
+    "pending": "#9ca3af",
+    "skipped": "#a78bfa",
+    "cancelled": "#6b7280",
+}
+
+_FONT = 'font-family="system-ui, -apple-system, Segoe UI, Roboto, sans-serif"'
+
+
+@dataclass(frozen=True)
+class Series:
+    key: str
+    label: str
+    colour: str
+
+
+@dataclass(frozen=True)
+class Bucket:
+    label: str  # shown on the x axis (every few buckets)
+    title: str  # the tooltip's heading, e.g. the full hour
+    values: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.values.values())
+
+
+@dataclass(frozen=True)
+class RatePoint:
+    label: str  # shown on the x axis (every few points), e.g. "03-14"
+    title: str  # the tooltip's heading, e.g. the full date
+    rate: float | None  # percent 0-100; None: no runs that day
+    total: int = 0
+
+
+def nice_ceiling(value: float) -> int:
+    """The smallest 1, 2 or 5 times a power of ten that is >= ``value`` (at least 1): a readable axis top."""
+    if value <= 1:
+        return 1
+    power = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 5, 10):
+        if step * power >= value:
+            return int(step * power)
+    return int(10 * power)  # pragma: no cover - the loop always returns
+
+
+def divisions(top: int) -> int:
+    """How many gridline steps split ``top`` (a nice ceiling) into whole, readable numbers."""
+    if top <= 5:
+        return top
+    return 4 if str(top).startswith("2") else 5
+
+
+def _fmt(number: float) -> str:
+    return f"{number:.1f}".rstrip("0").rstrip(".")
+
+
+def _svg_open(width: int, height: int, label: str) -> list[str]:
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
+        f'preserveAspectRatio="xMidYMid meet" role="img" aria-label="{escape(label)}" class="console-chart" {_FONT} '
+        f'font-size="11">',
+        f"<title>{escape(label)}</title>",
+    ]
+
+
+def _legend(series: Sequence[Series], x: float, y: float) -> list[str]:
+    parts = []
+    for item in series:
+        parts.append(f'<rect x="{_fmt(x)}" y="{_fmt(y - 9)}" width="10" height="10" rx="2" fill="{item.colour}"/>')
+        parts.append(f'<text x="{_fmt(x + 14)}" y="{_fmt(y)}" fill="currentColor">{escape(item.label)}</text>')
+        x += 22 + 6.5 * len(item.label)
+    return parts
+
+
+def stacked_bars(
+    buckets: Sequence[Bucket], series: Sequence[Series], *, label: str, width: int = 1000, height: int = 260,
+    label_every: int = 3,
+) -> str:
+    """A stacked bar per bucket, one segment per series, with a y axis, gridlines and a legend."""
+    left, right, top, bottom = 40, 10, 26, 24
+    plot_w, plot_h = width - left - right, height - top - bottom
+    top_value = nice_ceiling(max((bucket.total for bucket in buckets), default=0))
+    parts = _svg_open(width, height, label)
+    parts += _legend(series, left, 14)
+    steps = divisions(top_value)
+    for i in range(steps + 1):
+        value = top_value * i / steps
+        y = top + plot_h - plot_h * i / steps
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{_fmt(y)}" y2="{_fmt(y)}" '
+                     f'stroke="currentColor" stroke-opacity="{0.35 if i == 0 else 0.12}"/>')
+        parts.append(f'<text x="{left - 6}" y="{_fmt(y + 4)}" text-anchor="end" fill="currentColor" '
+                     f'fill-opacity="0.7">{_fmt(value)}</text>')
+    slot = plot_w / max(len(buckets), 1)
+    bar_w = max(slot * 0.72, 1)
+    for index, bucket in enumerate(buckets):
+        x = left + index * slot + (slot - bar_w) / 2
+        y = top + plot_h
+        for item in series:
+            count = bucket.values.get(item.key, 0)
+            if not count:
+                continue
+            h = plot_h * count / top_value
+            y -= h
+            parts.append(
+                f'<rect x="{_fmt(x)}" y="{_fmt(y)}" width="{_fmt(bar_w)}" height="{_fmt(h)}" fill="{item.colour}">'
+                f"<title>{escape(bucket.title)}: {count} {escape(item.label.lower())}</title></rect>"
+            )
+        if bucket.total == 0:
+            parts.append(f'<rect x="{_fmt(x)}" y="{_fmt(top + plot_h - 1)}" width="{_fmt(bar_w)}" height="1" '
+                         f'fill="currentColor" fill-opacity="0.2">'
+                         f"<title>{escape(bucket.title)}: no runs</title></rect>")
+        if index % label_every == 0:
+            parts.append(f'<text x="{_fmt(x + bar_w / 2)}" y="{height - 8}" text-anchor="middle" '
+                         f'fill="currentColor" fill-opacity="0.7">{escape(bucket.label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def rate_colour(rate: float) -> str:
+    if rate >= 95:
+        return STATUS_COLOURS["success"]
+    if rate >= 80:
+        return STATUS_COLOURS["timeout"]
+    return STATUS_COLOURS["failed"]
+
+
+def rate_bars(
+    points: Sequence[RatePoint], *, label: str, width: int = 1000, height: int = 220, label_every: int = 15,
+) -> str:
+    """Daily success rate (0-100 %) as bars coloured by level; a day without runs is a faint stub."""
+    left, right, top, bottom = 40, 10, 12, 24
+    plot_w, plot_h = width - left - right, height - top - bottom
+    parts = _svg_open(width, height, label)
+    for percent in (0, 25, 50, 75, 100):
+        y = top + plot_h - plot_h * percent / 100
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{_fmt(y)}" y2="{_fmt(y)}" '
+                     f'stroke="currentColor" stroke-opacity="{0.35 if percent == 0 else 0.12}"/>')
+        parts.append(f'<text x="{left - 6}" y="{_fmt(y + 4)}" text-anchor="end" fill="currentColor" '
+                     f'fill-opacity="0.7">{percent}%</text>')
+    slot = plot_w / max(len(points), 1)
+    bar_w = max(slot * 0.7, 1)
+    for index, point in enumerate(points):
+        x = left + index * slot + (slot - bar_w) / 2
+        if point.rate is None:
+            parts.append(f'<rect x="{_fmt(x)}" y="{_fmt(top + plot_h - 2)}" width="{_fmt(bar_w)}" height="2" '
+                         f'fill="currentColor" fill-opacity="0.2"><title>{escape(point.title)}: no runs</title></rect>')
+        else:
+            h = max(plot_h * point.rate / 100, 1)
+            parts.append(
+                f'<rect x="{_fmt(x)}" y="{_fmt(top + plot_h - h)}" width="{_fmt(bar_w)}" height="{_fmt(h)}" '
+                f'fill="{rate_colour(point.rate)}"><title>{escape(point.title)}: {_fmt(point.rate)}% of '
+                f"{point.total} run{'s' if point.total != 1 else ''}</title></rect>"
+            )
+        if index % label_every == 0 or index == len(points) - 1:
+            parts.append(f'<text x="{_fmt(x + bar_w / 2)}" y="{height - 8}" text-anchor="middle" '
+                         f'fill="currentColor" fill-opacity="0.7">{escape(point.label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)

@@ -1,0 +1,52 @@
+"""Structured logs: one JSON object per line (``LOG_FORMAT=json``).
+
+Every line has ``ts`` (UTC, ISO 8601 with milliseconds), ``level``, ``logger`` and ``message``; fields
+passed with ``extra=`` (the engine passes ``execution_id`` and ``task_id``) follow as keys of their own, and
+a logged exception adds ``exception`` (the formatted traceback). Values JSON cannot encode are written as
+their ``str()``. Newlines inside values are escaped, so a traceback never splits a record across lines.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+_CORE_KEYS = ("ts", "level", "logger", "message")
+# Identifiers first, so a reader scanning lines finds them in the same place.
+_LEADING_EXTRAS = ("execution_id", "task_id")
+
+
+class JSONFormatter(logging.Formatter):
+    """``logging.Formatter`` writing one JSON object per record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "ts": _timestamp(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        extras = {key: value for key, value in vars(record).items()
+                  if key not in _RECORD_ATTRIBUTES and not key.startswith("_")}
+        for key in (*[k for k in _LEADING_EXTRAS if k in extras], *sorted(set(extras) - set(_LEADING_EXTRAS))):
+            # An extra named like a core key must not overwrite it.
+            payload[f"extra_{key}" if key in _CORE_KEYS else key] = extras[key]
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            payload["exception"] = record.exc_text
+        if record.stack_info:
+            payload["stack"] = self.formatStack(record.stack_info)
+        try:
+            return json.dumps(payload, ensure_ascii=False, default=str)
+        except ValueError:  # e.g. a circular structure passed in extra: keep the line, flatten the values
+            return json.dumps({key: value if isinstance(value, str) else repr(value)
+                               for key, value in payload.items()}, ensure_ascii=False)
+
+
+def _timestamp(created: float) -> str:
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,172 @@
+"""The operators' console in a real browser: Debian's headless Chromium driven by Playwright against a live
+server. An operator logs in, creates a task (watching the schedule preview), triggers it with parameters,
+finds the execution in the history, pauses the task, and reads the dashboard and the task's statistics.
+Screenshots of each step go to ``test-output/screenshots/``.
+
+Needs ``/usr/bin/chromium`` (``scripts/browser-deps.sh`` installs it with apt) and the ``playwright`` package
+(requirements-dev.txt); without either the test is skipped with a message saying which. Playwright never
+downloads a browser here: it is pointed at the system one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+import scheduler_project.admin_site as admin_site
+from executions.models import TaskExecution
+from executors.models import Executor
+from scheduling.models import SchedulerInstance
+from tasks.models import Task, TaskExecutor
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOTS = Path(settings.BASE_DIR) / "test-output" / "screenshots"
+USERNAME, PASSWORD = "operator", "console-pass-7f3k"
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright's Python package is not installed: pip install -r requirements-dev.txt"
+)
+if not os.access(CHROMIUM, os.X_OK):
+    pytest.skip(f"no Chromium at {CHROMIUM}: run scripts/browser-deps.sh (apt-get install chromium) "
+                f"or set CHROMIUM_PATH", allow_module_level=True)
+
+expect = sync_api.expect
+
+
+@pytest.fixture
+def history(transactional_db):
+    """A cluster with some past: a leader, an executor, and a day of runs of another task."""
+    now = timezone.now()
+    get_user_model().objects.create_superuser(USERNAME, "operator@example.com", PASSWORD)
+    SchedulerInstance.objects.create(instance_id="scheduler-1", host="10.0.0.5", port=8000, is_leader=True,
+                                     leader_since=now - timedelta(hours=6))
+    executor = Executor.objects.create(name="reports", instance_id="reports-1", base_url="http://127.0.0.1:1")
+    nightly = Task.objects.create(name="nightly-report", cron_expression="0 */20 * * * *")
+    TaskExecutor.objects.create(task=nightly, executor=executor)
+    for index in range(70):
+        status = "failed" if index % 9 == 4 else "timeout" if index % 13 == 6 else "success"
+        TaskExecution.objects.create(task=nightly, executor=executor, status=status, duration_ms=900 + index * 37,
+                                     scheduled_time=now - timedelta(minutes=20 * index + 1))
+    return executor
+
+
+@pytest.fixture
+def page(live_server, history, monkeypatch, tmp_path):
+    # Playwright's sync API runs an event loop in this thread; Django refuses ORM calls from a thread with a
+    # running loop unless told that they are synchronous here (they are).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    monkeypatch.setattr(admin_site, "REFRESH_SECONDS", 2)  # the dashboard refreshes within the test's patience
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1440, "height": 1000},
+        )
+        context.set_default_timeout(10_000)
+        browser_page = context.pages[0] if context.pages else context.new_page()
+        try:
+            yield browser_page
+        finally:
+            context.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def select_and_run(page, task_name: str, action: str) -> None:
+    """On the task list, tick ``task_name``'s row and run ``action``."""
+    row = page.locator("#result_list tbody tr", has_text=task_name)
+    row.locator("input.action-select").check()
+    page.select_option("select[name=action]", action)
+    page.click("button[name=index]")
+
+
+def test_operator_journey(page, live_server):
+    base = live_server.url
+
+    # Log in.
+    page.goto(f"{base}/admin/")
+    expect(page).to_have_url(re.compile(r"/admin/login/"))
+    page.fill("#id_username", USERNAME)
+    page.fill("#id_password", PASSWORD)
+    shot(page, "01-login")
+    page.click("input[type=submit]")
+    expect(page.locator("#console-dashboard")).to_be_visible()
+
+    # Create a task; the schedule preview follows what is typed.
+    page.goto(f"{base}/admin/tasks/task/add/")
+    page.fill("#id_name", "browser-sync")
+    page.fill("#id_cron_expression", "*/30 * * * * *")
+    expect(page.locator("#schedule-preview")).to_contain_text("Every 30 seconds")
+    expect(page.locator("#schedule-preview li")).to_have_count(5)
+    expect(page.locator(".form-row.field-interval_seconds")).to_be_hidden()  # not used by cron tasks
+    page.fill("#id_parameters", json.dumps({"source": "warehouse"}))
+    shot(page, "02-task-add")
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+    row = page.locator("#result_list tbody tr", has_text="browser-sync")
+    expect(row).to_contain_text("Every 30 seconds")
+    expect(row.locator(".console-badge").first).to_have_text("Active")
+    shot(page, "03-task-list")
+
+    # Trigger it now with extra parameters.
+    select_and_run(page, "browser-sync", "trigger_now")
+    expect(page.locator("h1")).to_have_text("Trigger now")
+    page.fill("#id_parameters", json.dumps({"mode": "full"}))
+    shot(page, "04-trigger-form")
+    page.click("#console-action-form input[type=submit]")
+    expect(page.locator(".messagelist")).to_contain_text("Triggered 1 task: browser-sync")
+
+    # The run appears in the execution history, pending until a scheduler dispatches it.
+    page.click("text=See the triggered executions")
+    run_row = page.locator("#result_list tbody tr", has_text="browser-sync")
+    expect(run_row).to_have_count(1)
+    expect(run_row).to_contain_text("Pending")
+    expect(run_row).to_contain_text("manual")
+    shot(page, "05-executions")
+    run_row.locator("th a, td a").first.click()
+    expect(page.locator(".field-parameters_pretty")).to_contain_text('"mode": "full"')
+    expect(page.locator(".field-parameters_pretty")).to_contain_text('"source": "warehouse"')
+    shot(page, "06-execution-detail")
+
+    # Pause it.
+    page.goto(f"{base}/admin/tasks/task/")
+    select_and_run(page, "browser-sync", "pause")
+    expect(page.locator(".messagelist")).to_contain_text("Paused 1 task: browser-sync")
+    row = page.locator("#result_list tbody tr", has_text="browser-sync")
+    expect(row.locator(".console-badge").first).to_have_text("Paused")
+    shot(page, "07-task-paused")
+    assert Task.objects.get(name="browser-sync").status == "paused"
+
+    # The dashboard: cluster, counts, the hourly chart, and it refreshes itself in place.
+    page.goto(f"{base}/admin/")
+    expect(page.locator("#card-leader")).to_contain_text("scheduler-1")
+    expect(page.locator("#card-running")).to_contain_text("1 pending")
+    expect(page.locator("#chart-hourly svg rect").first).to_be_visible()
+    expect(page.locator("#failing-tasks")).to_contain_text("nightly-report")
+    with page.expect_response(lambda response: "/admin/dashboard/panel/" in response.url and response.ok):
+        pass
+    expect(page.locator("#console-dashboard")).not_to_have_class(re.compile("stale"))
+    shot(page, "08-dashboard")
+
+    # The statistics of the task with history.
+    nightly = Task.objects.get(name="nightly-report")
+    page.goto(f"{base}/admin/tasks/task/{nightly.pk}/stats/")
+    expect(page.locator("#chart-daily svg")).to_be_visible()
+    expect(page.locator("#stat-24h")).to_contain_text("%")
+    shot(page, "09-task-stats")
+
+    for name in ("01-login", "02-task-add", "03-task-list", "04-trigger-form", "05-executions",
+                 "06-execution-detail", "07-task-paused", "08-dashboard", "09-task-stats"):
+        assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000, name
