@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -19,6 +20,11 @@ from scheduling.leader import LeaderLock
 from scheduling.models import SchedulerInstance
 
 logger = logging.getLogger(__name__)
+
+# Within a tick, a leader re-confirms its lock before a step when this long has passed since it last did
+# (a SIGSTOP or a long stall mid-tick). Below the smallest lock idle timeout (2 s), so a lock confirmed more
+# recently than this cannot have been freed by the server's idle timeout.
+FENCE_RECHECK_SECONDS = 1.0
 
 
 class SchedulerNode:
@@ -36,6 +42,7 @@ class SchedulerNode:
         self.is_leader = False
         self._next_heartbeat: datetime | None = None
         self._next_election: datetime | None = None
+        self._confirmed_at = 0.0  # time.monotonic() of the last check that the lock is ours
 
     # --- membership -------------------------------------------------------------------------------
 
@@ -63,8 +70,10 @@ class SchedulerNode:
     def hold_leadership(self, now: datetime) -> bool:
         """Step: the fencing check. A leader confirms it still holds the lock before any write; a
         follower tries to take it every ELECTION_RETRY_SECONDS. Returns whether this node leads."""
+        asked_at = time.monotonic()  # read before asking: the answer holds from then on, not from its arrival
         if self.is_leader:
             if self.lock.still_held():
+                self._confirmed_at = asked_at
                 return True
             self.step_down(now, "lost the leader lock")
             return False
@@ -72,8 +81,16 @@ class SchedulerNode:
             return False
         self._next_election = now + timedelta(seconds=tunable("ELECTION_RETRY_SECONDS"))
         if self.lock.try_acquire():
+            self._confirmed_at = asked_at
             self._become_leader(now)
         return self.is_leader
+
+    def _still_leading(self, now: datetime) -> bool:
+        """Fencing between the steps of a tick: if the tick stalled (the process was frozen or starved)
+        for FENCE_RECHECK_SECONDS since the lock was last confirmed, confirm it again before writing."""
+        if time.monotonic() - self._confirmed_at < FENCE_RECHECK_SECONDS:
+            return True
+        return self.hold_leadership(now)
 
     def _become_leader(self, now: datetime) -> None:
         with transaction.atomic():
@@ -99,33 +116,44 @@ class SchedulerNode:
 
     def tick(self, now: datetime) -> bool:
         """One pass. Returns True if it found work (the loop then goes again without waiting)."""
+        # The fencing check comes first, the heartbeat second: a leader resumed after a freeze must learn
+        # that it lost the lock before its heartbeat writes its (stale) is_leader=True back to its row.
+        leading = self.hold_leadership(now)
         self.heartbeat(now)
-        if not self.hold_leadership(now):
+        if not leading:
             return False
-        work = fire_due(now)
-        work += self.dispatcher.dispatch_pending(now)
-        work += self.dispatcher.sweep_timeouts(now)
-        self.health.check_health(now)
+        work = 0
+        for step in (fire_due, self.dispatcher.dispatch_pending, self.dispatcher.sweep_timeouts):
+            if not self._still_leading(now):
+                return False
+            work += step(now)
+        if self._still_leading(now):
+            self.health.check_health(now)
         return work > 0
 
     def run(self, stop: threading.Event) -> None:
-        """Loop until ``stop`` is set; then finish in-flight dispatches, release the lock, mark not leader."""
+        """Loop until ``stop`` is set; then release the lock, mark not leader, finish in-flight dispatches."""
         self.register(self.clock())
         idle = tunable("TICK_SECONDS")
-        while not stop.is_set():
-            close_old_connections()
-            try:
-                busy = self.tick(self.clock())
-            except DatabaseError as exc:
-                # The database (or our connection to it) failed: don't crash; re-check the lock next tick.
-                logger.error("scheduler %s: tick failed: %s", self.instance_id, exc)
-                busy = False
-                stop.wait(1.0)
-            if not busy:
-                stop.wait(idle)
-        self.shutdown()
+        try:
+            while not stop.is_set():
+                close_old_connections()
+                try:
+                    busy = self.tick(self.clock())
+                except DatabaseError as exc:
+                    # The database (or our connection to it) failed: don't crash; re-check the lock next tick.
+                    logger.error("scheduler %s: tick failed: %s", self.instance_id, exc)
+                    busy = False
+                    stop.wait(1.0)
+                if not busy:
+                    stop.wait(idle)
+        finally:  # also when a tick raised something unexpected: never exit still holding the lock
+            self.shutdown()
 
     def shutdown(self) -> None:
-        self.dispatcher.shutdown(wait=True)
+        """Give up the lock first, so a follower takes over at once, then let in-flight dispatches and
+        health checks finish (up to their HTTP timeouts against a hung executor). A dispatch claims its
+        execution by compare-and-set before it POSTs, so the new leader cannot dispatch it a second time."""
         self.step_down(self.clock(), "shutting down")
+        self.dispatcher.shutdown(wait=True)
         logger.info("scheduler %s stopped", self.instance_id)

@@ -35,7 +35,10 @@ class Command(BaseCommand):
         stop = threading.Event()
 
         def request_stop(signum, frame):
-            stop.set()
+            # Not stop.set() here: the handler runs in the main thread, possibly while that thread is inside
+            # stop.wait() holding the event's non-reentrant internal lock, and set() would then wait for
+            # it forever. Another thread just waits its turn.
+            threading.Thread(target=stop.set, name="stop-request", daemon=True).start()
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)

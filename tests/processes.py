@@ -1,0 +1,479 @@
+"""Start and stop real processes on loopback: the web server, scheduler nodes and executors.
+
+Used by the end-to-end and multi-node tests and by ``bench/failover.py``. Nothing here imports Django at
+module level, so the bench can use it before it has configured a database.
+
+Every child gets its own log file; :meth:`Processes.close` always ends every child it started (SIGCONT
+first for a frozen one, then SIGKILL), so a failing test never leaks a scheduler holding the leader lock.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+MANAGE = REPO / "manage.py"
+LOG_ROOT = REPO / "var" / "test-logs"
+
+# Tunables that make a cluster react in tens of milliseconds instead of seconds.
+FAST_TUNABLES = {
+    "SCHEDULER_TICK_SECONDS": "0.05",
+    "SCHEDULER_ELECTION_RETRY_SECONDS": "0.2",
+    "SCHEDULER_HEARTBEAT_INTERVAL": "1",
+    "HEALTH_CHECK_INTERVAL": "1",
+    "SCHEDULER_LOCK_IDLE_TIMEOUT": "5",
+    "SCHEDULER_RETRY_BACKOFF_BASE": "0.2",
+    "SCHEDULER_TIMEOUT_GRACE_SECONDS": "0.5",
+}
+
+T = TypeVar("T")
+
+
+class WaitTimeout(AssertionError):
+    """A condition polled by :func:`wait_for` did not become true in time."""
+
+
+def wait_for(condition: Callable[[], T], timeout: float, *, interval: float = 0.05, message: str = "") -> T:
+    """Polls ``condition`` until it returns something truthy, and returns that; raises WaitTimeout after
+    ``timeout`` seconds. Exceptions from the condition propagate (a broken probe should fail loudly)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(f"timed out after {timeout:g} s waiting for {message or condition!r}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the kernel's choice, so parallel runs do not collide)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url(settings_dict: Mapping[str, Any]) -> str:
+    """A DATABASE_URL that makes a child process use exactly the database ``settings_dict`` describes."""
+    engine = settings_dict["ENGINE"]
+    name = str(settings_dict["NAME"])
+    if engine.endswith("sqlite3"):
+        return f"sqlite:///{Path(name).resolve()}"
+    if engine.endswith("mysql"):
+        scheme, default_port = "mysql", 3306
+    elif engine.endswith("postgresql"):
+        scheme, default_port = "postgres", 5432
+    else:
+        raise ValueError(f"no DATABASE_URL form for engine {engine}")
+    user = settings_dict.get("USER") or ""
+    password = settings_dict.get("PASSWORD") or ""
+    auth = ""
+    if user:
+        auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "") + "@"
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or default_port
+    return f"{scheme}://{auth}{host}:{port}/{quote(name, safe='')}"
+
+
+def child_database_url() -> str:
+    """The DATABASE_URL of the test database this pytest process uses (call after pytest-django made it)."""
+    from django.db import connection
+
+    return database_url(connection.settings_dict)
+
+
+def child_log_dir(nodeid: str) -> Path:
+    """var/test-logs/<test database>/<test>/: runs on different databases (which may run at the same time)
+    never share, and so never wipe, each other's logs and journals."""
+    from django.db import connection
+
+    return LOG_ROOT / slug(Path(str(connection.settings_dict["NAME"])).stem) / slug(nodeid)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[-120:] or "run"
+
+
+class Child:
+    """One started process, its log file and what was done to it."""
+
+    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log_path: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in close()
+        self.popen = subprocess.Popen(
+            argv, cwd=REPO, env=dict(env), stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C aimed at pytest does not hit the children half-way
+        )
+        self.frozen = False
+
+    def __repr__(self) -> str:
+        return f"<Child {self.name} pid={self.pid} rc={self.popen.poll()}>"
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def send(self, signum: int) -> None:
+        if self.alive:
+            os.kill(self.pid, signum)
+
+    def freeze(self) -> None:
+        self.send(signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        self.send(signal.SIGCONT)
+        self.frozen = False
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout)
+
+    def end(self) -> None:
+        """Ends the child: SIGCONT first if it was frozen, then SIGKILL. Only this child's pid is signalled."""
+        if self.alive:
+            if self.frozen:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGCONT)
+                self.frozen = False
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        try:
+            self.popen.wait(10)
+        finally:
+            self._log.close()
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+
+class WebServer(Child):
+    def __init__(self, port: int, env: Mapping[str, str], log_path: Path) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        # --skip-checks: the system checks cost a second of CPU per start and the suite runs them anyway.
+        argv = [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"]
+        super().__init__("web", argv, env, log_path)
+
+    def ready(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+
+class SchedulerProcess(Child):
+    def __init__(self, instance_id: str, env: Mapping[str, str], log_path: Path) -> None:
+        self.instance_id = instance_id
+        argv = [sys.executable, str(MANAGE), "runscheduler", "--instance-id", instance_id,
+                "--host", "127.0.0.1", "--port", "0", "--skip-checks"]
+        super().__init__(f"scheduler-{instance_id}", argv, env, log_path)
+
+
+class ExecutorProcess(Child):
+    """An executor built on ``scheduler_sdk.Executor``: the journalling test executor or the demo."""
+
+    def __init__(self, instance_id: str, argv: list[str], env: Mapping[str, str], log_path: Path,
+                 journal_path: Path | None) -> None:
+        self.instance_id = instance_id
+        self.journal_path = journal_path
+        super().__init__(f"executor-{instance_id}", argv, env, log_path)
+
+    def journal(self) -> list[dict[str, Any]]:
+        """Events the test executor recorded (see tests/e2e/journal_executor.py); [] for the demo."""
+        if self.journal_path is None or not self.journal_path.exists():
+            return []
+        events = []
+        for line in self.journal_path.read_text().splitlines():
+            with contextlib.suppress(ValueError):  # a line being written right now
+                events.append(json.loads(line))
+        return events
+
+    def events(self, kind: str, execution_id: str | None = None) -> list[dict[str, Any]]:
+        return [e for e in self.journal()
+                if e.get("event") == kind and (execution_id is None or e.get("execution_id") == execution_id)]
+
+
+class Processes:
+    """Starts children with a shared environment and ends all of them in :meth:`close`.
+
+    ``database_url`` is the database every child uses; ``env`` overrides the fast tunables. Each instance
+    uses its own leader lock name, so a stray scheduler from an earlier run can never be elected here.
+    """
+
+    def __init__(self, database_url: str, *, log_dir: Path, env: Mapping[str, str] | None = None,
+                 lock_prefix: str = "sched_test") -> None:
+        self.log_dir = log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        for old in log_dir.glob("*"):
+            if old.is_file():
+                old.unlink()
+        self.lock_name = f"{lock_prefix}_{uuid.uuid4().hex[:10]}"
+        self.env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "DATABASE_URL": database_url,
+            "SCHEDULER_LOCK_NAME": self.lock_name,
+            **FAST_TUNABLES,
+            **(env or {}),
+        }
+        self.env.pop("PYTEST_CURRENT_TEST", None)
+        self.children: list[Child] = []
+        self.web: WebServer | None = None
+        self._closed = False
+        atexit.register(self.close)
+
+    # -- starting ---------------------------------------------------------------------------------------
+
+    def _log_path(self, name: str) -> Path:
+        return self.log_dir / f"{slug(name)}.log"
+
+    def start_web(self) -> WebServer:
+        """Starts ``manage.py runserver`` on a free port; schedulers started after it call back there."""
+        port = free_port()
+        self.web = WebServer(port, self.env, self._log_path("web"))
+        self.children.append(self.web)
+        self.env["SCHEDULER_CALLBACK_BASE_URL"] = self.web.url
+        return self.web
+
+    def start_scheduler(self, instance_id: str, **env: str) -> SchedulerProcess:
+        """A ``manage.py runscheduler`` node; ``env`` overrides tunables for this node only."""
+        child = SchedulerProcess(instance_id, {**self.env, **env}, self._log_path(f"scheduler-{instance_id}"))
+        self.children.append(child)
+        return child
+
+    def start_executor(self, instance_id: str, *, demo: bool = False, max_workers: int = 8) -> ExecutorProcess:
+        """The journalling test executor (handlers echo, fail, sleep), or the SDK's demo executor."""
+        if self.web is None:
+            raise RuntimeError("start the web server first: executors register with it")
+        journal = None
+        if demo:
+            argv = [sys.executable, "-m", "scheduler_sdk.demo", "--scheduler", self.web.url, "--port", "0",
+                    "--name", "demo-executor", "--instance-id", instance_id, "--max-workers", str(max_workers)]
+        else:
+            journal = self.log_dir / f"journal-{slug(instance_id)}.jsonl"
+            argv = [sys.executable, "-m", "tests.e2e.journal_executor", "--scheduler", self.web.url,
+                    "--instance-id", instance_id, "--journal", str(journal), "--max-workers", str(max_workers)]
+        child = ExecutorProcess(instance_id, argv, self.env, self._log_path(f"executor-{instance_id}"), journal)
+        self.children.append(child)
+        return child
+
+    # -- waiting ----------------------------------------------------------------------------------------
+
+    def wait_web(self, timeout: float = 30) -> WebServer:
+        web = self.web
+        assert web is not None
+        self._wait_alive(web, web.ready, timeout, "the web server to answer /api/v1/health")
+        return web
+
+    def _wait_alive(self, child: Child, condition: Callable[[], Any], timeout: float, message: str) -> Any:
+        def check() -> Any:
+            if not child.alive:
+                raise AssertionError(f"{child.name} exited with {child.returncode} while waiting for {message}:\n"
+                                     f"{child.tail()}")
+            return condition()
+
+        return wait_for(check, timeout, interval=0.1, message=message)
+
+    def wait_until(self, condition: Callable[[], T], timeout: float, message: str, *,
+                   watch: Iterable[Child] = (), interval: float = 0.05) -> T:
+        """Like :func:`wait_for`, but fails at once if one of ``watch`` dies meanwhile."""
+        watched = list(watch)
+
+        def check() -> T:
+            for child in watched:
+                if not child.alive:
+                    raise AssertionError(f"{child.name} exited with {child.returncode} while waiting for "
+                                         f"{message}:\n{child.tail()}")
+            return condition()
+
+        return wait_for(check, timeout, interval=interval, message=message)
+
+    # -- ending -----------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for child in reversed(self.children):
+            child.end()
+        atexit.unregister(self.close)
+        # The SQLite leader lock is a file beside the database, named after this run's lock.
+        database = self.env["DATABASE_URL"]
+        if database.startswith("sqlite:///"):
+            path = Path(database[len("sqlite:///"):])
+            with contextlib.suppress(FileNotFoundError):
+                path.with_name(f"{path.name}.{self.lock_name}.lock").unlink()
+
+    def tails(self, lines: int = 40) -> str:
+        parts = []
+        for child in self.children:
+            parts.append(f"----- {child.name} (pid {child.pid}, exit {child.returncode}) {child.log_path} -----")
+            parts.append(child.tail(lines))
+        return "\n".join(parts)
+
+
+# A cron that does not fire during a test: tasks are created with it, assigned, then given their real cron.
+NEVER_SOON = "0 0 0 1 1 *"
+
+
+class Cluster:
+    """A web server, scheduler nodes and executors on one database, plus the queries tests ask about them.
+
+    Needs Django configured for the same database as the children (pytest-django does it in tests; the
+    bench calls ``django.setup()``). Queries go through the ORM in autocommit mode, so they see what the
+    children committed.
+    """
+
+    def __init__(self, procs: Processes) -> None:
+        self.procs = procs
+        self.web: WebServer | None = None
+        self.client: Any = None
+        self.schedulers: dict[str, SchedulerProcess] = {}
+        self.executors: dict[str, ExecutorProcess] = {}
+        self.executor_ids: dict[str, str] = {}
+
+    def start(self, *, schedulers: Iterable[str] = ("s1",), executors: Iterable[str] = ("ex-a",),
+              web: bool = True, demo: bool = False, wait_leader: bool = True, timeout: float = 30,
+              scheduler_env: Mapping[str, str] | None = None) -> Cluster:
+        """Starts everything at once (startup is mostly CPU, so overlapping it pays), then waits for the
+        web server, every executor's registration and, if asked, an elected leader. ``scheduler_env``
+        overrides tunables of the scheduler nodes only."""
+        from scheduler_sdk import SchedulerClient
+
+        if web:
+            self.web = self.procs.start_web()
+        for instance_id in schedulers:
+            self.schedulers[instance_id] = self.procs.start_scheduler(instance_id, **(scheduler_env or {}))
+        for instance_id in executors:
+            self.executors[instance_id] = self.procs.start_executor(instance_id, demo=demo)
+        if self.web is not None:
+            self.procs.wait_web(timeout)
+            self.client = SchedulerClient(self.web.url, timeout=10)
+        for instance_id, child in self.executors.items():
+            self.executor_ids[instance_id] = self.procs.wait_until(
+                lambda i=instance_id: self.executor_pk(i), timeout, f"executor {instance_id} to register",
+                watch=[child, *([self.web] if self.web else [])], interval=0.1)
+        if wait_leader and self.schedulers:
+            self.wait_schedulers_running(timeout)
+            self.wait_one_leader(timeout)
+        return self
+
+    @property
+    def children(self) -> list[Child]:
+        return list(self.procs.children)
+
+    def alive_schedulers(self) -> list[SchedulerProcess]:
+        return [child for child in self.schedulers.values() if child.alive]
+
+    # -- queries ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def executor_pk(instance_id: str) -> str | None:
+        from executors.models import Executor
+
+        return Executor.objects.filter(instance_id=instance_id).values_list("pk", flat=True).first()
+
+    def wait_schedulers_running(self, timeout: float = 30) -> None:
+        """Waits until every live node has registered its row (it does so right before its first tick)."""
+        from scheduling.models import SchedulerInstance
+
+        def registered() -> bool:
+            wanted = {c.instance_id for c in self.schedulers.values() if c.alive}
+            rows = set(SchedulerInstance.objects.filter(instance_id__in=wanted).values_list("instance_id", flat=True))
+            return rows == wanted
+
+        self.procs.wait_until(registered, timeout, "every scheduler node to register",
+                              watch=[c for c in self.schedulers.values() if c.alive], interval=0.1)
+
+    def leaders(self) -> list[str]:
+        """Instance ids of this cluster's nodes whose row says is_leader."""
+        from scheduling.models import SchedulerInstance
+
+        return sorted(SchedulerInstance.objects.filter(instance_id__in=list(self.schedulers), is_leader=True)
+                      .values_list("instance_id", flat=True))
+
+    def wait_one_leader(self, timeout: float = 30, *, other_than: str | None = None) -> str:
+        """Waits until exactly one node's row says leader (and it is not ``other_than``); returns its id."""
+        def one() -> str | None:
+            leaders = self.leaders()
+            if len(leaders) == 1 and leaders[0] != other_than:
+                return leaders[0]
+            return None
+
+        watch = [c for c in self.schedulers.values() if c.alive and c.instance_id != other_than]
+        return self.procs.wait_until(one, timeout, "exactly one leader" + (f" other than {other_than}"
+                                                                             if other_than else ""), watch=watch)
+
+    def make_task(self, name: str, *, cron: str | None = None, executors: Iterable[str] = ("ex-a",),
+                  **fields: Any) -> dict[str, Any]:
+        """Creates a task through the API and assigns executors before it can fire: it is created with a
+        cron that does not fire soon and gets ``cron`` (if any) once assigned. Without ``cron`` it only
+        runs when triggered."""
+        task = self.client.create_task(name=name, cron_expression=NEVER_SOON, **fields)
+        for instance_id in executors:
+            self.client.assign_executor(task["id"], self.executor_ids[instance_id])
+        if cron is not None:
+            task = self.client.update_task(task["id"], cron_expression=cron)
+        return task
+
+    @staticmethod
+    def executions(task_id: str, **filters: Any) -> list[Any]:
+        from executions.models import TaskExecution
+
+        return list(TaskExecution.objects.filter(task_id=task_id, **filters)
+                    .order_by("scheduled_time", "retry_count", "created_at"))
+
+    @staticmethod
+    def duplicate_fires() -> list[tuple]:
+        """(task, scheduled_time, trigger_type, retry_count) keys recorded more than once: must be none."""
+        from django.db.models import Count
+
+        from executions.models import TaskExecution
+
+        return list(TaskExecution.objects.values_list("task_id", "scheduled_time", "trigger_type", "retry_count")
+                    .annotate(n=Count("id")).filter(n__gt=1))
+
+    def wait_until(self, condition: Callable[[], T], timeout: float, message: str, *,
+                   interval: float = 0.05) -> T:
+        """Polls ``condition``; fails at once if a child that should be running died."""
+        watch = [c for c in self.procs.children if c.alive and not c.frozen]
+        return self.procs.wait_until(condition, timeout, message, watch=watch, interval=interval)
+
+
+def attach_child_logs(item: Any, report: Any) -> None:
+    """For a ``pytest_runtest_makereport`` hook: a failed test's report gets the tail of every child's log."""
+    procs = getattr(item, "child_processes", None)
+    if procs is not None and report.failed and report.when in ("setup", "call"):
+        report.sections.append((f"child process logs, last lines ({procs.log_dir})", procs.tails()))
