@@ -83,8 +83,10 @@ def finish(execution: TaskExecution, to: str, *, now: datetime, end_time: dateti
     done = transition(execution, to, expected=expected, end_time=end,
                       duration_ms=duration_ms(execution.start_time, end), **changes)
     if done:
+        from scheduling.metrics import count_finished
         from scheduling.retries import schedule_retry  # the retry policy belongs to the scheduler
 
+        count_finished(to)
         schedule_retry(execution, now=now)
     return done
 
@@ -105,7 +107,9 @@ def apply_callback(*, execution_id: str, status: str, result: dict | None, logs:
         raise _forbid(execution, "report a result for", ACTIVE_STATUSES)
     changes: dict[str, Any] = {"result": result}
     if logs:
-        changes["logs"] = f"{execution.logs}\n{logs}" if execution.logs else logs
+        from executions.live import appended_logs  # live.py builds on this module
+
+        changes["logs"] = appended_logs(execution.logs, logs)
     if not finish(execution, status, now=now, end_time=end_time, **changes):
         execution.refresh_from_db()
         raise _forbid(execution, "report a result for", ACTIVE_STATUSES)

@@ -26,6 +26,7 @@ from executors.models import Executor
 from loadbalance.services import rank_for_dispatch, record_failover
 from scheduling.config import tunable
 from scheduling.executor_http import post_json
+from scheduling.metrics import count_timeout, observe_dispatch_latency
 from scheduling.policy import deadline_for, may_dispatch
 from scheduling.stop import notify_executor_stop
 from tasks.choices import ExecutionMode
@@ -132,6 +133,7 @@ class Dispatcher:
         for execution in overdue:
             line = f"timed out: no result within {execution.task.timeout_seconds}s"
             if finish(execution, ExecutionStatus.TIMEOUT, now=now, logs=_append(execution.logs, line)):
+                count_timeout()
                 logger.warning("execution %s of task %s %s", execution.pk, execution.task.name, line,
                                extra=execution.log_extra())
                 self.pool.submit(notify_executor_stop, execution.pk)
@@ -184,6 +186,7 @@ class Dispatcher:
                 return False  # finished meanwhile (stop, timeout)
             refusal = self._post(executor, payload)
             if refusal is None:
+                observe_dispatch_latency((self.clock() - start).total_seconds())
                 if position:
                     record_failover(execution.task, executor.pk)
                 return True

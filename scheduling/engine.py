@@ -7,16 +7,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, close_old_connections, transaction
 
+from executions.retention import purge_expired
 from scheduling.clock import utc_now
 from scheduling.config import tunable
 from scheduling.dispatch import Dispatcher
 from scheduling.firing import fire_due
 from scheduling.health import HealthChecker
 from scheduling.leader import LeaderLock
+from scheduling.metrics import observe_tick, set_leader
 from scheduling.models import SchedulerInstance
 
 logger = logging.getLogger(__name__)
@@ -25,6 +28,7 @@ logger = logging.getLogger(__name__)
 # (a SIGSTOP or a long stall mid-tick). Below the smallest lock idle timeout (2 s), so a lock confirmed more
 # recently than this cannot have been freed by the server's idle timeout.
 FENCE_RECHECK_SECONDS = 1.0
+PURGE_INTERVAL = timedelta(days=1)
 
 
 class SchedulerNode:
@@ -42,7 +46,9 @@ class SchedulerNode:
         self.is_leader = False
         self._next_heartbeat: datetime | None = None
         self._next_election: datetime | None = None
-        self._confirmed_at = 0.0  # time.monotonic() of the last check that the lock is ours
+        self._confirmed_at = 0.0
+        self._next_purge: datetime | None = None
+        self._purge: Future | None = None  # time.monotonic() of the last check that the lock is ours
 
     # --- membership -------------------------------------------------------------------------------
 
@@ -99,11 +105,13 @@ class SchedulerNode:
                 is_leader=True, leader_since=now, updated_at=now
             )
         self.is_leader = True
+        set_leader(True)
         logger.info("scheduler %s is now the leader (lock %s)", self.instance_id, self.lock.name)
 
     def step_down(self, now: datetime, reason: str) -> None:
         was_leader = self.is_leader
         self.is_leader = False
+        set_leader(False)
         self.lock.release()
         try:
             SchedulerInstance.objects.filter(instance_id=self.instance_id).update(is_leader=False, updated_at=now)
@@ -116,6 +124,13 @@ class SchedulerNode:
 
     def tick(self, now: datetime) -> bool:
         """One pass. Returns True if it found work (the loop then goes again without waiting)."""
+        started = time.monotonic()
+        try:
+            return self._tick(now)
+        finally:
+            observe_tick(time.monotonic() - started)
+
+    def _tick(self, now: datetime) -> bool:
         # The fencing check comes first, the heartbeat second: a leader resumed after a freeze must learn
         # that it lost the lock before its heartbeat writes its (stale) is_leader=True back to its row.
         leading = self.hold_leadership(now)
@@ -129,7 +144,28 @@ class SchedulerNode:
             work += step(now)
         if self._still_leading(now):
             self.health.check_health(now)
+            self.purge_history(now)
         return work > 0
+
+    def purge_history(self, now: datetime) -> bool:
+        """Step: once a day the leader deletes final executions older than the retention (in batches, on a
+        worker thread so the tick is not held up). Returns whether a purge was started."""
+        if self._next_purge is not None and now < self._next_purge:
+            return False
+        if self._purge is not None and not self._purge.done():
+            return False
+        self._next_purge = now + PURGE_INTERVAL
+        self._purge = self.dispatcher.pool.submit(self._purge_safely, now)
+        return True
+
+    def _purge_safely(self, now: datetime) -> None:
+        try:
+            close_old_connections()
+            deleted = purge_expired(now=now)
+            if deleted:
+                logger.info("scheduler %s purged %s executions past retention", self.instance_id, deleted)
+        except DatabaseError as exc:
+            logger.error("scheduler %s: purging history failed: %s", self.instance_id, exc)
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; then release the lock, mark not leader, finish in-flight dispatches."""

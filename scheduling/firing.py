@@ -17,6 +17,7 @@ from executions.choices import ExecutionStatus, TriggerType
 from executions.models import TaskExecution
 from scheduling.config import tunable
 from scheduling.cron import CronError
+from scheduling.metrics import observe_fire_lateness
 from scheduling.policy import FireAction, FirePlan, decide_fire, plan_fires
 from tasks.choices import ONE_SHOT_TYPES, ExecutionMode, TaskStatus
 from tasks.models import Task
@@ -101,6 +102,8 @@ def fire_task(task: Task, now: datetime) -> int:
         logger.warning("task %s (%s): fire at %s already recorded by another node", task.pk, task.name,
                        task.next_run_time.isoformat(), extra=task.log_extra())
         return 0
+    for scheduled in plan.run:
+        observe_fire_lateness((now - scheduled).total_seconds())
     if plan.missed:
         logger.warning("task %s (%s): %s", task.pk, task.name, _misfire_note(plan, task.misfire_policy),
                        extra=task.log_extra())

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from executions.choices import RETRYABLE_STATUSES, ExecutionStatus
 from executions.models import TaskExecution
 from scheduling.config import tunable
+from scheduling.metrics import count_retry
 from scheduling.policy import retry_delay_seconds
 from tasks.choices import TaskStatus
 from tasks.models import Task
@@ -42,6 +43,7 @@ def schedule_retry(execution: TaskExecution, *, now: datetime) -> TaskExecution 
     except IntegrityError:
         logger.info("retry %s of execution %s already exists", attempt, execution.pk, extra=execution.log_extra())
         return None
+    count_retry()
     logger.info("execution %s %s; retry %s/%s in %.1fs as %s", execution.pk, execution.status, attempt,
                 task.max_retry, delay, retry.pk, extra=execution.log_extra())
     return retry

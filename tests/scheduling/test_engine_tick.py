@@ -92,3 +92,31 @@ def test_shutdown_releases_the_lock_and_clears_the_flag(node, clock):
     node.tick(clock.now)
     node.shutdown()
     assert node.lock.released >= 1 and not row().is_leader
+
+
+def test_leader_purges_history_past_retention_once_a_day(node, clock, settings, make_task):
+    from executions.choices import ExecutionStatus
+
+    settings.EXECUTION_RETENTION_DAYS = 30
+    task = make_task(next_run_time=T0 + timedelta(days=365))
+    old = TaskExecution.objects.create(task=task, scheduled_time=T0 - timedelta(days=31),
+                                       status=ExecutionStatus.SUCCESS)
+    recent = TaskExecution.objects.create(task=task, scheduled_time=T0 - timedelta(days=29),
+                                          status=ExecutionStatus.SUCCESS)
+    node.tick(T0)
+    node._purge.result(timeout=10)
+    assert list(TaskExecution.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert old.pk
+    assert node.purge_history(T0 + timedelta(hours=23)) is False  # once a day
+    assert node.purge_history(T0 + timedelta(days=1)) is True
+
+
+def test_ticks_and_leadership_are_measured(node, clock):
+    from prometheus_client import REGISTRY
+
+    before = REGISTRY.get_sample_value("scheduler_tick_duration_seconds_count") or 0
+    node.tick(clock.now)
+    assert REGISTRY.get_sample_value("scheduler_tick_duration_seconds_count") == before + 1
+    assert REGISTRY.get_sample_value("scheduler_is_leader") == 1
+    node.step_down(clock.now, "test")
+    assert REGISTRY.get_sample_value("scheduler_is_leader") == 0

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand
 from scheduling.config import tunable
 from scheduling.engine import SchedulerNode
 from scheduling.leader import lock_for_database
+from scheduling.metrics import start_metrics_server
 
 
 class Command(BaseCommand):
@@ -21,12 +22,17 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=os.environ.get("SCHEDULER_HOST", hostname))
         parser.add_argument("--port", type=int, default=int(os.environ.get("SCHEDULER_PORT", "8000")))
         parser.add_argument("--once", action="store_true", help="Run a single tick and exit.")
+        parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("SCHEDULER_METRICS_PORT", "0")),
+                            help="Serve this node's Prometheus /metrics on this port (0: off).")
+        parser.add_argument("--metrics-addr", default=os.environ.get("SCHEDULER_METRICS_ADDR", "127.0.0.1"))
 
     def handle(self, *args, **options):
         lock = lock_for_database(
             settings.DATABASES["default"], tunable("LOCK_NAME"), tunable("LOCK_IDLE_TIMEOUT_SECONDS")
         )
         node = SchedulerNode(instance_id=options["instance_id"], host=options["host"], port=options["port"], lock=lock)
+        if options["metrics_port"]:
+            start_metrics_server(options["metrics_port"], options["metrics_addr"], include_database=True)
         if options["once"]:
             node.register(node.clock())
             node.tick(node.clock())
