@@ -32,7 +32,7 @@ class TaskExecution(models.Model):
     progress_step = models.CharField(max_length=255, blank=True, default="")
     progress_updated_at = models.DateTimeField(null=True, blank=True)
     retry_of = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries", db_index=False
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries"
     )
 
     class Meta:

@@ -4,9 +4,12 @@ from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from executions.live_views import ExecutionLogsView, ExecutionProgressView
 from executions.views import ExecutionViewSet
 from executors.views import ExecutorViewSet
 from scheduler_project.errors import json_error_view
+from scheduling.live_views import RunningExecutionsView, SchedulerMetricsView
+from scheduling.metrics import metrics_view
 from scheduling.views import HealthView, SchedulerStatusView
 from tasks.views import TaskViewSet
 
@@ -31,6 +34,12 @@ router.register("executions", ExecutionViewSet, basename="execution")
 api_v1 = [
     re_path(rf"^health{OPTIONAL_SLASH}$", HealthView.as_view(), name="health"),
     re_path(rf"^scheduler/status{OPTIONAL_SLASH}$", SchedulerStatusView.as_view(), name="scheduler-status"),
+    # Live executions and cluster figures (executions/live_views.py, scheduling/live_views.py).
+    re_path(rf"^scheduler/running{OPTIONAL_SLASH}$", RunningExecutionsView.as_view(), name="scheduler-running"),
+    re_path(rf"^scheduler/metrics{OPTIONAL_SLASH}$", SchedulerMetricsView.as_view(), name="scheduler-metrics"),
+    re_path(rf"^executions/(?P<pk>[^/]+)/logs{OPTIONAL_SLASH}$", ExecutionLogsView.as_view(), name="execution-logs"),
+    re_path(rf"^executions/(?P<pk>[^/]+)/progress{OPTIONAL_SLASH}$", ExecutionProgressView.as_view(),
+            name="execution-progress"),
     *router.urls,
 ]
 
@@ -47,6 +56,8 @@ urlpatterns = [
     # shape, whatever DEBUG says.
     re_path(r"^api(?:/[\s\S]*)?$", _api_not_found),
     path("admin/", admin.site.urls),
+    # Prometheus text format, outside the API (no envelope).
+    re_path(r"^metrics/?$", metrics_view, name="metrics"),
 ]
 
 

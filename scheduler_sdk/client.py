@@ -323,6 +323,22 @@ class SchedulerClient:
         }
         return self.request("POST", f"/executions/{_segment(execution_id)}/callback", json=body)
 
+    def append_logs(self, execution_id: str, lines: Iterable[str]) -> Any:
+        """Appends 1 to 1000 lines (each at most 8 KiB) to a pending or running execution's logs;
+        returns ``{appended, total_chars, truncated}``. 409/30002 once the execution is final."""
+        return self.request("POST", f"/executions/{_segment(execution_id)}/logs", json={"lines": list(lines)})
+
+    def tail_logs(self, execution_id: str, lines: int | None = None) -> Any:
+        """The last ``lines`` lines (default 100): ``{execution_id, status, lines, total_lines, truncated}``."""
+        return self.request("GET", f"/executions/{_segment(execution_id)}/logs", params={"lines": lines})
+
+    def report_progress(self, execution_id: str, percent: float, step: str | None = None) -> Any:
+        """Records progress (0-100) and, if given, the current step; returns the stored progress."""
+        body: dict[str, Any] = {"percent": percent}
+        if step is not None:
+            body["step"] = step
+        return self.request("POST", f"/executions/{_segment(execution_id)}/progress", json=body)
+
     # -- scheduler ------------------------------------------------------------------------------------
 
     def health(self) -> Any:
@@ -330,3 +346,11 @@ class SchedulerClient:
 
     def scheduler_status(self) -> Any:
         return self.request("GET", "/scheduler/status")
+
+    def running_executions(self, page: int | None = None, page_size: int | None = None) -> Any:
+        """One page of running executions with progress: ``{data: [...], total, page, page_size, total_pages}``."""
+        return self.request("GET", "/scheduler/running", params={"page": page, "page_size": page_size})
+
+    def scheduler_metrics(self) -> Any:
+        """Node CPU/memory/disk, pending/running counts, executions completed today, the leader."""
+        return self.request("GET", "/scheduler/metrics")

@@ -42,6 +42,7 @@ from scheduler_sdk.context import (
     new_execution_logger,
 )
 from scheduler_sdk.errors import SchedulerAPIError, SchedulerUnavailable
+from scheduler_sdk.live import LiveStream
 from scheduler_sdk.outbox import CallbackOutbox, Report, RetryPolicy
 from scheduler_sdk.registration import RegistrationLoop
 from scheduler_sdk.timers import Timers
@@ -190,6 +191,10 @@ class Executor:
     until acknowledged or the executor stops. ``stop_grace`` is how long a handler asked to stop may keep
     running before ``cancelled`` is reported without it. ``client``/``auth`` configure the calls to the
     scheduler; ``verify_request`` authenticates incoming calls (False -> 401).
+
+    While a handler runs, its log lines are streamed to the scheduler every ``live_flush_interval``
+    seconds (``stream_logs=False``: they only travel with the result) and ``ctx.progress()`` reports at
+    most every ``progress_interval`` seconds; lines not streamed still go with the result.
     """
 
     def __init__(
@@ -213,6 +218,9 @@ class Executor:
         client: SchedulerClient | None = None,
         auth: Auth | None = None,
         verify_request: RequestVerifier | None = None,
+        stream_logs: bool = True,
+        live_flush_interval: float = 0.5,
+        progress_interval: float = 1.0,
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
@@ -242,6 +250,9 @@ class Executor:
         self._stopped = threading.Event()
         self._server: ExecutorHTTPServer | None = None
         self._timers = Timers(clock)
+        self._stream_logs = stream_logs
+        self._live = LiveStream(self._client, flush_interval=live_flush_interval,
+                                progress_interval=progress_interval)
         self._outbox = CallbackOutbox(self._client, retry=self._retry, clock=clock,
                                       on_unreachable=self._on_scheduler_unreachable)
         self._registration = RegistrationLoop(
@@ -332,6 +343,7 @@ class Executor:
                          name="scheduler-sdk-http", daemon=True).start()
         self._timers.start()
         self._outbox.start()
+        self._live.start()
         self._warn_unhandled_tasks()
         log.info("executor %s (%s) listening on %s", self.name, self.instance_id, self.url)
         try:
@@ -385,6 +397,7 @@ class Executor:
         self._drain(runs, timeout / 2)
         self._outbox.flush(max(0.0, end - time.monotonic()))
         self._outbox.close(timeout=1.0)
+        self._live.close()
         self._timers.close()
         if self._owns_client:
             self._client.close()
@@ -530,10 +543,12 @@ class Executor:
             cancelled=threading.Event(),
             deadline=None if request.timeout_seconds is None else now + request.timeout_seconds,
             clock=self._clock,
+            progress_sink=self._live.progress,
         )
         return _Run(request, handler, ctx, capture, accepted_at=now)
 
     def _launch(self, run: _Run) -> None:
+        self._live.attach(run.key, run.capture, stream_logs=self._stream_logs)
         if run.ctx.deadline is not None:
             self._timers.call_at(run.ctx.deadline, lambda: self._on_deadline(run))
         thread = threading.Thread(target=self._work, args=(run,), daemon=True,
@@ -591,6 +606,7 @@ class Executor:
         if note:
             run.ctx.logger.warning(note)
         run.ctx.logger.info("finished: %s in %.3f s", status, self._clock() - run.accepted_at)
+        self._live.seal(run.key)  # from here on the capture is what the scheduler has not received
         with self._state:
             self._recent[run.key] = status
             self._recent.move_to_end(run.key)
