@@ -10,7 +10,7 @@ from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import path, reverse
@@ -22,7 +22,11 @@ from executors import services
 from executors.admin_forms import ExecutorAdminForm, StatusReasonForm
 from executors.choices import ExecutorStatus
 from executors.models import Executor
-from scheduler_project.admin_actions import REFUSALS, intermediate_page, refusal_text, run_each
+from scheduler_project.admin_actions import (
+    RefusalsAsMessagesMixin,
+    intermediate_page,
+    run_each,
+)
 from scheduler_project.admin_display import EMPTY, age_text, badge
 from scheduling.clock import utc_now
 from scheduling.config import tunable
@@ -73,7 +77,7 @@ class HealthFilter(admin.SimpleListFilter):
 
 
 @admin.register(Executor)
-class ExecutorAdmin(admin.ModelAdmin):
+class ExecutorAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
     form = ExecutorAdminForm
     list_display = ["name", "instance_id", "base_url", "status_badge", "health", "running", "assigned_tasks"]
     list_filter = ["status", HealthFilter]
@@ -183,13 +187,6 @@ class ExecutorAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for executor in queryset:
             services.executor_delete(executor_id=executor.pk)
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except REFUSALS as exc:
-            messages.error(request, f"Not saved: {refusal_text(exc)}")
-            return HttpResponseRedirect(request.get_full_path())
 
     # --- actions -----------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db.models import Model
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from rest_framework.exceptions import APIException
 
@@ -33,6 +33,18 @@ def refusal_text(exc: Exception) -> str:
     if isinstance(detail, list):
         return " ".join(map(str, detail))
     return str(detail if detail is not None else exc)
+
+
+class RefusalsAsMessagesMixin:
+    """Change forms check what the services check; a refusal that still gets through (a concurrent change)
+    is reported on the page as a message instead of an error page."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except REFUSALS as exc:
+            messages.error(request, f"Not saved: {refusal_text(exc)}")
+            return HttpResponseRedirect(request.get_full_path())
 
 
 def run_each(request: HttpRequest, objects: Iterable[Model], call: Callable[[Any], Any], *, done: str) -> int:

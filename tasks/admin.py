@@ -10,7 +10,7 @@ from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, FloatField, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Cast, Coalesce, NullIf
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -22,7 +22,13 @@ from django.utils.safestring import mark_safe
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from executions.selectors import task_stats
-from scheduler_project.admin_actions import REFUSALS, intermediate_page, refusal_text, run_each
+from scheduler_project.admin_actions import (
+    REFUSALS,
+    RefusalsAsMessagesMixin,
+    intermediate_page,
+    refusal_text,
+    run_each,
+)
 from scheduler_project.admin_display import EMPTY, badge, pretty_json, rate_text, when
 from scheduler_project.charts import RatePoint, rate_bars
 from scheduling.clock import utc_now
@@ -111,7 +117,7 @@ class TaskExecutorInline(admin.TabularInline):
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
     form = TaskAdminForm
     list_display = ["name", "schedule", "mode", "strategy", "status_badge", "next_run", "last_run",
                     "success_rate_24h"]
@@ -252,15 +258,6 @@ class TaskAdmin(admin.ModelAdmin):
             if row.has_changed() and row not in deleted:
                 services.assignment_create(task_id=task_id, executor_id=row.cleaned_data["executor"].pk,
                                            priority=row.cleaned_data["priority"], weight=row.cleaned_data["weight"])
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        # The form checks what the services check; a refusal that still gets through (a concurrent change)
-        # is reported on the page instead of an error page.
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except REFUSALS as exc:
-            messages.error(request, f"Not saved: {refusal_text(exc)}")
-            return HttpResponseRedirect(request.get_full_path())
 
     # --- actions -----------------------------------------------------------------------------------------
 
