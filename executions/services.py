@@ -107,9 +107,7 @@ def apply_callback(*, execution_id: str, status: str, result: dict | None, logs:
         raise _forbid(execution, "report a result for", ACTIVE_STATUSES)
     changes: dict[str, Any] = {"result": result}
     if logs:
-        from executions.live import appended_logs  # live.py builds on this module
-
-        changes["logs"] = appended_logs(execution.logs, logs)
+        changes["logs"] = _appended_logs(execution.logs, logs)
     if not finish(execution, status, now=now, end_time=end_time, **changes):
         execution.refresh_from_db()
         raise _forbid(execution, "report a result for", ACTIVE_STATUSES)
@@ -122,11 +120,13 @@ def stop_execution(*, execution_id: str, now: datetime) -> CallbackOutcome:
     execution = get_execution(execution_id, for_update=True)
     previous = execution.status
     if previous != ExecutionStatus.RUNNING or not finish(
-        execution, ExecutionStatus.CANCELLED, now=now, logs=_append(execution.logs, "stopped by operator")
+        execution, ExecutionStatus.CANCELLED, now=now, logs=_appended_logs(execution.logs, "stopped by operator")
     ):
         raise _forbid(execution, "stop", {ExecutionStatus.RUNNING})
     return CallbackOutcome(execution=execution, previous_status=previous)
 
 
-def _append(logs: str, line: str) -> str:
-    return f"{logs}\n{line}" if logs else line
+def _appended_logs(existing: str, addition: str) -> str:
+    from executions.live import appended_logs  # live.py builds on this module
+
+    return appended_logs(existing, addition)

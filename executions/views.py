@@ -21,7 +21,7 @@ from scheduler_project.envelope import ok
 from scheduler_project.errors import ErrorCode, reject_impossible_ids
 from scheduler_project.fields import EmptyBodySerializer, optional_body
 from scheduler_project.pagination import paginate, parse_page_request
-from scheduler_project.schema import envelope, errors, page_envelope
+from scheduler_project.schema import PAGING_PARAMETERS, envelope, errors, page_envelope
 from scheduling.stop import notify_executor_stop
 
 _FILTERS = [
@@ -30,10 +30,6 @@ _FILTERS = [
     OpenApiParameter("end_time", OpenApiTypes.DATETIME, description="scheduled_time at or before (ISO 8601)."),
     OpenApiParameter("executor_id", str, description="Only executions run by this executor."),
     OpenApiParameter("status", str, description="Comma-separated statuses, e.g. success,failed."),
-]
-_PAGING = [
-    OpenApiParameter("page", int, description="Page number, from 1."),
-    OpenApiParameter("page_size", int, description="Items per page (default 20, at most 100)."),
 ]
 
 
@@ -54,7 +50,7 @@ class ExecutionViewSet(viewsets.ViewSet):
         reject_impossible_ids(kwargs, {"pk": ErrorCode.EXECUTION_NOT_FOUND})
 
     @extend_schema(
-        parameters=[*_FILTERS, *_PAGING],
+        parameters=[*_FILTERS, *PAGING_PARAMETERS],
         responses={200: page_envelope("ExecutionList", ExecutionSerializer), **errors(400)},
         description="Newest scheduled first. `status` takes a comma-separated list; start_time/end_time "
         "(ISO 8601) bound scheduled_time.",

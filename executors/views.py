@@ -1,6 +1,6 @@
 from django.db.models import Prefetch
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers as drf_serializers
 from rest_framework import viewsets
 from rest_framework.decorators import action
@@ -20,7 +20,7 @@ from executors.serializers import (
 from scheduler_project.envelope import created, ok
 from scheduler_project.errors import ErrorCode, reject_impossible_ids
 from scheduler_project.pagination import paginate, parse_page_request
-from scheduler_project.schema import envelope, errors, list_envelope
+from scheduler_project.schema import PAGING_PARAMETERS, envelope, errors, list_envelope
 from tasks.models import TaskExecutor
 
 
@@ -48,8 +48,7 @@ class ExecutorViewSet(viewsets.ViewSet):
     @extend_schema(
         parameters=[
             ExecutorListQuery,
-            OpenApiParameter("page", int, description="Page number, from 1."),
-            OpenApiParameter("page_size", int, description="Items per page (default 20, at most 100)."),
+            *PAGING_PARAMETERS,
         ],
         responses={200: list_envelope("ExecutorList", ExecutorDetailSerializer), **errors(400)},
         description="With include_tasks=true each executor carries its task assignments.",

@@ -145,10 +145,3 @@ def optional_body(serializer_class: type[serializers.Serializer], request) -> di
     body = serializer_class(data=request.data if request.body else {})
     body.is_valid(raise_exception=True)
     return body.validated_data
-
-
-def iso(dt) -> str | None:
-    """ISO 8601 in UTC with a Z, the spec's timestamp format."""
-    if dt is None:
-        return None
-    return serializers.DateTimeField().to_representation(dt)

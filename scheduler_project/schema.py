@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
 _COMPONENTS: dict[str, serializers.Serializer] = {}
@@ -34,6 +34,12 @@ def _page_meta() -> dict:
         "page_size": serializers.IntegerField(),
         "total_pages": serializers.IntegerField(),
     }
+
+
+PAGING_PARAMETERS = [
+    OpenApiParameter("page", int, description="Page number, from 1."),
+    OpenApiParameter("page_size", int, description="Items per page (default 20, at most 100)."),
+]
 
 
 def list_envelope(name: str, item: type[serializers.Serializer]):

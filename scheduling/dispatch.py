@@ -20,6 +20,7 @@ from django.db import close_old_connections
 from django.db.models import Count
 
 from executions.choices import ExecutionStatus
+from executions.live import appended_logs
 from executions.models import TaskExecution
 from executions.services import finish, transition
 from executors.models import Executor
@@ -50,10 +51,6 @@ def execute_payload(execution: TaskExecution) -> dict:
         "scheduled_time": execution.scheduled_time.isoformat().replace("+00:00", "Z"),
         "callback_url": callback_url(execution.pk),
     }
-
-
-def _append(logs: str, line: str) -> str:
-    return f"{logs}\n{line}" if logs else line
 
 
 class Dispatcher:
@@ -116,7 +113,7 @@ class Dispatcher:
                       if ranking.assigned else "no eligible executor: none is assigned to this task")
             logger.warning("execution %s of task %s failed: %s", execution.pk, execution.task.name, reason,
                            extra=execution.log_extra())
-            finish(execution, ExecutionStatus.FAILED, now=now, logs=_append(execution.logs, reason))
+            finish(execution, ExecutionStatus.FAILED, now=now, logs=appended_logs(execution.logs, reason))
             return 1
         with self._lock:
             self._in_flight.add(execution.pk)
@@ -132,7 +129,7 @@ class Dispatcher:
         )
         for execution in overdue:
             line = f"timed out: no result within {execution.task.timeout_seconds}s"
-            if finish(execution, ExecutionStatus.TIMEOUT, now=now, logs=_append(execution.logs, line)):
+            if finish(execution, ExecutionStatus.TIMEOUT, now=now, logs=appended_logs(execution.logs, line)):
                 count_timeout()
                 logger.warning("execution %s of task %s %s", execution.pk, execution.task.name, line,
                                extra=execution.log_extra())
@@ -195,7 +192,7 @@ class Dispatcher:
                            extra=execution.log_extra())
         reason = "dispatch failed on every eligible executor: " + "; ".join(refusals)
         finish(execution, ExecutionStatus.FAILED, now=self.clock(), expected=[ExecutionStatus.RUNNING],
-               logs=_append(execution.logs, reason))
+               logs=appended_logs(execution.logs, reason))
         return False
 
     def _post(self, executor: Executor, payload: dict) -> str | None:

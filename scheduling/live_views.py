@@ -4,13 +4,13 @@ The Prometheus exposition (``/metrics``) is ``scheduling.metrics.metrics_view``.
 from __future__ import annotations
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.views import APIView
 
 from scheduler_project.envelope import ok
 from scheduler_project.pagination import paginate, parse_page_request
-from scheduler_project.schema import envelope, errors, page_envelope
+from scheduler_project.schema import PAGING_PARAMETERS, envelope, errors, page_envelope
 from scheduling.observability import running_executions, running_seconds, scheduler_metrics
 
 
@@ -93,8 +93,7 @@ class SchedulerMetricsSerializer(serializers.Serializer):
 class RunningExecutionsView(APIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("page", int, description="Page number, from 1."),
-            OpenApiParameter("page_size", int, description="Items per page (default 20, at most 100)."),
+            *PAGING_PARAMETERS,
         ],
         responses={200: page_envelope("RunningExecutionList", RunningExecutionSerializer), **errors(400)},
         description="Executions running now, longest-running first, with their progress.",

@@ -1,5 +1,5 @@
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers as drf_serializers
 from rest_framework import viewsets
 from rest_framework.decorators import action
@@ -10,7 +10,7 @@ from scheduler_project.envelope import created, ok
 from scheduler_project.errors import ErrorCode, reject_impossible_ids
 from scheduler_project.fields import EmptyBodySerializer, optional_body
 from scheduler_project.pagination import paginate, parse_page_request
-from scheduler_project.schema import envelope, errors, list_envelope
+from scheduler_project.schema import PAGING_PARAMETERS, envelope, errors, list_envelope
 from tasks import services
 from tasks.choices import TaskStatus
 from tasks.models import TaskExecutor
@@ -52,8 +52,7 @@ class TaskViewSet(viewsets.ViewSet):
     @extend_schema(
         parameters=[
             TaskListQuery,
-            OpenApiParameter("page", int, description="Page number, from 1."),
-            OpenApiParameter("page_size", int, description="Items per page (default 20, at most 100)."),
+            *PAGING_PARAMETERS,
         ],
         responses={200: list_envelope("TaskList", TaskSerializer), **errors(400)},
         description="Deleted tasks are listed only when asked for with status=deleted.",
