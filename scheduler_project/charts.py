@@ -74,6 +74,16 @@ def _fmt(number: float) -> str:
     return f"{number:.1f}".rstrip("0").rstrip(".")
 
 
+def _gridline(y: float, left: float, right: float, text: str, *, baseline: bool) -> list[str]:
+    """A horizontal grid line across the plot with its value label on the left; the baseline is stronger."""
+    return [
+        f'<line x1="{left}" x2="{right}" y1="{_fmt(y)}" y2="{_fmt(y)}" '
+        f'stroke="currentColor" stroke-opacity="{0.35 if baseline else 0.12}"/>',
+        f'<text x="{left - 6}" y="{_fmt(y + 4)}" text-anchor="end" fill="currentColor" '
+        f'fill-opacity="0.7">{text}</text>',
+    ]
+
+
 def _svg_open(width: int, height: int, label: str) -> list[str]:
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
@@ -104,12 +114,8 @@ def stacked_bars(
     parts += _legend(series, left, 14)
     steps = divisions(top_value)
     for i in range(steps + 1):
-        value = top_value * i / steps
         y = top + plot_h - plot_h * i / steps
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{_fmt(y)}" y2="{_fmt(y)}" '
-                     f'stroke="currentColor" stroke-opacity="{0.35 if i == 0 else 0.12}"/>')
-        parts.append(f'<text x="{left - 6}" y="{_fmt(y + 4)}" text-anchor="end" fill="currentColor" '
-                     f'fill-opacity="0.7">{_fmt(value)}</text>')
+        parts += _gridline(y, left, width - right, _fmt(top_value * i / steps), baseline=i == 0)
     slot = plot_w / max(len(buckets), 1)
     bar_w = max(slot * 0.72, 1)
     for index, bucket in enumerate(buckets):
@@ -153,10 +159,7 @@ def rate_bars(
     parts = _svg_open(width, height, label)
     for percent in (0, 25, 50, 75, 100):
         y = top + plot_h - plot_h * percent / 100
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{_fmt(y)}" y2="{_fmt(y)}" '
-                     f'stroke="currentColor" stroke-opacity="{0.35 if percent == 0 else 0.12}"/>')
-        parts.append(f'<text x="{left - 6}" y="{_fmt(y + 4)}" text-anchor="end" fill="currentColor" '
-                     f'fill-opacity="0.7">{percent}%</text>')
+        parts += _gridline(y, left, width - right, f"{percent}%", baseline=percent == 0)
     slot = plot_w / max(len(points), 1)
     bar_w = max(slot * 0.7, 1)
     for index, point in enumerate(points):
