@@ -111,10 +111,14 @@ def make_execution(db, make_task) -> Callable[..., TaskExecution]:
     """An execution row; ``task`` defaults to a new task. Each default ``scheduled_time`` is distinct (the
     fire key ``task, scheduled_time, trigger_type, retry_count`` is unique)."""
 
+    # One base per test, stepped back by a serial: distinct by construction (now() - serial ms was not, for
+    # two calls exactly one millisecond apart).
+    base = timezone.now()
+
     def make(**overrides: Any) -> TaskExecution:
         if "task" not in overrides and "task_id" not in overrides:
             overrides["task"] = make_task()
-        overrides.setdefault("scheduled_time", timezone.now() - timedelta(milliseconds=next(_serial)))
+        overrides.setdefault("scheduled_time", base - timedelta(milliseconds=next(_serial)))
         return TaskExecution.objects.create(**overrides)
 
     return make
