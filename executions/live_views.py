@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from executions import live
 from executions.choices import ExecutionStatus
 from executions.services import get_execution
+from executors.channel import ExecutorOnlyForPost
 from scheduler_project.envelope import ok
 from scheduler_project.errors import ErrorCode, reject_impossible_ids
 from scheduler_project.fields import StrictSerializer
@@ -114,7 +115,7 @@ class _ExecutionView(APIView):
         reject_impossible_ids(kwargs, {"pk": ErrorCode.EXECUTION_NOT_FOUND})
 
 
-class ExecutionLogsView(_ExecutionView):
+class ExecutionLogsView(ExecutorOnlyForPost, _ExecutionView):
     @extend_schema(
         parameters=[_EXECUTION_ID, OpenApiParameter(
             "lines", int, description=f"How many of the last lines (default {DEFAULT_TAIL_LINES}, "
@@ -134,10 +135,11 @@ class ExecutionLogsView(_ExecutionView):
     @extend_schema(
         parameters=[_EXECUTION_ID],
         request=LogAppendSerializer,
-        responses={200: envelope("ExecutionLogAppended", LogAppendResultSerializer()), **errors(400, 404, 409)},
+        responses={200: envelope("ExecutionLogAppended", LogAppendResultSerializer()),
+                   **errors(400, 401, 404, 409)},
         description=f"Appends 1 to {MAX_LINES_PER_APPEND} lines (each at most {MAX_LINE_BYTES} bytes) to a "
         "pending or running execution (30002 otherwise). The stored log keeps its tail within "
-        "EXECUTION_LOG_MAX_CHARS.",
+        "EXECUTION_LOG_MAX_CHARS. Signed by the executor the execution was dispatched to (401 otherwise).",
     )
     def post(self, request, pk: str):
         body = LogAppendSerializer(data=request.data)
@@ -146,12 +148,13 @@ class ExecutionLogsView(_ExecutionView):
         return ok(LogAppendResultSerializer(result).data)
 
 
-class ExecutionProgressView(_ExecutionView):
+class ExecutionProgressView(ExecutorOnlyForPost, _ExecutionView):
     @extend_schema(
         parameters=[_EXECUTION_ID],
         request=ProgressSerializer,
-        responses={200: envelope("ExecutionProgress", ProgressStateSerializer()), **errors(400, 404, 409)},
-        description="Records a pending or running execution's progress (30002 otherwise).",
+        responses={200: envelope("ExecutionProgress", ProgressStateSerializer()), **errors(400, 401, 404, 409)},
+        description="Records a pending or running execution's progress (30002 otherwise). Signed by the "
+        "executor the execution was dispatched to (401 otherwise).",
     )
     def post(self, request, pk: str):
         body = ProgressSerializer(data=request.data)

@@ -17,6 +17,7 @@ from executions.serializers import (
     ExecutionStatsSerializer,
     ExecutionStatusChangeSerializer,
 )
+from executors.channel import EXECUTOR_AUTHENTICATION, EXECUTOR_PERMISSIONS
 from scheduler_project.envelope import ok
 from scheduler_project.errors import ErrorCode, reject_impossible_ids
 from scheduler_project.fields import EmptyBodySerializer, optional_body
@@ -44,6 +45,7 @@ class ExecutionViewSet(viewsets.ViewSet):
     """Spec 000 §7: execution history, results reported by executors, and stops."""
 
     lookup_value_regex = "[^/]+"
+    operator_actions = {"stop"}  # reads need viewer, other writes admin (accounts.roles)
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -71,9 +73,12 @@ class ExecutionViewSet(viewsets.ViewSet):
         return ok(ExecutionDetailSerializer(services.get_execution(pk)).data)
 
     @extend_schema(request=CallbackSerializer,
-                   responses={200: envelope("CallbackApplied"), **errors(400, 404, 409)},
-                   description="Applies an executor's result once; a report for a run already final answers 30002.")
-    @action(detail=True, methods=["post"])
+                   responses={200: envelope("CallbackApplied"), **errors(400, 401, 404, 409)},
+                   description="Applies an executor's result once; a report for a run already final answers 30002. "
+                   "Only the executor the execution was dispatched to may call it, signing the request with its "
+                   "secret (401 otherwise).")
+    @action(detail=True, methods=["post"], authentication_classes=EXECUTOR_AUTHENTICATION,
+            permission_classes=EXECUTOR_PERMISSIONS)
     def callback(self, request, pk=None):
         body = CallbackSerializer(data=request.data)
         body.is_valid(raise_exception=True)

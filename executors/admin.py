@@ -30,7 +30,7 @@ from scheduler_project.admin_actions import (
 from scheduler_project.admin_display import EMPTY, age_text, badge
 from scheduling.clock import utc_now
 from scheduling.config import tunable
-from scheduling.health import probe, record_check
+from scheduling.health import health_url, probe, record_check
 from tasks.models import TaskExecutor
 
 MAX_PARALLEL_PROBES = 8
@@ -48,9 +48,9 @@ def check_now(request, executors: list[Executor]) -> None:
     if not executors:
         return
     timeout = tunable("HEALTH_CHECK_TIMEOUT_SECONDS")
-    urls = [executor.health_check_url or services.default_health_url(executor.base_url) for executor in executors]
+    urls = [health_url(executor) for executor in executors]
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_PROBES, len(urls))) as pool:
-        outcomes = list(pool.map(lambda url: probe(url, timeout), urls))
+        outcomes = list(pool.map(lambda executor: probe(executor, timeout), executors))
     now = utc_now()
     for executor, url, ok in zip(executors, urls, outcomes, strict=True):
         state = record_check(executor, ok=ok, now=now)
@@ -83,20 +83,20 @@ class ExecutorAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
     list_filter = ["status", HealthFilter]
     search_fields = ["name", "instance_id", "base_url", "=id"]
     list_per_page = 50
-    readonly_fields = ["id", "health_summary", "tasks", "created_at", "updated_at"]
+    readonly_fields = ["id", "health_summary", "tasks", "signing_secret", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "instance_id", "base_url", "health_check_url"]}),
         ("Status", {"fields": ["status", "status_reason", "health_summary"]}),
         ("Assigned tasks", {"fields": ["tasks"]}),
         ("Metadata", {"fields": ["metadata"], "classes": ["collapse"]}),
-        ("Record", {"fields": ["id", "created_at", "updated_at"], "classes": ["collapse"]}),
+        ("Record", {"fields": ["id", "signing_secret", "created_at", "updated_at"], "classes": ["collapse"]}),
     ]
     add_fieldsets = [
         (None, {"fields": ["name", "instance_id", "base_url", "health_check_url"]}),
         ("Status", {"fields": ["status", "status_reason"]}),
         ("Metadata", {"fields": ["metadata"]}),
     ]
-    actions = ["set_online", "set_offline", "set_maintenance", "check_health_now", "delete_selected"]
+    actions = ["set_online", "set_offline", "set_maintenance", "check_health_now", "rotate_secret", "delete_selected"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(
@@ -149,6 +149,15 @@ class ExecutorAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
             obj.health_check_successes,
             age_text(obj.last_health_check, utc_now()) if obj.last_health_check else "never",
         )
+
+    @admin.display(description="Signing secret")
+    def signing_secret(self, obj):
+        # Enough to tell two secrets apart after a rotation, never enough to use: the executor alone needs it.
+        if obj is None or obj._state.adding or not obj.secret:
+            return EMPTY
+        return format_html('<code>{}…</code> <span class="console-quiet">{} characters; the executor receives it '
+                           'when it registers. Rotate it with the “Rotate signing secret” action.</span>',
+                           obj.secret[:4], len(obj.secret))
 
     @admin.display(description="Tasks")
     def tasks(self, obj):
@@ -215,6 +224,14 @@ class ExecutorAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
     def set_maintenance(self, request, queryset):
         return self._set_status(request, queryset, ExecutorStatus.MAINTENANCE, action="set_maintenance",
                                 ask_reason=True)
+
+    @admin.action(description="Rotate signing secret (the executor must re-register)", permissions=["change"])
+    def rotate_secret(self, request, queryset):
+        done = run_each(request, queryset, lambda executor: services.executor_rotate_secret(executor_id=executor.pk),
+                        done="Rotated the signing secret of")
+        if done:
+            messages.warning(request, "Until they register again, these executors refuse the scheduler's requests "
+                                      "and their results are refused (the SDK re-registers on its next refusal).")
 
     @admin.action(description="Check health now", permissions=["change"])
     def check_health_now(self, request, queryset):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from executors.models import Executor
-from executors.serializers import validate_http_url
+from executors.serializers import validate_executor_url
 from scheduler_project.admin_forms import JSONObjectFormField, run_drf_validator
 
 
@@ -22,11 +22,11 @@ class ExecutorAdminForm(forms.ModelForm):
         }
 
     def clean_base_url(self) -> str:
-        return run_drf_validator(validate_http_url, self.cleaned_data["base_url"].strip())
+        return run_drf_validator(validate_executor_url, self.cleaned_data["base_url"].strip())
 
     def clean_health_check_url(self) -> str:
         value = (self.cleaned_data.get("health_check_url") or "").strip()
-        return run_drf_validator(validate_http_url, value) if value else value
+        return run_drf_validator(validate_executor_url, value) if value else value
 
 
 class StatusReasonForm(forms.Form):

@@ -2,6 +2,7 @@ from django.db import models
 
 from executors.choices import ExecutorStatus
 from scheduler_project.ids import new_id
+from scheduler_sdk.signing import new_secret
 
 
 class Executor(models.Model):
@@ -18,6 +19,9 @@ class Executor(models.Model):
     # Consecutive successful checks while unhealthy; recovery needs a run of them (spec 002 §4.2.2).
     health_check_successes = models.IntegerField(default=0)
     metadata = models.JSONField(default=dict, blank=True)
+    # Signs every message between the scheduler and this executor (scheduler_sdk.signing). Handed to the
+    # executor in its registration response only; never listed, logged or shown in full.
+    secret = models.CharField(max_length=128, default=new_secret, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -36,3 +40,22 @@ class Executor(models.Model):
     def is_eligible(self) -> bool:
         """Whether dispatches may go here: online and healthy (spec 002 §4.2.2-4.2.3)."""
         return self.status == ExecutorStatus.ONLINE and self.is_healthy
+
+
+class SeenNonce(models.Model):
+    """A nonce of a signed message from an executor, kept while a replay of it could still look fresh.
+
+    The unique constraint is the replay check, so it holds across scheduler processes; rows older than
+    ``NONCE_TTL_SECONDS`` are purged as new ones arrive (``executors.channel``).
+    """
+
+    executor = models.ForeignKey(Executor, on_delete=models.CASCADE, related_name="+")
+    nonce = models.CharField(max_length=128)
+    seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        db_table = "executor_nonces"
+        constraints = [models.UniqueConstraint(fields=["executor", "nonce"], name="uniq_executor_nonce")]
+
+    def __str__(self) -> str:
+        return f"nonce of {self.executor_id} seen {self.seen_at:%Y-%m-%d %H:%M:%S}"

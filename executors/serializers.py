@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from executors.choices import ExecutorStatus
 from executors.models import Executor
+from executors.netguard import RefusedURL, UnresolvableHost, check_url
 from scheduler_project.fields import JSONObjectField, StrictSerializer
 from tasks.choices import ExecutionMode, LoadBalanceStrategy, MisfirePolicy
 from tasks.models import MAX_RETRY_LIMIT, MAX_TIMEOUT_SECONDS, TaskExecutor
@@ -44,13 +45,27 @@ def validate_http_url(value: str) -> None:
         raise serializers.ValidationError(message, code="invalid")
 
 
+def validate_executor_url(value: str) -> None:
+    """An http(s) URL that passes the address guard, as at every request to the executor
+    (``executors.netguard``). A name that does not resolve yet is accepted: nothing is connected to until
+    it resolves to allowed addresses."""
+    validate_http_url(value)
+    try:
+        check_url(value)
+    except UnresolvableHost:
+        return
+    except RefusedURL as exc:
+        raise serializers.ValidationError(exc.reason, code="forbidden_address") from None
+
+
 class HttpUrlField(serializers.CharField):
-    """An absolute http(s) URL: executors are reached over HTTP only."""
+    """An absolute http(s) URL the scheduler may call: executors are reached over HTTP only, and never at
+    link-local, metadata or (with an allowlist) unlisted addresses."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 500)
         super().__init__(**kwargs)
-        self.validators.append(validate_http_url)
+        self.validators.append(validate_executor_url)
 
 
 class ExecutorSerializer(serializers.ModelSerializer):
@@ -81,6 +96,13 @@ class ExecutorDetailSerializer(ExecutorSerializer):
     class Meta(ExecutorSerializer.Meta):
         fields = [*ExecutorSerializer.Meta.fields, "task_executors"]
         read_only_fields = fields
+
+
+class ExecutorListItemSerializer(ExecutorDetailSerializer):
+    """Schema only: a listed executor carries ``task_executors`` only when include_tasks=true."""
+
+    task_executors = TaskAssignmentInExecutorSerializer(many=True, required=False,
+                                                        help_text="Present only with include_tasks=true.")
 
 
 class RegisterTaskSerializer(StrictSerializer):
@@ -119,10 +141,14 @@ class RegisteredTaskSerializer(serializers.Serializer):
 
 
 class RegistrationSerializer(ExecutorSerializer):
+    """The one response that carries the executor's signing secret: the executor registering needs it."""
+
     tasks = RegisteredTaskSerializer(many=True, read_only=True, source="registered_tasks")
+    secret = serializers.CharField(read_only=True, help_text="This executor's signing secret (HMAC-SHA256 key "
+                                   "for X-Scheduler-Signature); the same on every re-registration until rotated.")
 
     class Meta(ExecutorSerializer.Meta):
-        fields = [*ExecutorSerializer.Meta.fields, "tasks"]
+        fields = [*ExecutorSerializer.Meta.fields, "tasks", "secret"]
         read_only_fields = fields
 
 

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from executors.choices import ExecutorStatus
 from executors.models import Executor
 from scheduler_project.errors import DomainError, ErrorCode
+from scheduler_sdk.signing import new_secret
 from tasks.choices import TaskStatus
 from tasks.models import Task, TaskExecutor
 from tasks.services import next_fire_after
@@ -73,7 +74,9 @@ def _declare_task(executor: Executor, spec: dict[str, Any], now: datetime) -> di
 def executor_register(*, data: dict[str, Any], now: datetime) -> Registration:
     """Register, or re-register an executor that restarted (same instance_id and name: updated in place).
 
-    The executor and every task it declares are written in one transaction: all or nothing.
+    The executor and every task it declares are written in one transaction: all or nothing. A new executor
+    gets a new signing secret; a re-registering one keeps its secret, so messages already signed with it
+    (a result still being retried, a dispatch in flight) stay valid.
     """
     task_specs = data.pop("tasks", [])
     health_url = data.get("health_check_url") or default_health_url(data["base_url"])
@@ -121,6 +124,18 @@ def executor_update(*, executor_id: str, data: dict[str, Any]) -> Executor:
     for name, value in data.items():
         setattr(executor, name, value)
     executor.save()
+    return executor
+
+
+@transaction.atomic
+def executor_rotate_secret(*, executor_id: str) -> Executor:
+    """Replaces the executor's signing secret (e.g. after a leak). Messages signed with the old one are
+    refused from now on, both ways, until the executor re-registers and so receives the new one."""
+    executor = get_executor(executor_id, for_update=True)
+    executor.secret = new_secret()
+    executor.save(update_fields=["secret", "updated_at"])
+    logger.warning("signing secret of executor %s (%s) rotated; it must re-register", executor.name,
+                   executor.instance_id)
     return executor
 
 

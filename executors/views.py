@@ -10,6 +10,7 @@ from executors.choices import ExecutorStatus
 from executors.models import Executor
 from executors.serializers import (
     ExecutorDetailSerializer,
+    ExecutorListItemSerializer,
     ExecutorSerializer,
     ExecutorStatusChangeSerializer,
     ExecutorStatusUpdateSerializer,
@@ -40,6 +41,8 @@ class ExecutorViewSet(viewsets.ViewSet):
     """Spec 000 §6: executor registration and management."""
 
     lookup_value_regex = "[^/]+"
+    # Role executor or admin, or the registration key; reads need viewer, other writes admin (accounts.roles).
+    registration_actions = {"register"}
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -50,7 +53,7 @@ class ExecutorViewSet(viewsets.ViewSet):
             ExecutorListQuery,
             *PAGING_PARAMETERS,
         ],
-        responses={200: list_envelope("ExecutorList", ExecutorDetailSerializer), **errors(400)},
+        responses={200: list_envelope("ExecutorList", ExecutorListItemSerializer), **errors(400)},
         description="With include_tasks=true each executor carries its task assignments.",
     )
     def list(self, request):

@@ -9,6 +9,8 @@ from typing import Any
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from scheduler_project.redaction import mask_secrets, restore_masked
+
 EMPTY = "—"
 
 
@@ -31,9 +33,10 @@ def when(moment: datetime | None, *, now: datetime | None = None) -> SafeString 
 
 
 def pretty_json(value: Any) -> SafeString | str:
+    """Parameters, results, metadata as indented JSON, with values under secret-looking keys masked."""
     if value is None:
         return EMPTY
-    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    text = json.dumps(mask_secrets(value), indent=2, sort_keys=True, ensure_ascii=False, default=str)
     return format_html('<pre class="console-pre console-json">{}</pre>', text)
 
 
@@ -80,3 +83,24 @@ def rate_text(success: int | None, total: int | None) -> SafeString | str:
     level = "good" if rate >= 95 else "warn" if rate >= 80 else "bad"
     return format_html('<span class="console-rate rate-{}" title="{} of {} runs succeeded">{}%</span>',
                        level, success or 0, total, f"{rate:.1f}".rstrip("0").rstrip("."))
+
+
+class MaskedJSONFieldsMixin:
+    """For a ModelForm: the JSON fields named in ``masked_json_fields`` are shown with values under
+    secret-looking keys masked; a mask sent back unchanged keeps the stored value, a value typed over it
+    replaces it. So opening a change page never shows a stored password, and saving it loses none."""
+
+    masked_json_fields: tuple[str, ...] = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in self.masked_json_fields:
+            if name in self.initial:
+                self.initial[name] = mask_secrets(self.initial[name])
+
+    def clean(self) -> dict:
+        data = super().clean()
+        for name in self.masked_json_fields:
+            if name in data:
+                data[name] = restore_masked(data[name], getattr(self.instance, name, None))
+        return data

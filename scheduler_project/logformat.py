@@ -4,6 +4,7 @@ Every line has ``ts`` (UTC, ISO 8601 with milliseconds), ``level``, ``logger`` a
 passed with ``extra=`` (the engine passes ``execution_id`` and ``task_id``) follow as keys of their own, and
 a logged exception adds ``exception`` (the formatted traceback). Values JSON cannot encode are written as
 their ``str()``. Newlines inside values are escaped, so a traceback never splits a record across lines.
+Extra values under secret-looking keys are masked (``scheduler_project.redaction``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
+
+from scheduler_project.redaction import mask_secrets
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -30,8 +33,9 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        extras = {key: value for key, value in vars(record).items()
-                  if key not in _RECORD_ATTRIBUTES and not key.startswith("_")}
+        # Masked: an extra named ``token`` (or a dict holding a ``password``) must not reach the log shipper.
+        extras = mask_secrets({key: value for key, value in vars(record).items()
+                               if key not in _RECORD_ATTRIBUTES and not key.startswith("_")})
         for key in (*[k for k in _LEADING_EXTRAS if k in extras], *sorted(set(extras) - set(_LEADING_EXTRAS))):
             # An extra named like a core key must not overwrite it.
             payload[f"extra_{key}" if key in _CORE_KEYS else key] = extras[key]

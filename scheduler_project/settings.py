@@ -1,5 +1,7 @@
 """Settings for the scheduler. Everything that varies between deployments comes from the environment."""
 
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -28,6 +30,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",  # admin login lockout (scheduler_project.security)
+    "accounts",  # API keys, roles, API authentication
     "tasks",
     "executors",
     "executions",
@@ -43,6 +47,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: turns a login refused during a lockout into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "scheduler_project.urls"
@@ -118,21 +124,99 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
-# Request bodies: DRF >= 3.17.2 applies this to JSON too. Task parameters are capped separately (64 KiB).
+# Request bodies: DRF >= 3.17.2 applies this to JSON too (413 in the API's error body). 1 MiB holds the
+# SDK's largest requests (a callback with its 64 KiB log tail and a 64 KiB result; log batches of ~256 KiB);
+# an executor posting bigger log batches splits them or this is raised. JSON fields are capped separately.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("DATA_UPLOAD_MAX_NUMBER_FIELDS", 1000, minimum=10)  # form posts (admin)
 JSON_FIELD_MAX_BYTES = 64 * 1024
+
+# --- Production hardening (README "Production hardening"). With DEBUG off every default is the secure
+# one; each can be overridden from the environment, e.g. SECURE_SSL_REDIRECT=0 when a proxy redirects.
+_PRODUCTION = not DEBUG
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _PRODUCTION)
+# Paths served over plain HTTP all the same (regexes without the leading slash, e.g. ``^metrics$`` for a
+# Prometheus that scrapes over loopback).
+SECURE_REDIRECT_EXEMPT = env_list("SECURE_REDIRECT_EXEMPT", [])
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if _PRODUCTION else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", _PRODUCTION)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _PRODUCTION)
+# Origins allowed to POST forms (the admin) when they differ from the host, e.g. https://scheduler.example.com
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"  # no page of the console is meant to be framed
+
+
+def _proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """``X-Forwarded-Proto: https`` -> ``("HTTP_X_FORWARDED_PROTO", "https")``. Opt-in: trust the header
+    only behind a TLS-terminating proxy that always sets it, or any client can claim HTTPS."""
+    raw = env_str(name, "").strip()
+    if not raw:
+        return None
+    header, separator, value = raw.partition(":")
+    if not separator or not header.strip() or not value.strip():
+        raise ImproperlyConfigured(f"{name}={raw!r} is not 'Header-Name: value' (e.g. 'X-Forwarded-Proto: https')")
+    return "HTTP_" + header.strip().upper().replace("-", "_"), value.strip()
+
+
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header("SECURE_PROXY_SSL_HEADER")
+# Django's error reports (DEBUG pages) hide these request headers and settings too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "scheduler_project.security.SecretsExceptionReporterFilter"
+
+# Admin (and HTTP Basic) login lockout by django-axes: LOGIN_FAILURE_LIMIT failures for one username from one
+# address lock that pair out for LOGIN_LOCKOUT_MINUTES; a failure during the lockout starts it again.
+# ``manage.py axes_reset`` lifts every lockout.
+AUTHENTICATION_BACKENDS = [
+    "scheduler_project.security.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("LOGIN_LOCKOUT_MINUTES", 15, minimum=0.1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "scheduler_project.security.lockout_response"
+
+# /metrics: open when empty (a Prometheus on loopback scrapes it as before); when set, scrapes must send
+# ``Authorization: Bearer <METRICS_TOKEN>``.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+
+API_AUTH_FAILURE_RATE = env_str("API_AUTH_FAILURE_RATE", "30/min")
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|m|min|h|hour|d|day)", API_AUTH_FAILURE_RATE):
+    raise ImproperlyConfigured(f"API_AUTH_FAILURE_RATE={API_AUTH_FAILURE_RATE!r} is not a rate such as 30/min")
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "UNAUTHENTICATED_USER": None,
+    # README "Authentication". The first class's scheme is the WWW-Authenticate of a 401.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiKeyAuthentication",
+        "accounts.authentication.RegistrationKeyAuthentication",
+        "accounts.authentication.JWTAuthentication",
+        "accounts.authentication.BasicAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    # The role each action needs comes from the view's declarations (accounts.roles.required_role).
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.HasRole"],
+    # Failed authentications per client address (accounts.throttling), then 429.
+    "DEFAULT_THROTTLE_RATES": {"auth_failure": API_AUTH_FAILURE_RATE},
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "scheduler_project.errors.api_exception_handler",
     "DATETIME_FORMAT": "iso-8601",
 }
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_float("JWT_ACCESS_TOKEN_MINUTES", 15, minimum=1)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(hours=env_float("JWT_REFRESH_TOKEN_HOURS", 24, minimum=1)),
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "UPDATE_LAST_LOGIN": False,
+}
+# The shared secret executors present to POST /api/v1/executors/register (and nowhere else). Empty: only
+# API keys / users with the executor or admin role can register executors.
+SCHEDULER_REGISTRATION_KEY = env_str("SCHEDULER_REGISTRATION_KEY", "")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Distributed Task Scheduler API",
@@ -140,10 +224,17 @@ SPECTACULAR_SETTINGS = {
     "`{code, message, data}`; every error is `{code, message, error, details, timestamp, path}`.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and the docs are public; credentials sent to them are not even looked at.
+    "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # 401/403 on every operation that needs credentials (scheduler_project/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "scheduler_project.schema.declare_auth_errors",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "TaskStatusEnum": "tasks.choices.TaskStatus",
         "ExecutorStatusEnum": "executors.choices.ExecutorStatus",
@@ -176,6 +267,11 @@ SCHEDULER = {
     "CALLBACK_BASE_URL": env_str("SCHEDULER_CALLBACK_BASE_URL", "http://127.0.0.1:8000"),
 }
 
+# Addresses the scheduler may call executors at (executors.netguard): comma-separated CIDRs and host names
+# (".example.com" for a domain and its subdomains). Empty: any address except link-local and cloud metadata
+# ones, which are always refused.
+SCHEDULER_EXECUTOR_ALLOWED_NETWORKS = env_list("SCHEDULER_EXECUTOR_ALLOWED_NETWORKS", [])
+
 # Execution history: an execution's logs keep their last this many characters (callbacks and streamed
 # lines alike); final executions scheduled more than EXECUTION_RETENTION_DAYS ago are purged (0 keeps all).
 EXECUTION_LOG_MAX_CHARS = env_int("EXECUTION_LOG_MAX_CHARS", 1_000_000, minimum=1000)
@@ -195,5 +291,6 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # axes.apps announces its configuration at every start-up, management commands included.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes.apps": {"level": "WARNING"}},
 }

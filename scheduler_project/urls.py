@@ -4,6 +4,7 @@ from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from accounts.views import TokenObtainView, TokenRefreshView
 from executions.live_views import ExecutionLogsView, ExecutionProgressView
 from executions.views import ExecutionViewSet
 from executors.views import ExecutorViewSet
@@ -33,6 +34,8 @@ router.register("executions", ExecutionViewSet, basename="execution")
 
 api_v1 = [
     re_path(rf"^health{OPTIONAL_SLASH}$", HealthView.as_view(), name="health"),
+    re_path(rf"^auth/token{OPTIONAL_SLASH}$", TokenObtainView.as_view(), name="auth-token"),
+    re_path(rf"^auth/token/refresh{OPTIONAL_SLASH}$", TokenRefreshView.as_view(), name="auth-token-refresh"),
     re_path(rf"^scheduler/status{OPTIONAL_SLASH}$", SchedulerStatusView.as_view(), name="scheduler-status"),
     # Live executions and cluster figures (executions/live_views.py, scheduling/live_views.py).
     re_path(rf"^scheduler/running{OPTIONAL_SLASH}$", RunningExecutionsView.as_view(), name="scheduler-running"),

@@ -15,7 +15,10 @@ Standard library plus ``requests`` only; it does not import Django. Writing an e
 
     executor.serve_forever()                      # registers, serves /execute, /stop, /health; Ctrl-C stops
 
-Talking to the API: ``SchedulerClient("http://127.0.0.1:8000").trigger_task(task_id, {"day": "mon"})``.
+Registration sends ``registration_key=`` (default: env SCHEDULER_REGISTRATION_KEY); the secret it returns
+signs every message both ways (``scheduler_sdk.signing``), and unsigned calls to the executor get 401.
+Talking to the API: ``SchedulerClient("http://127.0.0.1:8000", api_key=...).trigger_task(task_id, {"day": "mon"})``
+(``api_key`` defaults to env SCHEDULER_API_KEY).
 See ``python -m scheduler_sdk.demo --help`` for a runnable executor.
 """
 

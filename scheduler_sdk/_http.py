@@ -15,7 +15,8 @@ log = logging.getLogger("scheduler_sdk.http")
 
 MAX_BODY_BYTES = 1024 * 1024
 
-# verify_request(method, path, headers, body) -> True to serve the request, False to answer 401.
+# verify_request(method, target, headers, body) -> True to serve the request, False to answer 401.
+# ``target`` is the request target exactly as received (path and query): what the scheduler signed.
 RequestVerifier = Callable[[str, str, Mapping[str, str], bytes], bool]
 
 
@@ -34,7 +35,8 @@ def error_reply(status: int, error: str, message: str, **extra: Any) -> Reply:
 
 
 class Endpoints(Protocol):
-    verify_request: RequestVerifier | None
+    def authenticate_request(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> bool:
+        """Called before routing every request; False answers 401."""
 
     def http_execute(self, body: Any) -> Reply: ...
 
@@ -86,8 +88,7 @@ class ExecutorRequestHandler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str, raw: bytes) -> None:
         endpoints = self.server.endpoints
         path = urlsplit(self.path).path.rstrip("/") or "/"
-        verifier = endpoints.verify_request
-        if verifier is not None and not verifier(method, path, self.headers, raw):  # case-insensitive get()
+        if not endpoints.authenticate_request(method, self.path, self.headers, raw):  # case-insensitive get()
             self._send(error_reply(401, "unauthorized", "request not authenticated"))
             return
         try:

@@ -7,6 +7,7 @@ reached raises :class:`SchedulerUnavailable`. Both derive from :class:`Scheduler
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from requests.auth import AuthBase
 from scheduler_sdk.errors import SchedulerAPIError, SchedulerUnavailable
 
 API_PREFIX = "/api/v1"
+API_KEY_ENV = "SCHEDULER_API_KEY"
 
 # A header provider sees the fully prepared request (method, url, body) so it can sign it.
 HeaderProvider = Callable[[requests.PreparedRequest], Mapping[str, str]]
@@ -32,6 +34,18 @@ class _HeaderProviderAuth(AuthBase):
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers.update(self._provider(request))
+        return request
+
+
+class _AuthChain(AuthBase):
+    """Applies several auth hooks in order (a later one may replace a header an earlier one set)."""
+
+    def __init__(self, *hooks: AuthBase) -> None:
+        self.hooks = hooks
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        for hook in self.hooks:
+            request = hook(request)
         return request
 
 
@@ -102,10 +116,11 @@ def _data_from_response(response: requests.Response) -> Any:
 class SchedulerClient:
     """Thin, typed access to the scheduler API.
 
+    ``api_key`` (default: the SCHEDULER_API_KEY environment variable) is sent as ``Authorization: Bearer``.
     ``auth`` is either a ``requests.auth.AuthBase`` or a callable receiving the prepared request and
-    returning headers to add; it is applied to every request, so API keys or request signing can be
-    introduced without touching call sites. ``session`` lets callers share a connection pool or mount
-    adapters. The client is safe to share between threads as far as ``requests.Session`` is.
+    returning headers to add; it is applied to every request, so request signing can be introduced
+    without touching call sites. ``session`` lets callers share a connection pool or mount adapters.
+    The client is safe to share between threads as far as ``requests.Session`` is.
     """
 
     def __init__(
@@ -116,6 +131,7 @@ class SchedulerClient:
         timeout: float = 10,
         headers: Mapping[str, str] | None = None,
         auth: Auth | None = None,
+        api_key: str | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"scheduler base_url must be http(s): {base_url!r}")
@@ -124,7 +140,22 @@ class SchedulerClient:
         self._session = session or requests.Session()
         self._owns_session = session is None
         self._headers = {"Accept": "application/json", **dict(headers or {})}
+        key = (api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")).strip()
+        if key:
+            self._headers["Authorization"] = f"Bearer {key}"
         self._auth = _as_auth(auth)
+
+    def __repr__(self) -> str:  # never the headers: they may hold the API key
+        return f"SchedulerClient({self.base_url!r})"
+
+    def with_auth(self, auth: Auth) -> SchedulerClient:
+        """A client for the same scheduler, sharing this one's session and settings, that also applies
+        ``auth`` (after this client's own). Closing it leaves the shared session open."""
+        derived = SchedulerClient(self.base_url, session=self._session, timeout=self.timeout,
+                                  headers=self._headers, api_key="")
+        extra = _as_auth(auth)
+        derived._auth = _AuthChain(self._auth, extra) if self._auth is not None else extra
+        return derived
 
     # -- plumbing -------------------------------------------------------------------------------------
 

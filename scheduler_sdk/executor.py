@@ -12,6 +12,11 @@ Life of an execution::
 Results always go to the configured ``scheduler_url``; the ``callback_url`` of a dispatch body is not
 used, so credentials added by an ``auth`` hook are never sent to an address taken from a request.
 
+Authentication (``scheduler_sdk.credentials``): registration carries the registration key
+(``registration_key=`` or SCHEDULER_REGISTRATION_KEY) and returns this executor's secret. Every request
+from the scheduler must be signed with it (401 otherwise, and always before the first registration); every
+result, log batch and progress report is signed with it.
+
 A worker slot is held until the handler *thread* returns, even after a timeout was reported: an abandoned
 handler still occupies a thread, and admitting more work than threads would only queue it invisibly.
 """
@@ -41,6 +46,7 @@ from scheduler_sdk.context import (
     LogTail,
     new_execution_logger,
 )
+from scheduler_sdk.credentials import ExecutorCredentials
 from scheduler_sdk.errors import SchedulerAPIError, SchedulerUnavailable
 from scheduler_sdk.live import LiveStream
 from scheduler_sdk.outbox import CallbackOutbox, Report, RetryPolicy
@@ -190,7 +196,9 @@ class Executor:
     ``callback_retry`` is a :class:`RetryPolicy` or ``(initial, maximum[, factor])``; results are re-sent
     until acknowledged or the executor stops. ``stop_grace`` is how long a handler asked to stop may keep
     running before ``cancelled`` is reported without it. ``client``/``auth`` configure the calls to the
-    scheduler; ``verify_request`` authenticates incoming calls (False -> 401).
+    scheduler. ``registration_key`` (default: env SCHEDULER_REGISTRATION_KEY) is sent when registering;
+    the secret the scheduler answers with signs everything afterwards, both ways. Incoming calls must be
+    signed with it; ``verify_request`` can refuse more of them (False -> 401), never accept unsigned ones.
 
     While a handler runs, its log lines are streamed to the scheduler every ``live_flush_interval``
     seconds (``stream_logs=False``: they only travel with the result) and ``ctx.progress()`` reports at
@@ -218,6 +226,7 @@ class Executor:
         client: SchedulerClient | None = None,
         auth: Auth | None = None,
         verify_request: RequestVerifier | None = None,
+        registration_key: str | None = None,
         stream_logs: bool = True,
         live_flush_interval: float = 0.5,
         progress_interval: float = 1.0,
@@ -229,7 +238,8 @@ class Executor:
         self.host = host
         self.port = port
         self.max_workers = max_workers
-        self.verify_request = verify_request
+        self._extra_verify = verify_request
+        self._credentials = ExecutorCredentials(registration_key)
         self.executor_id: str | None = None
         self._advertise_url = advertise_url.rstrip("/") if advertise_url else None
         self._tasks = [dict(task) for task in tasks or ()]
@@ -240,7 +250,8 @@ class Executor:
         self._max_log_bytes = max_log_bytes
         self._log_level = log_level
         self._owns_client = client is None
-        self._client = client or SchedulerClient(scheduler_url, auth=auth)
+        self._base_client = client or SchedulerClient(scheduler_url, auth=auth)
+        self._client = self._base_client.with_auth(self._credentials)
         self._handlers: dict[str, Handler] = {}
         self._state = threading.Condition()  # guards _active, _recent, _started, _stopping
         self._active: dict[str, _Run] = {}
@@ -254,7 +265,8 @@ class Executor:
         self._live = LiveStream(self._client, flush_interval=live_flush_interval,
                                 progress_interval=progress_interval)
         self._outbox = CallbackOutbox(self._client, retry=self._retry, clock=clock,
-                                      on_unreachable=self._on_scheduler_unreachable)
+                                      on_unreachable=self._on_scheduler_unreachable,
+                                      on_unauthorized=self._on_signature_refused)
         self._registration = RegistrationLoop(
             self._register_once, self._client.health, heartbeat_interval=heartbeat_interval,
             retry=self._retry, on_recovered=self._outbox.retry_now,
@@ -400,7 +412,7 @@ class Executor:
         self._live.close()
         self._timers.close()
         if self._owns_client:
-            self._client.close()
+            self._base_client.close()
         self._stopped.set()
 
     def __enter__(self) -> Executor:
@@ -410,7 +422,8 @@ class Executor:
         self.stop()
 
     def register(self) -> Any:
-        """Registers (or re-registers) now; returns the scheduler's executor object. Raises SchedulerError."""
+        """Registers (or re-registers) now; returns the scheduler's executor object (without the secret,
+        which the executor keeps to itself). Raises SchedulerError."""
         data = self._register_once()
         self._registration.mark_registered()
         self._outbox.retry_now()
@@ -423,6 +436,7 @@ class Executor:
             self.name, self.instance_id, self.url, health_check_url=f"{self.url}/health",
             metadata=self._registration_metadata(), tasks=self._tasks or None,
         )
+        data = self._credentials.accept_registration(data)
         if isinstance(data, dict) and data.get("id") is not None:
             self.executor_id = str(data["id"])
         return data
@@ -453,6 +467,17 @@ class Executor:
 
     def _on_scheduler_unreachable(self) -> None:
         self._registration.mark_unreachable()
+
+    def _on_signature_refused(self) -> None:
+        # The scheduler no longer accepts our secret (an operator rotated it): registering again fetches it.
+        self._registration.request_reregistration()
+
+    # -- authentication of incoming calls (the HTTP server calls this before routing) -----------------
+
+    def authenticate_request(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> bool:
+        if not self._credentials.verify_request(method, target, headers, body):
+            return False
+        return self._extra_verify is None or self._extra_verify(method, target, headers, body)
 
     def _install_signal_handlers(self) -> dict[int, Any]:
         # signal.signal only works in the main thread; elsewhere the caller stops us with stop().

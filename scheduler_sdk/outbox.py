@@ -77,7 +77,8 @@ class CallbackOutbox:
     """A background sender of :class:`Report` objects with retry and backoff.
 
     ``on_unreachable`` is called (from the sender thread) whenever the scheduler cannot be reached,
-    so the owner can start watching for its return and re-register.
+    so the owner can start watching for its return and re-register; ``on_unauthorized`` when it refuses
+    a report's signature (401). Reports are signed by the client's auth hook at each attempt.
     """
 
     def __init__(
@@ -87,11 +88,13 @@ class CallbackOutbox:
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_unreachable: Callable[[], None] | None = None,
+        on_unauthorized: Callable[[], None] | None = None,
     ) -> None:
         self._client = client
         self._retry = retry or RetryPolicy()
         self._clock = clock
         self._on_unreachable = on_unreachable
+        self._on_unauthorized = on_unauthorized
         self._queue: list[Report] = []
         self._in_flight = 0
         self._closed = False
@@ -210,6 +213,8 @@ class CallbackOutbox:
             log.info("execution %s: already final on the scheduler, %s report not applied",
                      report.execution_id, report.status)
             return Delivery.ALREADY_FINAL
+        if exc.http_status == 401 and self._on_unauthorized is not None:
+            self._on_unauthorized()  # kept and re-sent, signed afresh, once the executor has the current secret
         if exc.retryable:
             log.warning("execution %s: scheduler refused the report for now (%s), will retry",
                         report.execution_id, exc)

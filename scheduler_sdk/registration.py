@@ -81,6 +81,17 @@ class RegistrationLoop:
         if was_reachable:
             self._wake.set()
 
+    def request_reregistration(self) -> None:
+        """The scheduler refused our signature (its secret for us changed): register again to learn it.
+
+        Only a registered loop is reset; while registering, the loop's own backoff paces the attempts.
+        """
+        with self._lock:
+            was_registered, self._registered = self._registered, False
+        if was_registered:
+            log.warning("the scheduler refused this executor's signature; registering again for the current secret")
+            self._wake.set()
+
     def close(self) -> None:
         self._closed.set()
         self._wake.set()

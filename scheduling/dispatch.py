@@ -24,6 +24,7 @@ from executions.live import appended_logs
 from executions.models import TaskExecution
 from executions.services import finish, transition
 from executors.models import Executor
+from executors.netguard import RefusedURL
 from loadbalance.services import rank_for_dispatch, record_failover
 from scheduling.config import tunable
 from scheduling.executor_http import post_json
@@ -56,7 +57,8 @@ def execute_payload(execution: TaskExecution) -> dict:
 class Dispatcher:
     """Owns the worker pool and the set of executions being dispatched right now.
 
-    ``transport`` is the HTTP POST used to reach executors; tests swap it without patching.
+    ``transport(executor, url, payload, timeout=)`` is the signed, address-checked HTTP POST used to reach
+    executors (``executor_http.post_json``); tests swap it without patching.
     """
 
     transport = staticmethod(post_json)
@@ -199,7 +201,9 @@ class Dispatcher:
         """None if accepted, else why not."""
         url = executor.base_url.rstrip("/") + "/execute"
         try:
-            response = self.transport(url, payload, timeout=tunable("DISPATCH_TIMEOUT_SECONDS"))
+            response = self.transport(executor, url, payload, timeout=tunable("DISPATCH_TIMEOUT_SECONDS"))
+        except RefusedURL as exc:  # counts as this executor refusing: the next one is tried
+            return f"not sent: {exc.reason}"
         except requests.RequestException as exc:
             return f"unreachable: {type(exc).__name__}"
         if 200 <= response.status_code < 300:

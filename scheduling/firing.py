@@ -70,8 +70,9 @@ def executions_for(task: Task, plan: FirePlan, now: datetime) -> list[TaskExecut
         if decision.action is FireAction.QUEUE:
             rows.append(_execution(task, scheduled, now, status=ExecutionStatus.PENDING, logs=note))
             waiting += 1
-        else:
-            rows.append(_execution(task, scheduled, now, status=ExecutionStatus.SKIPPED, logs=decision.reason))
+        else:  # keep the misfire note: under fire_once this row is the only record of the missed times
+            logs = f"{note}\n{decision.reason}" if note else decision.reason
+            rows.append(_execution(task, scheduled, now, status=ExecutionStatus.SKIPPED, logs=logs))
     return rows
 
 

@@ -13,6 +13,8 @@ from django.db import close_old_connections
 
 from executors.choices import ExecutorStatus
 from executors.models import Executor
+from executors.netguard import RefusedURL
+from executors.services import default_health_url
 from scheduling.config import tunable
 from scheduling.executor_http import get
 from scheduling.policy import HealthState, next_health
@@ -20,9 +22,18 @@ from scheduling.policy import HealthState, next_health
 logger = logging.getLogger(__name__)
 
 
-def probe(url: str, timeout: float) -> bool:
+def health_url(executor: Executor) -> str:
+    return executor.health_check_url or default_health_url(executor.base_url)
+
+
+def probe(executor: Executor, timeout: float) -> bool:
+    """One signed GET of the executor's health URL; True on 2xx. A refused address is a failed check."""
     try:
-        response = get(url, timeout=timeout)
+        response = get(executor, health_url(executor), timeout=timeout)
+    except RefusedURL as exc:
+        logger.warning("health check of executor %s (%s) not sent: %s",
+                       executor.name, executor.instance_id, exc.reason)
+        return False
     except requests.RequestException:
         return False
     return 200 <= response.status_code < 300
@@ -48,7 +59,7 @@ def record_check(executor: Executor, *, ok: bool, now: datetime) -> HealthState:
 class HealthChecker:
     """Runs a round of checks every HEALTH_CHECK_INTERVAL_SECONDS, concurrently, never overlapping rounds.
 
-    ``probe`` is swappable for tests.
+    ``probe(executor, timeout)`` is swappable for tests.
     """
 
     probe = staticmethod(probe)
@@ -72,6 +83,5 @@ class HealthChecker:
 
     def _check(self, executor: Executor) -> None:
         close_old_connections()
-        url = executor.health_check_url or executor.base_url.rstrip("/") + "/health"
-        ok = self.probe(url, tunable("HEALTH_CHECK_TIMEOUT_SECONDS"))
+        ok = self.probe(executor, tunable("HEALTH_CHECK_TIMEOUT_SECONDS"))
         record_check(executor, ok=ok, now=self.clock())

@@ -41,6 +41,7 @@ from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from executors.choices import ExecutorStatus
 from executors.models import Executor
+from scheduler_project.security import metrics_token_accepted
 from scheduling.clock import utc_now
 from scheduling.selectors import current_leader
 
@@ -174,9 +175,12 @@ def scrape_sources() -> _Sources:
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """``GET /metrics``: Prometheus text format."""
+    """``GET /metrics``: Prometheus text format; with METRICS_TOKEN set, only for its bearer."""
     if request.method not in ("GET", "HEAD"):
         return HttpResponse(status=405, headers={"Allow": "GET, HEAD"})
+    if not metrics_token_accepted(request):
+        return HttpResponse("metrics need Authorization: Bearer <METRICS_TOKEN>\n", status=401,
+                            content_type="text/plain", headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     return HttpResponse(generate_latest(scrape_sources()), content_type=CONTENT_TYPE_LATEST)
 
 

@@ -7,6 +7,7 @@ import logging
 import requests
 
 from executions.models import TaskExecution
+from executors.netguard import RefusedURL
 from scheduling.config import tunable
 from scheduling.executor_http import post_json
 
@@ -20,7 +21,12 @@ def notify_executor_stop(execution_id: str) -> bool:
         return False
     url = execution.executor.base_url.rstrip("/") + "/stop"
     try:
-        response = post_json(url, {"execution_id": execution_id}, timeout=tunable("DISPATCH_TIMEOUT_SECONDS"))
+        response = post_json(execution.executor, url, {"execution_id": execution_id},
+                             timeout=tunable("DISPATCH_TIMEOUT_SECONDS"))
+    except RefusedURL as exc:
+        logger.warning("stop of execution %s: not sent: %s", execution_id,
+                       exc.reason, extra=execution.log_extra())
+        return False
     except requests.RequestException as exc:
         logger.warning("stop of execution %s: executor %s unreachable: %s", execution_id, url, exc,
                        extra=execution.log_extra())

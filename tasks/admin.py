@@ -29,7 +29,7 @@ from scheduler_project.admin_actions import (
     refusal_text,
     run_each,
 )
-from scheduler_project.admin_display import EMPTY, badge, pretty_json, rate_text, when
+from scheduler_project.admin_display import EMPTY, MaskedJSONFieldsMixin, badge, pretty_json, rate_text, when
 from scheduler_project.charts import RatePoint, rate_bars
 from scheduling.clock import utc_now
 from tasks import services
@@ -116,9 +116,13 @@ class TaskExecutorInline(admin.TabularInline):
                            badge("healthy" if executor.is_healthy else "unhealthy"))
 
 
+class MaskedTaskAdminForm(MaskedJSONFieldsMixin, TaskAdminForm):
+    masked_json_fields = ("parameters",)
+
+
 @admin.register(Task)
 class TaskAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
-    form = TaskAdminForm
+    form = MaskedTaskAdminForm
     list_display = ["name", "schedule", "mode", "strategy", "status_badge", "next_run", "last_run",
                     "success_rate_24h"]
     list_filter = [StateFilter, LastRunFilter, "schedule_type", "execution_mode", "load_balance_strategy",
@@ -130,7 +134,7 @@ class TaskAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
     ordering = ["name"]
     inlines = [TaskExecutorInline]
     readonly_fields = ["id", "status_badge", "next_run_time", "finished_at", "created_at", "updated_at",
-                       "schedule_preview", "recent_runs"]
+                       "schedule_preview", "recent_runs", "parameters_masked", "created_by", "created_by_key"]
     fieldsets = [
         (None, {"fields": ["name", "status_badge", "next_run_time"]}),
         ("Schedule", {"fields": ["schedule_type", "cron_expression", "timezone", "interval_seconds", "start_at",
@@ -138,7 +142,8 @@ class TaskAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
         ("Execution", {"fields": ["parameters", "execution_mode", "load_balance_strategy", "misfire_policy",
                                   "max_retry", "timeout_seconds", "priority", "max_instances"]}),
         ("Recent runs", {"fields": ["recent_runs"]}),
-        ("Record", {"fields": ["id", "finished_at", "created_at", "updated_at"], "classes": ["collapse"]}),
+        ("Record", {"fields": ["id", "finished_at", "created_at", "created_by", "created_by_key", "updated_at"],
+                    "classes": ["collapse"]}),
     ]
     add_fieldsets = [(None, {"fields": ["name"]}), fieldsets[1], fieldsets[2]]
     actions = ["trigger_now", "pause", "resume", "soft_delete", "restore"]
@@ -158,7 +163,14 @@ class TaskAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
         )
 
     def get_fieldsets(self, request, obj=None):
-        return self.add_fieldsets if obj is None else self.fieldsets
+        if obj is None:
+            return self.add_fieldsets
+        if self.has_change_permission(request, obj):
+            return self.fieldsets
+        # Read-only pages print fields as they are stored: show the parameters masked instead.
+        return [(title, {**options, "fields": ["parameters_masked" if name == "parameters" else name
+                                                for name in options["fields"]]})
+                for title, options in self.fieldsets]
 
     def has_change_permission(self, request, obj=None):
         # A soft-deleted task is read-only until restored (the service refuses to update it).
@@ -205,6 +217,10 @@ class TaskAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
     def success_rate_24h(self, obj):
         return rate_text(obj.successes_24h, obj.runs_24h)
 
+    @admin.display(description="Parameters")
+    def parameters_masked(self, obj):
+        return pretty_json(obj.parameters)
+
     @admin.display(description="Next fire times")
     def schedule_preview(self, obj):
         saved = obj is not None and not obj._state.adding
@@ -230,7 +246,8 @@ class TaskAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
             data = {name: form.cleaned_data[name] for name in form.changed_data if name in names}
             services.task_update(task_id=obj.pk, data=data, now=utc_now())
         else:
-            task = services.task_create(data={name: form.cleaned_data[name] for name in names}, now=utc_now())
+            task = services.task_create(data={name: form.cleaned_data[name] for name in names}, now=utc_now(),
+                                        created_by=request.user)
             # The admin keeps using ``obj`` (inlines, log entry, redirect): point it at the created row.
             obj.pk = task.pk
             obj._state.adding = False

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -43,6 +44,12 @@ class Task(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Who created the task through the API: the user (password, JWT, session or a key's owner) and/or the
+    # API key. Kept when either is deleted later (SET_NULL); a task made by the scheduler itself has neither.
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, editable=False,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created_by_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, editable=False,
+                                       on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         db_table = "tasks"

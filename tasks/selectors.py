@@ -8,7 +8,7 @@ from tasks.models import Task, TaskExecutor
 
 
 def _with_assignments() -> QuerySet[Task]:
-    return Task.objects.prefetch_related(
+    return Task.objects.select_related("created_by", "created_by_key").prefetch_related(
         Prefetch("task_executors", queryset=TaskExecutor.objects.select_related("executor"))
     )
 

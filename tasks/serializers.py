@@ -37,6 +37,10 @@ class TaskSerializer(serializers.ModelSerializer):
 
     parameters = serializers.JSONField()
     task_executors = TaskExecutorInTaskSerializer(many=True, read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True,
+                                              help_text="Username of the user who created the task.")
+    created_by_key = serializers.SlugRelatedField(slug_field="prefix", read_only=True, allow_null=True,
+                                                  help_text="Prefix of the API key the task was created with.")
 
     class Meta:
         model = Task
@@ -44,7 +48,7 @@ class TaskSerializer(serializers.ModelSerializer):
             "id", "name", "cron_expression", "parameters", "execution_mode", "load_balance_strategy",
             "max_retry", "timeout_seconds", "status", "misfire_policy", "next_run_time",
             "schedule_type", "interval_seconds", "start_at", "run_at", "timezone", "priority", "max_instances",
-            "finished_at", "created_at", "updated_at", "task_executors",
+            "finished_at", "created_at", "updated_at", "task_executors", "created_by", "created_by_key",
         ]
         read_only_fields = fields
 
@@ -56,7 +60,8 @@ class TaskBriefSerializer(serializers.ModelSerializer):
 
 
 _READ_ONLY_TASK_KEYS = frozenset(
-    {"id", "created_at", "updated_at", "task_executors", "next_run_time", "finished_at"}
+    {"id", "created_at", "updated_at", "task_executors", "next_run_time", "finished_at", "created_by",
+     "created_by_key"}
 )
 
 

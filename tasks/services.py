@@ -90,8 +90,9 @@ def _forbid(task: Task, action: str) -> DomainError:
 
 
 @transaction.atomic
-def task_create(*, data: dict[str, Any], now: datetime) -> Task:
-    task = Task(**data)
+def task_create(*, data: dict[str, Any], now: datetime, created_by=None, created_by_key=None) -> Task:
+    """A new active task; ``created_by`` (a user) and ``created_by_key`` (an ApiKey) record who asked."""
+    task = Task(**data, created_by=created_by, created_by_key=created_by_key)
     task.status = TaskStatus.ACTIVE
     check_schedule_fields(task, now, run_at_changed=True)
     task.next_run_time = next_fire_after(task, now)

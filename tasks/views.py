@@ -4,6 +4,7 @@ from rest_framework import serializers as drf_serializers
 from rest_framework import viewsets
 from rest_framework.decorators import action
 
+from accounts.roles import request_creator
 from executions.selectors import task_stats
 from executions.serializers import TriggeredExecutionSerializer
 from scheduler_project.envelope import created, ok
@@ -44,6 +45,7 @@ class TaskViewSet(viewsets.ViewSet):
     """Spec 000 §5: tasks, their triggers and their executor assignments."""
 
     lookup_value_regex = "[^/]+"
+    operator_actions = {"trigger", "pause", "resume"}  # reads need viewer, other writes admin (accounts.roles)
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -68,7 +70,7 @@ class TaskViewSet(viewsets.ViewSet):
     def create(self, request):
         body = TaskWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        task = services.task_create(data=body.validated_data, now=timezone.now())
+        task = services.task_create(data=body.validated_data, now=timezone.now(), **request_creator(request))
         return created(TaskSerializer(task_get(task.pk)).data, message="任务创建成功")
 
     @extend_schema(responses={200: envelope("TaskDetail", TaskSerializer()), **errors(404)})

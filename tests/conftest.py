@@ -1,4 +1,5 @@
-"""Fixtures shared by the test suites: a JSON API client and persona factories built on the models.
+"""Fixtures shared by the test suites: a JSON API client (an admin's by default, any role on request) and
+persona factories built on the models.
 
 Subdirectories may define fixtures of the same name (``tests/scheduling`` and ``tests/sdk`` do); theirs win
 there.
@@ -14,9 +15,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts.services import api_key_create
 from executions.models import TaskExecution
 from executors.models import Executor
 from tasks.models import Task
@@ -29,11 +32,15 @@ class Api:
 
     ``body`` is the decoded JSON for a JSON response, ``None`` for an empty one, and the text otherwise
     (so a test asserting a dict fails visibly on an HTML error page). ``last`` keeps the raw response.
+    ``authorization`` is sent as the Authorization header of every request (None: no credentials).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, authorization: str | None = None) -> None:
         self.client = APIClient()
         self.last = None
+        self.authorization = authorization
+        if authorization is not None:
+            self.client.credentials(HTTP_AUTHORIZATION=authorization)
 
     def request(self, method: str, path: str, body: Any = _MISSING, *, params: dict | None = None,
                 raw: str | bytes | None = None, content_type: str = "application/json",
@@ -71,8 +78,38 @@ def decode(response) -> Any:
     return content.decode("utf-8", "replace")
 
 
+@pytest.fixture(autouse=True)
+def _no_failed_logins_counted():
+    """Failed authentications are counted per address in the cache (accounts.throttling): every test starts
+    from none, whatever the tests before it sent."""
+    cache.clear()
+
+
 @pytest.fixture
-def api(db) -> Api:
+def make_api_key(db) -> Callable[..., str]:
+    """A real API key with ``role`` (viewer, operator, admin, executor); returns the full key."""
+
+    def make(role: str = "admin", *, name: str | None = None, username: str | None = None) -> str:
+        return api_key_create(name=name or f"test {role}", role=role, username=username)[1]
+
+    return make
+
+
+@pytest.fixture
+def api_as(make_api_key) -> Callable[[str], Api]:
+    """``api_as("viewer")``: a client sending a real API key of that role."""
+    return lambda role: Api(f"Bearer {make_api_key(role)}")
+
+
+@pytest.fixture
+def api(api_as) -> Api:
+    """The API as an admin, through a real API key (so the real authentication path runs)."""
+    return api_as("admin")
+
+
+@pytest.fixture
+def anon_api(db) -> Api:
+    """The API without credentials."""
     return Api()
 
 
@@ -122,3 +159,134 @@ def make_execution(db, make_task) -> Callable[..., TaskExecution]:
         return TaskExecution.objects.create(**overrides)
 
     return make
+
+
+# --- executor-signed requests (executors.channel) ----------------------------------------------------------
+
+def _executor_post(method: str, path: str) -> bool:
+    """POST /api/v1/executions/{id}/callback, /logs or /progress."""
+    parts = path.split("?")[0].rstrip("/").split("/")
+    return method.upper() == "POST" and len(parts) == 6 and parts[1:4] == ["api", "v1", "executions"] \
+        and parts[5] in ("callback", "logs", "progress")
+
+
+class SignedApi:
+    """Requests as an executor sends them: no user credentials, signed with an executor's secret.
+
+    ``post(path, body, executor=None)`` signs as ``executor``, by default the executor of the execution in
+    ``path`` (``/api/v1/executions/{id}/...``); an execution with none is first given one, as dispatch would,
+    and an unknown execution is signed for by a new executor. ``now=`` (a stale message) and ``secret=`` (a
+    forgery) go to ``signature_headers``. ``replay`` sends the last signed request again, headers and all.
+    """
+
+    def __init__(self) -> None:
+        self.api = Api()
+        self.last_headers: dict[str, str] = {}
+        self.last_request: tuple[str, str | bytes, str] = ("", b"", "")
+
+    @property
+    def last(self):
+        return self.api.last
+
+    def request(self, method: str, path: str, body: Any = _MISSING, *, executor: Executor | None = None,
+                raw: str | bytes | None = None, content_type: str = "application/json", now: float | None = None,
+                secret: str | None = None, **headers: str) -> tuple[int, Any]:
+        from scheduler_sdk.signing import signature_headers  # here: this section is appended to a shared file
+
+        executor = executor or _dispatched_executor(path)
+        if raw is None:
+            raw = "" if body is _MISSING else json.dumps(body)
+        data = raw.encode() if isinstance(raw, str) else raw
+        self.last_headers = signature_headers(executor.secret if secret is None else secret, method,
+                                              _path_as_the_server_sees_it(method, path), data,
+                                              executor_id=executor.pk, now=now)
+        self.last_request = (path, raw, content_type)
+        return self.replay(**headers)
+
+    def post(self, path: str, body: Any = _MISSING, **kwargs: Any) -> tuple[int, Any]:
+        return self.request("POST", path, body, **kwargs)
+
+    def replay(self, signature: dict[str, str] | None = None, **headers: str) -> tuple[int, Any]:
+        """Sends the last signed request again, with its signature headers (or ``signature``)."""
+        path, raw, content_type = self.last_request
+        meta = {"HTTP_" + name.upper().replace("-", "_"): value
+                for name, value in (self.last_headers if signature is None else signature).items()}
+        return self.api.request("POST", path, raw=raw, content_type=content_type, **meta, **headers)
+
+    def routing(self, api: Api) -> RoutedApi:
+        return RoutedApi(api, self)
+
+
+class RoutedApi(Api):
+    """``api`` for every request except the executor's POSTs (callback, logs, progress), which are signed."""
+
+    def __init__(self, api: Api, signed: SignedApi) -> None:
+        super().__init__()
+        self._api, self._signed = api, signed
+
+    def request(self, method: str, path: str, *args: Any, **kwargs: Any) -> tuple[int, Any]:
+        target = self._signed if _executor_post(method, path) else self._api
+        if target is self._signed and kwargs.get("params"):
+            path = f"{path}?{urlencode(kwargs.pop('params'))}"
+        response = target.request(method, path, *args, **kwargs)
+        self.last = target.last
+        return response
+
+
+def _path_as_the_server_sees_it(method: str, path: str) -> str:
+    """What the server verifies: Django's ``get_full_path()`` of the request (ids in tests may hold odd
+    percent-escapes, which Django normalises)."""
+    from django.test import RequestFactory
+
+    return RequestFactory().generic(method, path).get_full_path()
+
+
+def _dispatched_executor(path: str) -> Executor:
+    parts = path.split("?")[0].split("/")
+    execution_id = parts[4] if len(parts) > 4 and parts[1:4] == ["api", "v1", "executions"] else None
+    execution = TaskExecution.objects.select_related("executor").filter(pk=execution_id).first() \
+        if execution_id else None
+    if execution is not None and execution.executor is not None:
+        return execution.executor
+    n = next(_serial)
+    executor = Executor.objects.create(name=f"dispatched-{n}", instance_id=f"dispatched-{n}",
+                                       base_url="http://127.0.0.1:9")
+    if execution is not None:
+        TaskExecution.objects.filter(pk=execution.pk).update(executor=executor)
+    return executor
+
+
+@pytest.fixture
+def signed(db) -> SignedApi:
+    """Executor-signed requests: ``signed.post(f"/api/v1/executions/{pk}/callback", {...})``."""
+    return SignedApi()
+
+
+@pytest.fixture
+def admin_or_executor_api(api, signed) -> RoutedApi:
+    """The admin's API, except the executor's own POSTs (callback, logs, progress): those come signed by the
+    execution's executor, as only such requests get past authentication."""
+    return signed.routing(api)
+
+
+@pytest.fixture
+def fake_dns(monkeypatch) -> dict[str, list[str]]:
+    """Host name -> addresses for the executor address guard (``executors.netguard.resolve``), instead of real
+    DNS: IP literals resolve to themselves, names not in the table do not resolve."""
+    import ipaddress
+
+    from executors import netguard
+
+    table: dict[str, list[str]] = {}
+
+    def resolve(host: str, port: int) -> list[str]:
+        if host in table:
+            return table[host]
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise netguard.UnresolvableHost(f"{host} is not in the fake DNS") from None
+        return [host]
+
+    monkeypatch.setattr(netguard, "resolve", resolve)
+    return table

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -229,7 +230,8 @@ class Processes:
     """Starts children with a shared environment and ends all of them in :meth:`close`.
 
     ``database_url`` is the database every child uses; ``env`` overrides the fast tunables. Each instance
-    uses its own leader lock name, so a stray scheduler from an earlier run can never be elected here.
+    uses its own leader lock name, so a stray scheduler from an earlier run can never be elected here, and
+    its own executor registration key (``registration_key``), given to the web server and the executors.
     """
 
     def __init__(self, database_url: str, *, log_dir: Path, env: Mapping[str, str] | None = None,
@@ -240,11 +242,13 @@ class Processes:
             if old.is_file():
                 old.unlink()
         self.lock_name = f"{lock_prefix}_{uuid.uuid4().hex[:10]}"
+        self.registration_key = secrets.token_urlsafe(24)
         self.env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
             "DATABASE_URL": database_url,
             "SCHEDULER_LOCK_NAME": self.lock_name,
+            "SCHEDULER_REGISTRATION_KEY": self.registration_key,
             **FAST_TUNABLES,
             **(env or {}),
         }
@@ -363,6 +367,7 @@ class Cluster:
         self.schedulers: dict[str, SchedulerProcess] = {}
         self.executors: dict[str, ExecutorProcess] = {}
         self.executor_ids: dict[str, str] = {}
+        self.api_key: str | None = None
 
     def start(self, *, schedulers: Iterable[str] = ("s1",), executors: Iterable[str] = ("ex-a",),
               web: bool = True, demo: bool = False, wait_leader: bool = True, timeout: float = 30,
@@ -380,7 +385,7 @@ class Cluster:
             self.executors[instance_id] = self.procs.start_executor(instance_id, demo=demo)
         if self.web is not None:
             self.procs.wait_web(timeout)
-            self.client = SchedulerClient(self.web.url, timeout=10)
+            self.client = SchedulerClient(self.web.url, timeout=10, api_key=self.admin_api_key())
         for instance_id, child in self.executors.items():
             self.executor_ids[instance_id] = self.procs.wait_until(
                 lambda i=instance_id: self.executor_pk(i), timeout, f"executor {instance_id} to register",
@@ -396,6 +401,14 @@ class Cluster:
 
     def alive_schedulers(self) -> list[SchedulerProcess]:
         return [child for child in self.schedulers.values() if child.alive]
+
+    def admin_api_key(self) -> str:
+        """An admin API key for the test's own API calls (created once, in the shared database)."""
+        from accounts.services import api_key_create
+
+        if self.api_key is None:
+            self.api_key = api_key_create(name="cluster tests", role="admin")[1]
+        return self.api_key
 
     # -- queries ----------------------------------------------------------------------------------------
 

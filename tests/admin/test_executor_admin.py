@@ -78,9 +78,9 @@ def test_check_health_now_probes_and_records_like_the_scheduler(admin_client, ma
     down = make_executor(name="down", health_check_failures=2)
     probed = []
 
-    def fake_probe(url, timeout):
-        probed.append(url)
-        return "down" not in url
+    def fake_probe(executor, timeout):
+        probed.append(executor.health_check_url)
+        return "down" not in executor.health_check_url
 
     monkeypatch.setattr(executor_admin, "probe", fake_probe)
     down.health_check_url = "http://down.invalid/health"
@@ -97,7 +97,7 @@ def test_check_health_now_probes_and_records_like_the_scheduler(admin_client, ma
 
 def test_check_health_button_on_the_executor_page(admin_client, make_executor, monkeypatch):
     executor = make_executor()
-    monkeypatch.setattr(executor_admin, "probe", lambda url, timeout: False)
+    monkeypatch.setattr(executor_admin, "probe", lambda executor, timeout: False)
     response = admin_client.post(url("executors_executor_check_health", executor.pk))
     assert response.status_code == 302
     executor.refresh_from_db()
@@ -117,6 +117,8 @@ def test_add_registers_through_the_service(admin_client):
 
 @pytest.mark.parametrize(("field", "value"), [("base_url", "ftp://x"), ("base_url", "not a url"),
                                               ("health_check_url", "http://bad host/health"),
+                                              ("base_url", "http://169.254.169.254"),
+                                              ("health_check_url", "http://[fd00:ec2::254]/health"),
                                               ("metadata", "[1, 2]")])
 def test_invalid_values_are_form_errors(admin_client, field, value):
     response = admin_client.post(url("executors_executor_add"), form_data(**{field: value}))
@@ -168,3 +170,20 @@ def test_filter_by_health_and_status(admin_client, make_executor):
     assert names("?health=unhealthy") == {"sick"}
     assert names("?health=healthy&status__exact=online") == {"ok"}
     assert names("?q=park") == {"parked"}
+
+
+def test_the_signing_secret_is_masked_on_the_page_and_absent_from_the_list(admin_client, make_executor):
+    executor = make_executor()
+    page = admin_client.get(url("executors_executor_change", executor.pk)).content.decode()
+    assert f"{executor.secret[:4]}…" in page and executor.secret not in page
+    assert executor.secret not in admin_client.get(changelist("executor")).content.decode()
+
+
+def test_rotate_secret_action_replaces_each_secret(admin_client, make_executor):
+    first, second = make_executor(), make_executor()
+    old = {first.pk: first.secret, second.pk: second.secret}
+    response = act(admin_client, "rotate_secret", [first, second])
+    assert "Rotated the signing secret of 2 executors" in " ".join(messages_of(response))
+    for executor in Executor.objects.filter(pk__in=old):
+        assert executor.secret and executor.secret != old[executor.pk]
+

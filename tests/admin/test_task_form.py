@@ -42,6 +42,7 @@ def test_add_creates_an_active_scheduled_task(admin_client):
     task = Task.objects.get(name="sync-orders")
     assert task.status == "active" and task.next_run_time is not None
     assert task.parameters == {"source": "a"}
+    assert task.created_by.username == "admin" and task.created_by_key is None  # who added it is recorded
 
 
 @pytest.mark.parametrize(("cron", "message"), [

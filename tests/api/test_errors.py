@@ -5,12 +5,11 @@ paths, wrong methods, wrong content types, ids no row can have)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import pytest
-from django.utils import timezone
 
-from tasks.models import Task, TaskExecutor
+from tasks.models import Task
+from tests.api.conftest import World
 from tests.api.helpers import ERROR_KEYS, assert_client_error, assert_error, assert_ok
 
 TASKS = "/api/v1/tasks"
@@ -19,25 +18,9 @@ EXECUTIONS = "/api/v1/executions"
 REGISTER = f"{EXECUTORS}/register"
 
 
-@dataclass
-class World:
-    task: str
-    executor: str
-    execution: str
-
-    def path(self, template: str) -> str:
-        for name in ("task", "executor", "execution"):
-            template = template.replace("{" + name + "}", getattr(self, name))
-        return template
-
-
 @pytest.fixture
-def world(make_task, make_executor, make_execution) -> World:
-    task = make_task()
-    executor = make_executor()
-    TaskExecutor.objects.create(task=task, executor=executor)
-    execution = make_execution(task=task, executor=executor, status="running", start_time=timezone.now())
-    return World(task=task.pk, executor=executor.pk, execution=execution.pk)
+def api(admin_or_executor_api):
+    return admin_or_executor_api  # the executor's own POSTs come signed, as only those pass authentication
 
 
 # Every endpoint of spec 000 §4.1 that reads a JSON body, with a valid body for it.

@@ -18,6 +18,11 @@ EXECUTIONS = "/api/v1/executions"
 MARKER_PREFIX = "[... "
 
 
+@pytest.fixture
+def api(admin_or_executor_api):
+    return admin_or_executor_api  # the executor's own POSTs come signed, as only those pass authentication
+
+
 def logs_path(execution) -> str:
     return f"{EXECUTIONS}/{execution.pk}/logs"
 

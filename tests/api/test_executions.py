@@ -244,11 +244,11 @@ def running(make_task, make_executor, make_execution):
                           start_time=started, logs="started")
 
 
-def test_callback_answers_执行回调处理成功_and_records_the_result(api, running):
+def test_callback_answers_执行回调处理成功_and_records_the_result(signed, running):
     end = running.start_time + timedelta(seconds=5)
     request = {"status": "success", "result": {"processed_records": 1000, "errors": []},
                "logs": "Task completed successfully.", "end_time": iso(end)}
-    status, body = api.post(f"{EXECUTIONS}/{running.pk}/callback", request)
+    status, body = signed.post(f"{EXECUTIONS}/{running.pk}/callback", request)
     assert (status, body) == (200, {"code": 200, "message": "执行回调处理成功"})
     running.refresh_from_db()
     assert running.status == "success"
@@ -258,36 +258,36 @@ def test_callback_answers_执行回调处理成功_and_records_the_result(api, r
     assert running.duration_ms == 5000
 
 
-def test_callback_without_end_time_ends_the_run_now(api, running):
+def test_callback_without_end_time_ends_the_run_now(signed, running):
     before = timezone.now()
-    assert_ok(*api.post(f"{EXECUTIONS}/{running.pk}/callback", {"status": "failed"}), message="执行回调处理成功")
+    assert_ok(*signed.post(f"{EXECUTIONS}/{running.pk}/callback", {"status": "failed"}), message="执行回调处理成功")
     running.refresh_from_db()
     assert running.status == "failed"
     assert before <= running.end_time <= timezone.now()
     assert running.duration_ms >= 10_000
 
 
-def test_callback_with_an_end_time_before_the_start_ends_the_run_at_its_start(api, running):
+def test_callback_with_an_end_time_before_the_start_ends_the_run_at_its_start(signed, running):
     too_early = running.start_time - timedelta(minutes=5)
-    assert_ok(*api.post(f"{EXECUTIONS}/{running.pk}/callback", {"status": "success", "end_time": iso(too_early)}),
+    assert_ok(*signed.post(f"{EXECUTIONS}/{running.pk}/callback", {"status": "success", "end_time": iso(too_early)}),
               message="执行回调处理成功")
     running.refresh_from_db()
     assert (running.end_time, running.duration_ms) == (running.start_time, 0)
 
 
 @pytest.mark.parametrize("outcome", ["success", "failed", "timeout"])
-def test_callback_accepts_each_spec_outcome(api, running, outcome):
-    assert_ok(*api.post(f"{EXECUTIONS}/{running.pk}/callback", {"status": outcome}), message="执行回调处理成功")
+def test_callback_accepts_each_spec_outcome(signed, running, outcome):
+    assert_ok(*signed.post(f"{EXECUTIONS}/{running.pk}/callback", {"status": outcome}), message="执行回调处理成功")
     assert TaskExecution.objects.get(pk=running.pk).status == outcome
 
 
-def test_callback_applies_once_then_answers_409_30002_and_leaves_the_row_unchanged(api, running):
-    assert_ok(*api.post(f"{EXECUTIONS}/{running.pk}/callback", {"status": "success", "result": {"n": 1},
+def test_callback_applies_once_then_answers_409_30002_and_leaves_the_row_unchanged(signed, running):
+    assert_ok(*signed.post(f"{EXECUTIONS}/{running.pk}/callback", {"status": "success", "result": {"n": 1},
                                                                 "logs": "first"}),
               message="执行回调处理成功")
     running.refresh_from_db()
     snapshot = (running.status, running.result, running.logs, running.end_time, running.duration_ms)
-    error = assert_error(*api.post(f"{EXECUTIONS}/{running.pk}/callback",
+    error = assert_error(*signed.post(f"{EXECUTIONS}/{running.pk}/callback",
                                    {"status": "failed", "result": {"n": 2}, "logs": "second",
                                     "end_time": iso(timezone.now())}),
                          409, 30002)
@@ -296,29 +296,30 @@ def test_callback_applies_once_then_answers_409_30002_and_leaves_the_row_unchang
     assert (running.status, running.result, running.logs, running.end_time, running.duration_ms) == snapshot
 
 
-def test_callback_for_a_pending_run_is_applied(api, make_execution):
+def test_callback_for_a_pending_run_is_applied(signed, make_execution):
     execution = make_execution(status="pending")
-    assert_ok(*api.post(f"{EXECUTIONS}/{execution.pk}/callback", {"status": "success"}), message="执行回调处理成功")
+    assert_ok(*signed.post(f"{EXECUTIONS}/{execution.pk}/callback", {"status": "success"}), message="执行回调处理成功")
     assert TaskExecution.objects.get(pk=execution.pk).status == "success"
 
 
-def test_callback_failure_of_a_task_with_retries_left_queues_the_next_attempt(api, make_task, make_execution):
+def test_callback_failure_of_a_task_with_retries_left_queues_the_next_attempt(signed, make_task, make_execution):
     execution = make_execution(task=make_task(max_retry=2), status="running", start_time=timezone.now())
-    assert_ok(*api.post(f"{EXECUTIONS}/{execution.pk}/callback", {"status": "failed"}), message="执行回调处理成功")
+    assert_ok(*signed.post(f"{EXECUTIONS}/{execution.pk}/callback", {"status": "failed"}), message="执行回调处理成功")
     retry = TaskExecution.objects.get(retry_of=execution)
     assert (retry.status, retry.retry_count, retry.task_id) == ("pending", 1, execution.task_id)
 
 
-def test_callback_for_an_unknown_execution_answers_404_30001(api):
-    assert_error(*api.post(f"{EXECUTIONS}/ghost/callback", {"status": "success"}), 404, 30001,
+def test_callback_for_an_unknown_execution_answers_404_30001(signed, make_executor):
+    assert_error(*signed.post(f"{EXECUTIONS}/ghost/callback", {"status": "success"}, executor=make_executor()),
+                 404, 30001,
                  path=f"{EXECUTIONS}/ghost/callback")
 
 
 @pytest.mark.parametrize("body", [{}, {"status": "running"}, {"status": "pending"}, {"status": "done"},
                                   {"status": "success", "result": [1]}, {"status": "success", "end_time": "soon"},
                                   {"status": "success", "logs": 5}, {"status": "success", "extra": 1}])
-def test_callback_with_an_invalid_body_answers_400_and_leaves_the_run_running(api, running, body):
-    assert_error(*api.post(f"{EXECUTIONS}/{running.pk}/callback", body), 400)
+def test_callback_with_an_invalid_body_answers_400_and_leaves_the_run_running(signed, running, body):
+    assert_error(*signed.post(f"{EXECUTIONS}/{running.pk}/callback", body), 400)
     assert TaskExecution.objects.get(pk=running.pk).status == "running"
 
 

@@ -26,6 +26,11 @@ class World:
 
 
 @pytest.fixture
+def api(admin_or_executor_api):
+    return admin_or_executor_api  # the executor's own POSTs come signed, as only those pass authentication
+
+
+@pytest.fixture
 def world(make_task, make_executor, make_execution) -> World:
     task = make_task()
     paused = make_task(status="paused")

@@ -15,6 +15,11 @@ EXECUTIONS = "/api/v1/executions"
 RUNNING = "/api/v1/scheduler/running"
 
 
+@pytest.fixture
+def api(admin_or_executor_api):
+    return admin_or_executor_api  # the executor's own POSTs come signed, as only those pass authentication
+
+
 def progress_path(execution) -> str:
     return f"{EXECUTIONS}/{execution.pk}/progress"
 

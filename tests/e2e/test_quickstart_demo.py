@@ -1,10 +1,12 @@
 """The README's quick start, for real: ``manage.py quickstart`` starts the web server, a scheduler and the
-demo executor; demo runs reach their final states with results and logs; Ctrl-C stops everything."""
+demo executor (registering with a key it makes up), prints the admin API key it creates, which the test then
+uses; demo runs reach their final states with results and logs; Ctrl-C stops everything."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 
@@ -15,17 +17,22 @@ from tests.processes import MANAGE, Child, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
+PRINTED_API_KEY = re.compile(r"^(dts_[a-z0-9]{8}_[A-Za-z0-9_-]+)$", re.MULTILINE)
+
 
 @pytest.fixture
 def quickstart(procs):
     port, executor_port = free_port(), free_port()
     argv = [sys.executable, str(MANAGE), "quickstart", "--port", str(port), "--executor-port", str(executor_port)]
-    env = {key: value for key, value in procs.env.items() if key != "SCHEDULER_CALLBACK_BASE_URL"}
+    # As on a newcomer's machine: no callback URL and no registration key set; quickstart provides both.
+    env = {key: value for key, value in procs.env.items()
+           if key not in ("SCHEDULER_CALLBACK_BASE_URL", "SCHEDULER_REGISTRATION_KEY")}
     child = Child("quickstart", argv, env, procs.log_dir / "quickstart.log")
     procs.children.append(child)
-    client = SchedulerClient(f"http://127.0.0.1:{port}", timeout=5)
     try:
-        yield child, client
+        printed = wait_for(lambda: PRINTED_API_KEY.search(child.log_text()), 60, interval=0.2,
+                           message="quickstart to print the admin API key it created")
+        yield child, SchedulerClient(f"http://127.0.0.1:{port}", timeout=5, api_key=printed.group(1))
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.pid, signal.SIGKILL)  # the whole tree, should the test fail half-way

@@ -12,6 +12,7 @@ from loadbalance.models import LoadBalanceState
 from scheduling.dispatch import Dispatcher
 from scheduling.firing import fire_due
 from tests.scheduling.conftest import T0
+from tests.scheduling.loopback_executor import LoopbackExecutor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,7 +30,8 @@ class FakeExecutors:
         self.answers: dict[str, object] = {}
         self.calls: list[tuple[str, dict]] = []
 
-    def __call__(self, url: str, payload: dict, *, timeout: float):
+    def __call__(self, executor, url: str, payload: dict, *, timeout: float):
+        assert url.startswith(executor.base_url)
         self.calls.append((url, payload))
         answer = self.answers.get(url.rsplit("/", 1)[0], 202)
         if isinstance(answer, Exception):
@@ -168,3 +170,81 @@ def test_overdue_running_execution_times_out_and_the_executor_is_stopped(
     execution = only_execution(task)
     assert execution.status == ExecutionStatus.TIMEOUT and "timed out" in execution.logs
     assert execution.duration_ms == 15_001
+
+
+# --- over real HTTP: signing, the address guard, redirects ----------------------------------------------
+
+
+@pytest.fixture
+def loopback():
+    server = LoopbackExecutor()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def http_dispatcher(clock):
+    instance = Dispatcher(clock=clock, workers=2)  # the real transport
+    yield instance
+    instance.shutdown()
+
+
+def test_dispatch_is_signed_with_the_target_executors_secret(make_task, make_executor, http_dispatcher, loopback):
+    task = make_task()
+    executor = make_executor(tasks=[task], base_url=loopback.url)
+    make_executor(name="other")  # another secret, which must not be the one used
+    fire_due(T0)
+    dispatch(http_dispatcher, T0)
+    [request] = loopback.received
+    assert (request.method, request.target) == ("POST", "/execute")
+    assert request.signature_problem(executor.secret) is None
+    assert only_execution(task).status == ExecutionStatus.RUNNING
+
+
+def test_dispatch_refuses_a_name_resolving_to_the_metadata_address_and_fails_over(
+    make_task, make_executor, http_dispatcher, loopback, fake_dns, caplog
+):
+    fake_dns["metadata.example"] = ["169.254.169.254"]
+    fake_dns["good.example"] = ["127.0.0.1"]
+    task = make_task(load_balance_strategy="sticky")
+    make_executor(tasks=[task], priority=0, base_url=f"http://metadata.example:{loopback.port}")
+    good = make_executor(tasks=[task], priority=1, base_url=f"http://good.example:{loopback.port}")
+    fire_due(T0)
+    dispatch(http_dispatcher, T0)
+    assert only_execution(task).executor_id == good.pk
+    [request] = loopback.received  # nothing was sent towards the refused address
+    assert request.headers["Host"] == f"good.example:{loopback.port}"  # connected to the checked IP, by name
+    assert "not sent: SSRF guard: metadata.example: 169.254.169.254 is a link-local" in caplog.text
+
+
+def test_one_forbidden_address_among_several_refuses_the_name(make_task, make_executor, http_dispatcher, loopback,
+                                                             fake_dns):
+    fake_dns["mixed.example"] = ["127.0.0.1", "::ffff:169.254.169.254"]
+    task = make_task(max_retry=0)
+    make_executor(tasks=[task], base_url=f"http://mixed.example:{loopback.port}")
+    fire_due(T0)
+    dispatch(http_dispatcher, T0)
+    execution = only_execution(task)
+    assert execution.status == ExecutionStatus.FAILED
+    assert "not sent: SSRF guard: mixed.example" in execution.logs and loopback.received == []
+
+
+def test_the_allowlist_refuses_addresses_outside_it_at_dispatch(make_task, make_executor, http_dispatcher, loopback,
+                                                               settings):
+    task = make_task(max_retry=0)
+    make_executor(tasks=[task], base_url=loopback.url)
+    settings.SCHEDULER_EXECUTOR_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    fire_due(T0)
+    dispatch(http_dispatcher, T0)
+    assert "outside SCHEDULER_EXECUTOR_ALLOWED_NETWORKS" in only_execution(task).logs
+    assert loopback.received == []
+
+
+def test_a_redirect_is_a_refusal_and_is_not_followed(make_task, make_executor, http_dispatcher, loopback):
+    loopback.status, loopback.location = 307, f"{loopback.url}/elsewhere"
+    task = make_task(max_retry=0)
+    make_executor(tasks=[task], base_url=loopback.url)
+    fire_due(T0)
+    dispatch(http_dispatcher, T0)
+    assert "answered HTTP 307" in only_execution(task).logs
+    assert [request.target for request in loopback.received] == ["/execute"]

@@ -73,6 +73,18 @@ def test_misfire_policy_after_an_outage(make_task, policy, pending, skipped):
     assert task.next_run_time == T0 + timedelta(minutes=6)
 
 
+def test_a_misfire_that_the_execution_mode_skips_still_records_the_missed_times(make_task):
+    # fire_once folds minutes 1..4 into the run for minute 5; skip mode then skips that run because one is
+    # still running. The skipped row is the only record of the missed times, so it must carry the note too.
+    task = make_task(cron_expression="0 * * * * *", misfire_policy="fire_once", execution_mode="skip",
+                     next_run_time=T0 + timedelta(minutes=1))
+    TaskExecution.objects.create(task=task, scheduled_time=T0, status=ExecutionStatus.RUNNING)
+    fire_due(T0 + timedelta(minutes=5, seconds=30))
+    latest = executions(task)[-1]
+    assert latest.status == ExecutionStatus.SKIPPED and latest.scheduled_time == T0 + timedelta(minutes=5)
+    assert "misfire: 5 fire time(s) passed" in latest.logs and "skip mode" in latest.logs
+
+
 def test_skip_mode_records_skipped_execution_while_previous_runs(make_task):
     task = make_task(execution_mode="skip")
     fire_due(T0)

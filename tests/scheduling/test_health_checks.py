@@ -3,10 +3,12 @@ from datetime import timedelta
 
 import pytest
 
+from executors import netguard
 from executors.choices import ExecutorStatus
 from executors.models import Executor
-from scheduling.health import HealthChecker
+from scheduling.health import HealthChecker, health_url, probe
 from tests.scheduling.conftest import T0
+from tests.scheduling.loopback_executor import LoopbackExecutor
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -18,7 +20,8 @@ def checker(clock):
     instance.results = {}
     instance.probed = []
 
-    def probe(url, timeout):
+    def probe(executor, timeout):
+        url = health_url(executor)
         instance.probed.append(url)
         return instance.results.get(url, True)
 
@@ -64,3 +67,22 @@ def test_only_online_executors_are_checked(make_executor, checker):
     run_round(checker, T0)
     assert checker.probed == [online.base_url + "/health"]
     assert Executor.objects.get(pk=online.pk).last_health_check is not None
+
+
+def test_health_check_is_a_signed_get_of_the_health_url(make_executor):
+    server = LoopbackExecutor()
+    try:
+        executor = make_executor(base_url=server.url, health_check_url=f"{server.url}/healthz?deep=1")
+        assert probe(executor, timeout=5) is True
+        [request] = server.received
+        assert (request.method, request.target) == ("GET", "/healthz?deep=1")
+        assert request.signature_problem(executor.secret) is None
+    finally:
+        server.close()
+
+
+def test_health_check_towards_a_metadata_address_fails_without_a_request(make_executor, monkeypatch, caplog):
+    monkeypatch.setattr(netguard, "resolve", lambda host, port: ["169.254.169.254"])
+    executor = make_executor(base_url="http://rebound.example:9000")
+    assert probe(executor, timeout=5) is False
+    assert "not sent: SSRF guard: rebound.example: 169.254.169.254" in caplog.text

@@ -1,4 +1,8 @@
-"""A stand-in for the scheduler's HTTP API: records requests, answers as scripted, restarts on its port."""
+"""A stand-in for the scheduler's HTTP API: records requests, answers as scripted, restarts on its port.
+
+Like the real server it hands the executor a secret at registration and accepts results, log lines and
+progress only when signed with it by that executor (401 otherwise).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from scheduler_sdk.signing import HEADER_EXECUTOR, MemoryNonceStore, SignatureError, header, verify
+
 Answer = tuple[int, Any]  # (HTTP status, JSON body)
+
+SECRET = "fake-scheduler-secret-for-tests-0123456789"  # what the fake hands every executor at registration
+EXECUTOR_ID = "executor-1"
+_EXECUTOR_POSTS = ("/callback", "/logs", "/progress")
 
 
 def ok(data: Any = None, status: int = 200) -> Answer:
@@ -30,6 +40,7 @@ class Recorded:
     query: dict[str, list[str]]
     body: Any
     headers: dict[str, str]
+    refusal: str | None = None  # why the signature check refused it (answered 401), None if accepted
 
 
 class FakeScheduler:
@@ -40,7 +51,9 @@ class FakeScheduler:
     """
 
     def __init__(self) -> None:
+        self.secret = SECRET
         self.port = 0
+        self._nonces = MemoryNonceStore()
         self.requests: list[Recorded] = []
         self._scripts: dict[tuple[str, str], deque[Answer]] = {}
         self._lock = threading.Lock()
@@ -84,17 +97,38 @@ class FakeScheduler:
 
     @property
     def callbacks(self) -> list[tuple[str, dict[str, Any]]]:
+        """Accepted (signed) callbacks: (execution id, body)."""
         return [(r.path.split("/")[4], r.body) for r in self.seen("POST", "/api/v1/executions/")
-                if r.path.endswith("/callback")]
+                if r.path.endswith("/callback") and r.refusal is None]
+
+    @property
+    def refused(self) -> list[Recorded]:
+        with self._lock:
+            return [r for r in self.requests if r.refusal is not None]
 
     def callbacks_for(self, execution_id: str) -> list[dict[str, Any]]:
         return [body for eid, body in self.callbacks if eid == execution_id]
 
     # -- serving --------------------------------------------------------------------------------------
 
+    def check_signature(self, recorded: Recorded, target: str, raw: bytes) -> None:
+        """Sets ``recorded.refusal`` for an executor request that is not signed by the registered executor."""
+        if recorded.method != "POST" or not recorded.path.startswith("/api/v1/executions/") \
+                or not recorded.path.endswith(_EXECUTOR_POSTS):
+            return
+        if header(recorded.headers, HEADER_EXECUTOR) != EXECUTOR_ID:
+            recorded.refusal = f"{HEADER_EXECUTOR} is not {EXECUTOR_ID}"
+            return
+        try:
+            verify(self.secret, recorded.method, target, raw, recorded.headers, remember_nonce=self._nonces)
+        except SignatureError as exc:
+            recorded.refusal = exc.reason
+
     def answer(self, recorded: Recorded) -> Answer:
         with self._lock:
             self.requests.append(recorded)
+            if recorded.refusal is not None:
+                return api_error(401, 401, "未授权", {"reason": recorded.refusal})
             queue = self._scripts.get((recorded.method, recorded.path))
             if queue:
                 return queue.popleft()
@@ -103,7 +137,8 @@ class FakeScheduler:
     def _default(self, recorded: Recorded) -> Answer:
         if recorded.path == "/api/v1/executors/register":
             first = len(self.registrations) == 1
-            return ok({"id": "executor-1", "status": "online", **recorded.body}, 201 if first else 200)
+            return ok({"id": EXECUTOR_ID, "status": "online", **recorded.body, "secret": self.secret},
+                      201 if first else 200)
         if recorded.path.endswith("/callback"):
             return ok({"status": recorded.body.get("status")})
         if recorded.path == "/api/v1/health":
@@ -134,6 +169,7 @@ def _make_handler(fake: FakeScheduler) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             recorded = Recorded(method, parts.path, parse_qs(parts.query), json.loads(raw) if raw else None,
                                 dict(self.headers.items()))
+            fake.check_signature(recorded, self.path, raw)
             status, body = fake.answer(recorded)
             payload = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)

@@ -11,6 +11,7 @@ import requests
 
 from scheduler_sdk import ErrorCode, SchedulerAPIError, SchedulerClient, SchedulerError, SchedulerUnavailable
 from tests.sdk.fake_scheduler import api_error, ok
+from tests.sdk.helpers import registered_credentials
 
 
 @pytest.fixture
@@ -110,7 +111,8 @@ def test_task_and_executor_verbs_hit_their_paths(scheduler, client):
     ]
 
 
-def test_callback_sends_the_contract_body(scheduler, client):
+def test_callback_sends_the_contract_body(scheduler):
+    client = SchedulerClient(scheduler.url, auth=registered_credentials())
     client.callback("e-1", "success", {"rows": 3}, logs="done", end_time=datetime(2024, 1, 1, 12, tzinfo=UTC))
     [(execution_id, body)] = scheduler.callbacks
     assert execution_id == "e-1"
@@ -133,3 +135,29 @@ def test_header_callable_can_sign_the_body(scheduler):
 def test_requests_auth_objects_are_accepted(scheduler):
     SchedulerClient(scheduler.url, auth=requests.auth.HTTPBasicAuth("u", "p")).health()
     assert scheduler.seen("GET", "/api/v1/health")[0].headers["Authorization"].startswith("Basic ")
+
+
+def test_unsigned_callback_is_refused_with_401(scheduler, client):
+    with pytest.raises(SchedulerAPIError) as raised:
+        client.callback("e-1", "success")
+    assert raised.value.http_status == 401 and scheduler.callbacks == []
+    assert [r.path for r in scheduler.refused] == ["/api/v1/executions/e-1/callback"]
+
+
+def test_api_key_is_sent_as_a_bearer_token(scheduler):
+    SchedulerClient(scheduler.url, api_key="dts_abcdefgh_s3cret").health()
+    assert scheduler.seen("GET", "/api/v1/health")[0].headers["Authorization"] == "Bearer dts_abcdefgh_s3cret"
+
+
+def test_api_key_defaults_to_the_environment(scheduler, monkeypatch):
+    monkeypatch.setenv("SCHEDULER_API_KEY", "dts_fromenv_k")
+    client = SchedulerClient(scheduler.url)
+    client.health()
+    assert scheduler.seen("GET", "/api/v1/health")[0].headers["Authorization"] == "Bearer dts_fromenv_k"
+    assert "dts_fromenv_k" not in repr(client)
+
+
+def test_no_api_key_sends_no_authorization(scheduler, monkeypatch):
+    monkeypatch.delenv("SCHEDULER_API_KEY", raising=False)
+    SchedulerClient(scheduler.url).health()
+    assert "Authorization" not in scheduler.seen("GET", "/api/v1/health")[0].headers

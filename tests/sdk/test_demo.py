@@ -12,10 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-import requests
 
 from scheduler_sdk.demo import SEED_TASKS, build_executor
-from tests.sdk.helpers import dispatch, stop_execution, wait_until
+from tests.sdk.helpers import dispatch, signed_request, stop_execution, wait_until
 
 PAGE = b"hello demo " * 1000
 
@@ -133,7 +132,7 @@ def test_demo_cli_registers_serves_and_stops_on_sigterm(scheduler):
         [registration] = wait_until(lambda: scheduler.registrations, timeout=15)
         assert (registration["name"], registration["instance_id"]) == ("cli-demo", "cli-1")
         assert "tasks" not in registration  # only with --seed-tasks
-        response = requests.post(f"{registration['base_url']}/execute", timeout=5, json={
+        response = signed_request(registration["base_url"], "POST", "/execute", {
             "execution_id": "cli-e-1", "task_id": "t", "task_name": "echo", "parameters": {"x": 1}})
         assert response.status_code == 202
         [body] = wait_until(lambda: scheduler.callbacks_for("cli-e-1"))

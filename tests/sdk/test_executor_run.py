@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import requests
 
 from scheduler_sdk import ExecutionCancelled, ExecutionContext
 from scheduler_sdk.context import LogTail
-from tests.sdk.helpers import dispatch, stop_execution, wait_until
+from scheduler_sdk.signing import signature_headers
+from tests.sdk.fake_scheduler import SECRET
+from tests.sdk.helpers import dispatch, signed_call, stop_execution, wait_until
 
 
 def test_success_is_accepted_then_reported_with_result_and_logs(scheduler, make_executor):
@@ -168,8 +171,7 @@ def test_unknown_task_is_404_and_nothing_runs(scheduler, make_executor):
 def test_invalid_body_is_400(make_executor):
     executor = make_executor({"known": lambda ctx: None})
     assert dispatch(executor, "e-1", "known", parameters=[1, 2]).status_code == 400
-    response = requests.post(f"{executor.url}/execute", data=b"{not json", timeout=5)
-    assert response.status_code == 400
+    assert signed_call(executor, "POST", "/execute", raw=b"{not json").status_code == 400
 
 
 def test_duplicate_execution_id_runs_once(scheduler, make_executor):
@@ -199,7 +201,7 @@ def test_health_reports_load_and_identity(make_executor):
     dispatch(executor, "e-1", "block")
     wait_until(lambda: executor.running == 1)
 
-    body = requests.get(f"{executor.url}/health", timeout=5).json()
+    body = signed_call(executor, "GET", "/health").json()
 
     assert body["status"] == "healthy"
     assert (body["running"], body["capacity"]) == (1, 3)
@@ -231,16 +233,20 @@ def test_logs_sent_with_a_result_are_capped(scheduler, make_executor):
     assert "finished: success" in body["logs"]
 
 
-def test_verify_request_hook_can_refuse_calls(scheduler, make_executor):
-    def only_signed(method: str, path: str, headers: dict, body: bytes) -> bool:
-        return path == "/health" or headers.get("X-Token") == "good"
+def test_verify_request_hook_can_refuse_more_calls_but_never_accept_unsigned_ones(scheduler, make_executor):
+    def wants_token(method: str, target: str, headers: dict, body: bytes) -> bool:
+        return target == "/health" or headers.get("X-Token") == "good"
 
-    executor = make_executor({"job": lambda ctx: None}, verify_request=only_signed)
+    executor = make_executor({"job": lambda ctx: None}, verify_request=wants_token)
+    body = {"execution_id": "e-2", "task_name": "job"}
 
-    assert dispatch(executor, "e-1", "job").status_code == 401
-    assert requests.get(f"{executor.url}/health", timeout=5).status_code == 200
-    signed = requests.post(f"{executor.url}/execute", headers={"X-Token": "good"}, timeout=5,
-                           json={"execution_id": "e-2", "task_name": "job"})
-    assert signed.status_code == 202
+    assert dispatch(executor, "e-1", "job").status_code == 401  # signed, but the hook refuses
+    assert requests.post(f"{executor.url}/execute", headers={"X-Token": "good"}, json=body,
+                         timeout=5).status_code == 401  # the hook accepts, but unsigned
+    assert signed_call(executor, "GET", "/health").status_code == 200
+    raw = json.dumps(body).encode()
+    headers = {"X-Token": "good", "Content-Type": "application/json",
+               **signature_headers(SECRET, "POST", "/execute", raw)}
+    assert requests.post(f"{executor.url}/execute", data=raw, headers=headers, timeout=5).status_code == 202
     wait_until(lambda: scheduler.callbacks_for("e-2"))
     assert scheduler.callbacks_for("e-1") == []

@@ -13,7 +13,7 @@ import pytest
 from scheduler_sdk import ExecutionContext, Executor, SchedulerAPIError, SchedulerClient
 from scheduler_sdk.live import MAX_LINE_BYTES, api_lines, take_batch
 from tests.sdk.fake_scheduler import Answer, FakeScheduler, Recorded, api_error, ok
-from tests.sdk.helpers import dispatch, wait_until
+from tests.sdk.helpers import dispatch, registered_credentials, wait_until
 
 
 class LiveFakeScheduler(FakeScheduler):
@@ -266,7 +266,7 @@ def test_client_live_methods_call_the_api(scheduler):
     scheduler.script("GET", "/api/v1/executions/e-1/logs", ok({"lines": ["a"], "total_lines": 1}))
     scheduler.script("GET", "/api/v1/scheduler/running", ok({"data": [], "total": 0}))
     scheduler.script("GET", "/api/v1/scheduler/metrics", ok({"executions": {"running": 0}}))
-    with SchedulerClient(scheduler.url) as client:
+    with SchedulerClient(scheduler.url, auth=registered_credentials()) as client:
         assert client.append_logs("e-1", ["x", "y"])["appended"] == 2
         assert client.tail_logs("e-1", lines=5) == {"lines": ["a"], "total_lines": 1}
         assert client.report_progress("e-1", 40, "step")["progress_percent"] == 40
@@ -286,6 +286,7 @@ def test_client_live_methods_call_the_api(scheduler):
 
 def test_client_append_to_a_final_execution_raises_30002(scheduler):
     scheduler.final.add("e-2")
-    with SchedulerClient(scheduler.url) as client, pytest.raises(SchedulerAPIError) as raised:
+    with SchedulerClient(scheduler.url, auth=registered_credentials()) as client, \
+            pytest.raises(SchedulerAPIError) as raised:
         client.append_logs("e-2", ["late"])
     assert (raised.value.http_status, raised.value.code) == (409, 30002)

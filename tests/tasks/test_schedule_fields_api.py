@@ -8,6 +8,12 @@ from django.utils import timezone
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def client(admin_client):
+    """The API needs credentials: here an admin's session."""
+    return admin_client
+
+
 def post(client, url, body):
     response = client.post(url, json.dumps(body), content_type="application/json")
     return response.status_code, response.json()

@@ -14,6 +14,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from accounts.choices import Role
+from accounts.models import ApiKey
+from accounts.services import api_key_create
+
 STOP_GRACE_SECONDS = 10
 
 
@@ -28,6 +32,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=0)
         self._ensure_admin_user()
+        self._ensure_admin_api_key()
         base = f"http://{options['host']}:{options['port']}"
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
         commands = {
@@ -38,8 +43,14 @@ class Command(BaseCommand):
                          "--port", str(options["executor_port"]), "--instance-id", "quickstart-demo-executor",
                          "--seed-tasks"],
         }
-        # Executors are told to call back to this server, whatever port it was given.
-        env = {**os.environ, "SCHEDULER_CALLBACK_BASE_URL": os.environ.get("SCHEDULER_CALLBACK_BASE_URL", base)}
+        # Executors are told to call back to this server, whatever port it was given. The demo executor
+        # registers with a registration key made up for this run (unless one is set), which the web server
+        # child accepts because it gets the same environment.
+        env = {
+            **os.environ,
+            "SCHEDULER_CALLBACK_BASE_URL": os.environ.get("SCHEDULER_CALLBACK_BASE_URL", base),
+            "SCHEDULER_REGISTRATION_KEY": os.environ.get("SCHEDULER_REGISTRATION_KEY") or secrets.token_urlsafe(32),
+        }
         children = {
             name: subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env)  # noqa: S603 - our own commands
             for name, argv in commands.items()
@@ -49,7 +60,8 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         self.stdout.write(self.style.SUCCESS(
             f"\nRunning. API {base}/api/v1/  docs {base}/api/docs/  admin {base}/admin/\n"
-            f"Executions appear within seconds: {base}/api/v1/executions\nCtrl-C stops everything.\n"
+            f"Executions appear within seconds: {base}/api/v1/executions (log in to the admin first, or send "
+            f"'Authorization: Bearer <API key>')\nCtrl-C stops everything.\n"
         ))
         failed = None
         while not stop.wait(0.5):
@@ -68,6 +80,14 @@ class Command(BaseCommand):
         password = secrets.token_urlsafe(12)
         users.objects.create_superuser("admin", "admin@localhost", password)
         self.stdout.write(self.style.WARNING(f"Created admin user 'admin' with password {password} (shown once)."))
+
+    def _ensure_admin_api_key(self) -> None:
+        if ApiKey.objects.filter(role=Role.ADMIN, revoked_at__isnull=True).exists():
+            return
+        _, raw_key = api_key_create(name="quickstart", role=Role.ADMIN, created_by="manage.py quickstart")
+        self.stdout.write(self.style.WARNING(
+            "Created an admin API key (shown once; send it as 'Authorization: Bearer <key>'):\n" + raw_key
+        ))
 
     @staticmethod
     def _stop_all(children: dict[str, subprocess.Popen]) -> None:

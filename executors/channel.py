@@ -1,0 +1,176 @@
+"""Authenticating what executors send: results, log lines and progress of the runs dispatched to them.
+
+These endpoints accept neither API keys nor users: only a message signed (``scheduler_sdk.signing``) with
+the secret of the executor named in X-Scheduler-Executor, fresh, with a nonce never used before, about an
+execution that was dispatched to that very executor. Anything else is 401 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import BasePermission
+
+from executions.models import TaskExecution
+from executors.models import Executor, SeenNonce
+from scheduler_sdk.signing import (
+    HEADER_EXECUTOR,
+    HEADER_NONCE,
+    HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
+    NONCE_TTL_SECONDS,
+    NonceStore,
+    SignatureError,
+    header,
+    verify,
+)
+from scheduling.clock import utc_now
+
+logger = logging.getLogger(__name__)
+
+PURGE_EVERY_SECONDS = 60
+PURGE_BATCH = 1000
+_next_purge: datetime | None = None
+
+
+def nonce_store(executor: Executor) -> NonceStore:
+    """Remembers an executor's nonces in the database: the unique constraint refuses a replay, whichever
+    scheduler process saw the first copy."""
+
+    def remember(nonce: str, now: float) -> bool:
+        seen_at = datetime.fromtimestamp(now, tz=UTC)
+        _purge_now_and_then(seen_at)
+        try:
+            with transaction.atomic():  # a savepoint: a duplicate must not break the caller's transaction
+                SeenNonce.objects.create(executor=executor, nonce=nonce, seen_at=seen_at)
+        except IntegrityError:
+            return False
+        return True
+
+    return remember
+
+
+def purge_old_nonces(now: datetime) -> int:
+    """Deletes nonces too old to matter (a replay of them is stale anyway), in batches. Returns how many."""
+    cutoff = now - timedelta(seconds=NONCE_TTL_SECONDS)
+    deleted = 0
+    while True:
+        batch = list(SeenNonce.objects.filter(seen_at__lt=cutoff).values_list("pk", flat=True)[:PURGE_BATCH])
+        if batch:
+            deleted += SeenNonce.objects.filter(pk__in=batch).delete()[0]
+        if len(batch) < PURGE_BATCH:
+            return deleted
+
+
+def _purge_now_and_then(now: datetime) -> None:
+    # At most once a minute per process; several processes purging at once only delete the same rows.
+    global _next_purge
+    if _next_purge is None or now >= _next_purge:
+        _next_purge = now + timedelta(seconds=PURGE_EVERY_SECONDS)
+        purge_old_nonces(now)
+
+
+class SignedExecutor:
+    """The principal of a request signed by an executor (``request.user``; ``request.auth`` is the Executor)."""
+
+    is_authenticated = True
+    is_active = True
+    is_staff = is_superuser = False
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self.pk = self.id = f"executor:{executor.pk}"
+        self.username = f"executor {executor.instance_id}"
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class ExecutorSignatureAuthentication(BaseAuthentication):
+    """Accepts only a fresh, never-replayed request signed with the named executor's secret."""
+
+    clock = staticmethod(utc_now)
+
+    def authenticate(self, request):
+        if request.method != "POST":  # executors only POST; other methods get the endpoint's 405
+            return None
+        executor_id = header(request.headers, HEADER_EXECUTOR)
+        if not executor_id:
+            raise AuthenticationFailed(f"unsigned request: missing {HEADER_EXECUTOR} (executor requests must be "
+                                       "signed with the executor's secret)")
+        executor = Executor.objects.filter(pk=executor_id).first()
+        if executor is None:
+            raise AuthenticationFailed("signature not valid: unknown executor")
+        try:
+            verify(executor.secret, request.method, request._request.get_full_path(), request._request.body,
+                   request.headers, remember_nonce=nonce_store(executor), now=self.clock().timestamp())
+        except SignatureError as exc:
+            logger.warning("refused %s %s from executor %s: %s", request.method, request.path, executor.instance_id,
+                           exc.reason)
+            raise AuthenticationFailed(f"signature not valid: {exc.reason}") from None
+        return SignedExecutor(executor), executor
+
+    def authenticate_header(self, request) -> str:
+        return 'HMAC-SHA256 realm="executors"'  # makes DRF answer 401 (not 403) when refused
+
+
+class IsDispatchedExecutor(BasePermission):
+    """The signed executor is the one the execution (URL ``pk``) was dispatched to. Refusal is 401: the
+    message is not authentic for this execution, whoever signed it."""
+
+    def has_permission(self, request, view) -> bool:
+        if request.method != "POST":
+            return True  # no handler: the endpoint answers 405
+        executor = request.auth
+        if not isinstance(executor, Executor):
+            return False
+        dispatched_to = list(TaskExecution.objects.filter(pk=view.kwargs.get("pk"))
+                             .values_list("executor_id", flat=True)[:1])
+        if not dispatched_to:
+            return True  # the view answers 404 for an unknown execution
+        if dispatched_to[0] != executor.pk:
+            logger.warning("refused %s %s: execution not dispatched to executor %s", request.method, request.path,
+                           executor.instance_id)
+            raise AuthenticationFailed("signature not valid for this execution: it was not dispatched to "
+                                       "this executor")
+        return True
+
+
+EXECUTOR_AUTHENTICATION = [ExecutorSignatureAuthentication]
+EXECUTOR_PERMISSIONS = [IsDispatchedExecutor]
+
+
+class ExecutorOnlyForPost:
+    """View mixin: POST comes from the executor running the execution (signed); GET keeps the API's auth."""
+
+    def _from_executor(self) -> bool:
+        # self.request is Django's request here (View.setup); None while drf-spectacular builds its mock.
+        return getattr(self.request, "method", None) == "POST"
+
+    def get_authenticators(self):
+        if self._from_executor():
+            return [auth() for auth in EXECUTOR_AUTHENTICATION]
+        return super().get_authenticators()
+
+    def get_permissions(self):
+        if self._from_executor():
+            return [permission() for permission in EXECUTOR_PERMISSIONS]
+        return super().get_permissions()
+
+
+class ExecutorSignatureScheme(OpenApiAuthenticationExtension):
+    target_class = "executors.channel.ExecutorSignatureAuthentication"
+    name = "executorSignature"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey", "in": "header", "name": HEADER_SIGNATURE,
+            "description": f"HMAC-SHA256 by the executor the execution was dispatched to, with {HEADER_EXECUTOR}, "
+            f"{HEADER_TIMESTAMP} and {HEADER_NONCE}. See README \"Executors: registration key and signed "
+            "messages\".",
+        }
