@@ -4,16 +4,23 @@ callback, the timeout sweeper, stop and the dispatcher can race without producin
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 
 from executions.choices import ACTIVE_STATUSES, ExecutionStatus
 from executions.models import TaskExecution
 from scheduler_project.errors import DomainError, ErrorCode
+
+logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
+DEADLOCK_ATTEMPTS = 3
 
 # Which statuses each status may move to. Terminal statuses have no way out.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
@@ -76,19 +83,54 @@ def _forbid(execution: TaskExecution, action: str, allowed: Iterable[str]) -> Do
 
 def finish(execution: TaskExecution, to: str, *, now: datetime, end_time: datetime | None = None,
            expected: Iterable[str] | None = None, **changes: Any) -> bool:
-    """Move to a terminal status, recording end time and duration, then let the retry policy react."""
+    """Move to a terminal status, recording end time and duration, then let the retry policy react.
+
+    One transaction: a node that dies between the status change and the retry insert must not leave a
+    failed run whose retry never exists (the chaos suite caught exactly that after a SIGKILL).
+    """
+    from scheduling.metrics import count_finished
+    from scheduling.retries import schedule_retry  # the retry policy belongs to the scheduler
+
     end = end_time or now
     if execution.start_time is not None and end < execution.start_time:
         end = execution.start_time
-    done = transition(execution, to, expected=expected, end_time=end,
-                      duration_ms=duration_ms(execution.start_time, end), **changes)
+    with transaction.atomic():
+        done = transition(execution, to, expected=expected, end_time=end,
+                          duration_ms=duration_ms(execution.start_time, end), **changes)
+        if done:
+            schedule_retry(execution, now=now)
     if done:
-        from scheduling.metrics import count_finished
-        from scheduling.retries import schedule_retry  # the retry policy belongs to the scheduler
-
         count_finished(to)
-        schedule_retry(execution, now=now)
     return done
+
+
+def is_deadlock(exc: OperationalError) -> bool:
+    """MySQL/MariaDB error 1213, or PostgreSQL's deadlock / serialization failure."""
+    if exc.args and exc.args[0] == 1213:
+        return True
+    return getattr(exc.__cause__, "sqlstate", None) in ("40P01", "40001")
+
+
+def retried_on_deadlock(func: Callable[..., R]) -> Callable[..., R]:
+    """Runs a whole transaction again when the database picked it as a deadlock victim.
+
+    A callback racing the timeout sweep or a retry insert on the same rows can be chosen as the victim;
+    the database rolled everything back, so running it again is safe, and the executor gets its answer
+    instead of a 503. Inside an outer transaction there is nothing safe to re-run: the error propagates.
+    """
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> R:
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                return func(*args, **kwargs)
+            except OperationalError as exc:
+                if attempt == DEADLOCK_ATTEMPTS or connection.in_atomic_block or not is_deadlock(exc):
+                    raise
+                logger.warning("%s: deadlock (attempt %s/%s), running the transaction again",
+                               func.__name__, attempt, DEADLOCK_ATTEMPTS)
+        raise AssertionError("unreachable")
+
+    return run
 
 
 @dataclass(frozen=True)
@@ -97,6 +139,7 @@ class CallbackOutcome:
     previous_status: str
 
 
+@retried_on_deadlock
 @transaction.atomic
 def apply_callback(*, execution_id: str, status: str, result: dict | None, logs: str | None,
                    end_time: datetime | None, now: datetime) -> CallbackOutcome:
@@ -114,6 +157,7 @@ def apply_callback(*, execution_id: str, status: str, result: dict | None, logs:
     return CallbackOutcome(execution=execution, previous_status=previous)
 
 
+@retried_on_deadlock
 @transaction.atomic
 def stop_execution(*, execution_id: str, now: datetime) -> CallbackOutcome:
     """Operator stop: running -> cancelled (spec 000 §7.5). The executor is told after commit."""

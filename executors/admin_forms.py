@@ -6,10 +6,12 @@ from django import forms
 
 from executors.models import Executor
 from executors.serializers import validate_executor_url
+from scheduler_project.admin_display import MaskedJSONFieldsMixin
 from scheduler_project.admin_forms import JSONObjectFormField, run_drf_validator
 
 
-class ExecutorAdminForm(forms.ModelForm):
+class ExecutorAdminForm(MaskedJSONFieldsMixin, forms.ModelForm):
+    masked_json_fields = ("metadata",)  # executors may label themselves with credentials; never show them
     metadata = JSONObjectFormField(required=False, initial=dict, help_text="A JSON object (free-form labels).")
 
     class Meta:

@@ -118,3 +118,4 @@ def test_retry_chains_must_stop_at_max_retry_and_not_go_missing():
     harness._check_retries(result, {"t": SimpleNamespace(name="t", max_retry=1)}, attempts)
     assert len(result.lost_retries) == 1 and "attempt 0 timeout" in result.lost_retries[0]
     assert len(result.extra_retries) == 1 and "2030-01-01T12:00:02" in result.extra_retries[0]
+    assert len(result.problems) == 2

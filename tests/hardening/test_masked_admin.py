@@ -64,3 +64,9 @@ def test_trigger_page_masks_the_task_parameters(admin_client, make_task):
     task = make_task(parameters=PARAMETERS)
     page = page_of(admin_client.get(url("tasks_task_trigger", task.pk)))
     assert "hunter2" not in page and f'"password": "{MASK}"' in page
+
+
+def test_executor_change_form_masks_metadata(admin_client, make_executor):
+    executor = make_executor(metadata={"zone": "eu-1", "registry_token": "t-789"})
+    page = page_of(admin_client.get(url("executors_executor_change", executor.pk)))
+    assert "t-789" not in page and MASK in page and "eu-1" in page
