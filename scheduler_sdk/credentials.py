@@ -6,6 +6,8 @@ other request is signed with the secret (``scheduler_sdk.signing``), naming this
 
 Incoming (``/execute``, ``/stop``, ``/health``): accepted only when signed with the secret, fresh and not
 replayed. Until a registration has succeeded there is no secret, so every request is refused: fail closed.
+The scheduler may dispatch in the moment between recording a registration and the executor reading the
+secret from its answer, so a request arriving before the first secret waits briefly for it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ log = logging.getLogger("scheduler_sdk.credentials")
 
 REGISTRATION_KEY_ENV = "SCHEDULER_REGISTRATION_KEY"
 REGISTER_PATH_SUFFIX = "/executors/register"
+FIRST_SECRET_WAIT_SECONDS = 2.0
 
 
 class ExecutorCredentials(AuthBase):
@@ -39,6 +42,7 @@ class ExecutorCredentials(AuthBase):
         self._clock = clock
         self._lock = threading.Lock()
         self._secret = ""
+        self._secret_arrived = threading.Event()
         self._executor_id: str | None = None
         self._nonces = MemoryNonceStore()
 
@@ -61,6 +65,7 @@ class ExecutorCredentials(AuthBase):
                 self._executor_id = str(data["id"])
             if isinstance(secret, str) and secret:
                 self._secret = secret
+                self._secret_arrived.set()
             elif not self._secret:
                 log.error("the scheduler's registration response carries no signing secret: requests from the "
                           "scheduler will be refused and results cannot be signed")
@@ -91,6 +96,7 @@ class ExecutorCredentials(AuthBase):
 
     def verify_request(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> bool:
         """The executor server's check of a request from the scheduler (``path`` is the raw request target)."""
+        self._secret_arrived.wait(FIRST_SECRET_WAIT_SECONDS)
         with self._lock:
             secret = self._secret
         if not secret:

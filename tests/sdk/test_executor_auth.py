@@ -11,7 +11,8 @@ import time
 import pytest
 import requests
 
-from scheduler_sdk.signing import HEADER_EXECUTOR, HEADER_NONCE
+from scheduler_sdk import credentials
+from scheduler_sdk.signing import HEADER_EXECUTOR, HEADER_NONCE, signature_headers
 from tests.sdk.fake_scheduler import EXECUTOR_ID, SECRET, api_error
 from tests.sdk.helpers import dispatch, signed_call, wait_until
 
@@ -80,7 +81,8 @@ def test_a_signature_covers_the_path_and_query(scheduler, make_executor):
     assert requests.get(f"{executor.url}/health?x=1", headers=headers, timeout=5).status_code == 401
 
 
-def test_before_registration_succeeds_every_call_is_refused(scheduler, make_executor):
+def test_before_registration_succeeds_every_call_is_refused(scheduler, make_executor, monkeypatch):
+    monkeypatch.setattr(credentials, "FIRST_SECRET_WAIT_SECONDS", 0.1)
     scheduler.script("POST", "/api/v1/executors/register", api_error(503, 503, "down"), api_error(503, 503, "down"),
                      api_error(503, 503, "down"))
     executor = make_executor({"job": lambda ctx: None}, callback_retry=(5, 5))  # retries far apart
@@ -120,3 +122,25 @@ def test_a_refused_signature_makes_the_executor_register_again_and_deliver(sched
     wait_until(lambda: len(scheduler.registrations) == 2, message="registered again after the 401")
     wait_until(lambda: executor.callback_stats["delivered"] == 1)
 
+
+
+def test_a_call_arriving_while_the_registration_answer_is_on_its_way_waits_for_the_secret():
+    # The scheduler records the registration (and may dispatch) before the executor reads its answer.
+    creds = credentials.ExecutorCredentials("key")
+    body = b'{"execution_id": "e-1"}'
+    headers = signature_headers("s3cret", "POST", "/execute", body)
+    waiting = threading.Event()
+
+    class Arrival(threading.Event):
+        def wait(self, timeout=None):
+            waiting.set()
+            return super().wait(timeout)
+
+    creds._secret_arrived = Arrival()
+    verdict: list[bool] = []
+    caller = threading.Thread(target=lambda: verdict.append(creds.verify_request("POST", "/execute", headers, body)))
+    caller.start()
+    assert waiting.wait(5), "the call did not wait for the secret"
+    creds.accept_registration({"id": "x-1", "secret": "s3cret"})
+    caller.join(timeout=5)
+    assert verdict == [True]
