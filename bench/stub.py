@@ -13,7 +13,7 @@ measures its capacity alone). Endpoints:
 - ``POST /stop``, ``GET /health``: 200.
 - ``POST /configure`` ``{"executor_id", "secret"}``: what callbacks are signed with.
 - ``GET /records?system=S``: ``[[job, scheduled, received], ...]`` (epoch seconds); ``GET /stats``: counters.
-- ``POST /reset``: forget records and counters.
+- ``POST /reset``: forget records, counters and callbacks not sent yet.
 """
 
 from __future__ import annotations
@@ -196,6 +196,8 @@ class StubServer:
                          "signing": signing is not None}
         if method == "POST" and path == "/reset":
             self.recorder.reset()
+            while not self.callbacks.queue.empty():  # a previous workload's backlog, to a server now gone
+                self.callbacks.queue.get_nowait()
             self.callbacks.outcomes.clear()
             self.callbacks.errors.clear()
             return 200, {"ok": True}

@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 # recently than this cannot have been freed by the server's idle timeout.
 FENCE_RECHECK_SECONDS = 1.0
 PURGE_INTERVAL = timedelta(days=1)
+# The keep-alive touches the lock only while the loop keeps beginning steps: a leader whose loop has been
+# stuck in one step this long lets the server's idle timeout hand leadership to a node that works.
+STALL_LIMIT_SECONDS = 60.0
 
 
 class SchedulerNode:
@@ -49,6 +52,7 @@ class SchedulerNode:
         self._confirmed_at = 0.0
         self._next_purge: datetime | None = None
         self._purge: Future | None = None  # time.monotonic() of the last check that the lock is ours
+        self._progress_at = time.monotonic()  # when the loop last began a step (read by the keep-alive)
 
     # --- membership -------------------------------------------------------------------------------
 
@@ -94,6 +98,7 @@ class SchedulerNode:
     def _still_leading(self, now: datetime) -> bool:
         """Fencing between the steps of a tick: if the tick stalled (the process was frozen or starved)
         for FENCE_RECHECK_SECONDS since the lock was last confirmed, confirm it again before writing."""
+        self._progress_at = time.monotonic()
         if time.monotonic() - self._confirmed_at < FENCE_RECHECK_SECONDS:
             return True
         return self.hold_leadership(now)
@@ -130,7 +135,17 @@ class SchedulerNode:
         finally:
             observe_tick(time.monotonic() - started)
 
+    def keep_lock_alive(self, stop: threading.Event) -> None:
+        """Thread: a step can outlast the lock session's idle timeout (a burst of fires on a slow database);
+        touching the session every ``keepalive_seconds`` while the loop makes progress keeps the server from
+        closing it mid-step. A frozen process freezes this thread too, so SIGSTOP still frees the lock. A
+        lost lock is not acted on here: the loop's next fencing check sees it and steps down."""
+        while not stop.wait(self.lock.keepalive_seconds):
+            if self.is_leader and time.monotonic() - self._progress_at < STALL_LIMIT_SECONDS:
+                self.lock.still_held()
+
     def _tick(self, now: datetime) -> bool:
+        self._progress_at = time.monotonic()
         # The fencing check comes first, the heartbeat second: a leader resumed after a freeze must learn
         # that it lost the lock before its heartbeat writes its (stale) is_leader=True back to its row.
         leading = self.hold_leadership(now)
@@ -171,6 +186,10 @@ class SchedulerNode:
         """Loop until ``stop`` is set; then release the lock, mark not leader, finish in-flight dispatches."""
         self.register(self.clock())
         idle = tunable("TICK_SECONDS")
+        keepalive_stop = threading.Event()
+        if self.lock.keepalive_seconds:
+            threading.Thread(target=self.keep_lock_alive, args=(keepalive_stop,), name="leader-keepalive",
+                             daemon=True).start()
         try:
             while not stop.is_set():
                 close_old_connections()
@@ -184,6 +203,7 @@ class SchedulerNode:
                 if not busy:
                     stop.wait(idle)
         finally:  # also when a tick raised something unexpected: never exit still holding the lock
+            keepalive_stop.set()
             self.shutdown()
 
     def shutdown(self) -> None:

@@ -2,8 +2,9 @@
 
 - MySQL/MariaDB: ``GET_LOCK``. It belongs to the session, not the transaction, so it lives on a dedicated
   raw connection that Django never recycles (``CONN_MAX_AGE``, ``close_old_connections``). The session's
-  ``wait_timeout`` is short and the lock is pinged every tick, so a frozen (SIGSTOPped) leader's session
-  is closed by the server, which frees the lock within that timeout.
+  ``wait_timeout`` is short and the lock is pinged every tick and by the node's keep-alive thread (so a
+  tick step longer than the timeout does not lose it), so a frozen (SIGSTOPped) leader's session is closed
+  by the server, which frees the lock within that timeout.
 - PostgreSQL: ``pg_try_advisory_lock`` on a dedicated connection with ``idle_session_timeout``.
 - SQLite: an OS file lock next to the database file (one machine only).
 
@@ -16,6 +17,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 class LeaderLock(Protocol):
     name: str
+    # How often a leader must touch the lock's session so the server does not close it as idle; None when
+    # the lock has no idle timeout. Calls may come from two threads (the loop and the keep-alive).
+    keepalive_seconds: float | None
 
     def try_acquire(self) -> bool:
         """Take the lock without waiting. True if this node now holds it."""
@@ -54,7 +59,9 @@ class _SessionLock:
         self.settings = settings_dict
         self.name = lock_name(settings_dict["NAME"], base_name)
         self.idle_timeout = idle_timeout
+        self.keepalive_seconds = max(0.5, idle_timeout / 4)
         self._conn: Any = None
+        self._mutex = threading.Lock()  # one connection, two threads: the loop and the keep-alive
 
     def _connect(self) -> Any:
         raise NotImplementedError
@@ -72,6 +79,10 @@ class _SessionLock:
         raise NotImplementedError
 
     def try_acquire(self) -> bool:
+        with self._mutex:
+            return self._try_acquire()
+
+    def _try_acquire(self) -> bool:
         try:
             if self._conn is None:
                 self._conn = self._connect()
@@ -83,6 +94,10 @@ class _SessionLock:
             return False
 
     def still_held(self) -> bool:
+        with self._mutex:
+            return self._still_held()
+
+    def _still_held(self) -> bool:
         if self._conn is None:
             return False
         try:
@@ -93,6 +108,10 @@ class _SessionLock:
             return False
 
     def release(self) -> None:
+        with self._mutex:
+            self._release()
+
+    def _release(self) -> None:
         if self._conn is None:
             return
         try:
@@ -182,6 +201,7 @@ class FileLock:
         path = Path(database_path)
         self.path = path.with_name(f"{path.name}.{base_name}.lock")
         self.name = str(self.path)
+        self.keepalive_seconds = None  # an OS lock has no session to time out
         self._fd: int | None = None
 
     def try_acquire(self) -> bool:

@@ -25,6 +25,7 @@ class FrozenLock:
     server frees the lock (another node takes it) and ``freeze_for`` seconds pass."""
 
     name = "fake"
+    keepalive_seconds = None
 
     def __init__(self, clock: list[float]) -> None:
         self.held = False

@@ -1,11 +1,12 @@
 """SchedulerNode steps with a fake lock and a fake clock: leadership, fencing, heartbeats."""
 
+import time
 from datetime import timedelta
 
 import pytest
 
 from executions.models import TaskExecution
-from scheduling.engine import SchedulerNode
+from scheduling.engine import STALL_LIMIT_SECONDS, SchedulerNode
 from scheduling.models import SchedulerInstance
 from tests.scheduling.conftest import T0
 
@@ -14,6 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 class FakeLock:
     name = "fake"
+    keepalive_seconds = None
 
     def __init__(self, available: bool = True) -> None:
         self.available = available
@@ -120,3 +122,57 @@ def test_ticks_and_leadership_are_measured(node, clock):
     assert REGISTRY.get_sample_value("scheduler_is_leader") == 1
     node.step_down(clock.now, "test")
     assert REGISTRY.get_sample_value("scheduler_is_leader") == 0
+
+
+class Intervals:
+    """A stop event for the keep-alive: each wait() is one interval passing; stops after ``count``."""
+
+    def __init__(self, count: int) -> None:
+        self.left, self.waited = count, []
+
+    def wait(self, timeout: float) -> bool:
+        self.waited.append(timeout)
+        if not self.left:
+            return True
+        self.left -= 1
+        return False
+
+
+class CountingLock(FakeLock):
+    keepalive_seconds = 2.5
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pings = 0
+
+    def still_held(self) -> bool:
+        self.pings += 1
+        return super().still_held()
+
+
+@pytest.fixture
+def keepalive_node(clock):
+    instance = SchedulerNode(instance_id="node-k", host="127.0.0.1", port=8000, lock=CountingLock(), clock=clock)
+    yield instance
+    instance.dispatcher.shutdown()
+
+
+def test_the_keepalive_touches_the_lock_every_interval_while_the_leader_makes_progress(keepalive_node):
+    keepalive_node.lock.try_acquire()
+    keepalive_node.is_leader = True
+    stop = Intervals(3)
+    keepalive_node.keep_lock_alive(stop)
+    assert keepalive_node.lock.pings == 3 and stop.waited == [2.5] * 4
+
+
+def test_the_keepalive_lets_a_stuck_leader_lose_the_lock(keepalive_node):
+    keepalive_node.lock.try_acquire()
+    keepalive_node.is_leader = True
+    keepalive_node._progress_at = time.monotonic() - STALL_LIMIT_SECONDS  # the loop began no step since
+    keepalive_node.keep_lock_alive(Intervals(3))
+    assert keepalive_node.lock.pings == 0  # the server's idle timeout will free it for a working node
+
+
+def test_a_follower_keepalive_touches_nothing(keepalive_node):
+    keepalive_node.keep_lock_alive(Intervals(3))
+    assert keepalive_node.lock.pings == 0

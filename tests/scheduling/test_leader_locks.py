@@ -1,5 +1,7 @@
 """The leader lock of whichever database the suite runs on: mutual exclusion, release, loss, names."""
 
+import time
+
 import pytest
 from django.db import connection
 
@@ -62,3 +64,24 @@ def test_lock_names_are_short_lowercase_and_per_database():
     assert lock_name("Scheduler", "Leader") == "scheduler.leader"
     long_name = lock_name("d" * 80, "scheduler_leader_lock")
     assert len(long_name) <= 64 and long_name != lock_name("e" * 80, "scheduler_leader_lock")
+
+
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="session locks only")
+def test_a_session_lock_touched_within_its_idle_timeout_outlives_it(tmp_path):
+    # The keep-alive's promise on a real server: a leader whose step outlasts the idle timeout keeps the
+    # lock as long as the session is touched every keepalive_seconds. Untouched, the server frees it.
+    settings = dict(connection.settings_dict)
+    kept, idle, contender = (lock_for_database(settings, base, idle_timeout=2)
+                             for base in ("keepalive_kept", "keepalive_idle", "keepalive_idle"))
+    try:
+        assert kept.try_acquire() and idle.try_acquire()
+        assert kept.keepalive_seconds <= 1.0
+        deadline = time.monotonic() + 3.5  # well past the 2 s idle timeout
+        while time.monotonic() < deadline:
+            time.sleep(kept.keepalive_seconds)
+            assert kept.still_held()
+        assert contender.try_acquire()  # the idle session was closed by the server, its lock freed
+        assert not idle.still_held()
+    finally:
+        for lock in (kept, idle, contender):
+            lock.release()
