@@ -49,6 +49,8 @@ class TaskExecution(models.Model):
             models.Index(fields=["task", "status", "scheduled_time"], name="idx_exec_task_status_time"),
             models.Index(fields=["task", "scheduled_time", "status", "duration_ms"], name="idx_exec_task_time_cover"),
             models.Index(fields=["status", "scheduled_time"], name="idx_exec_status_time"),
+            # Stats of every task over a time window (migration 0005).
+            models.Index(fields=["scheduled_time", "status", "duration_ms"], name="idx_exec_time_cover"),
         ]
         constraints = [
             # Exactly-once firing: two leaders in a split brain cannot both insert the same fire (or the

@@ -1,14 +1,30 @@
-"""Reads over execution history: filtered lists and aggregates computed in the database."""
+"""Reads over execution history: filtered lists and aggregates computed in the database.
+
+Sized for millions of rows (issue #8, workload 5): a list page walks an index and never sorts or counts the
+whole table; aggregates read covering indexes only.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import Avg, Count, Q, QuerySet, Sum
+from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
+from scheduler_project.pagination import Page, PageRequest
+
+# A list counts its matches exactly up to this many rows past the page; beyond, ``total`` is a lower bound
+# (``total_is_exact`` false). An exact COUNT(*) of a million rows took 0.4-1.6 s, longer than the page itself.
+COUNT_AHEAD = 10_000
+# /executions/stats without start_time covers this much history before end_time (or now): the figures stay
+# exact for the window they state, and cost the same whether the table holds a week or a year. Over the
+# bench's 1,000,000 rows (11,000 a day) all history took 2.6-3.6 s a request, 7 days 145 ms, 24 hours 20 ms.
+STATS_DEFAULT_WINDOW = timedelta(hours=24)
+# What a list row shows of its task and executor (ExecutionSerializer): nothing else of them is read.
+_LISTED_RELATED = ["task__id", "task__name", "task__status", "executor__id", "executor__name", "executor__status"]
 
 _COUNTED = [
     ExecutionStatus.SUCCESS, ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT, ExecutionStatus.RUNNING,
@@ -20,41 +36,74 @@ def percent(part: int, whole: int) -> float:
     return round(part * 100.0 / whole, 2) if whole else 0.0
 
 
+@dataclass(frozen=True)
+class ExecutionPage(Page):
+    total_is_exact: bool = True
+
+    def meta(self) -> dict:
+        return {**super().meta(), "total_is_exact": self.total_is_exact}
+
+
+def execution_page(filtered: QuerySet[TaskExecution], request: PageRequest) -> ExecutionPage:
+    """Newest scheduled first. The page's ids come from task_executions alone, an index walk; only then are
+    those rows read with their task and executor. Ordering the join itself made MariaDB drive it from
+    ``tasks`` and sort all the executions (no answer within 10 s over 1,000,000 rows)."""
+    ordered = filtered.order_by("-scheduled_time", "-id")
+    ids = list(ordered.values_list("id", flat=True)[request.offset : request.offset + request.page_size])
+    related = TaskExecution.objects.select_related("task", "executor")
+    own = [field.name for field in TaskExecution._meta.concrete_fields]
+    rows = related.only(*own, *_LISTED_RELATED).order_by().in_bulk(ids)
+    items = [rows[pk] for pk in ids if pk in rows]  # a row purged between the two reads is left out
+    total, exact = _bounded_count(filtered, up_to=request.offset + COUNT_AHEAD)
+    return ExecutionPage(items=items, total=max(total, request.offset + len(ids)), page=request.page,
+                         page_size=request.page_size, total_is_exact=exact)
+
+
+def _bounded_count(queryset: QuerySet, *, up_to: int) -> tuple[int, bool]:
+    """(count, exact): counts at most ``up_to`` + 1 rows, so the cost follows the page, not the table."""
+    seen = queryset.order_by()[: up_to + 1].count()
+    return (seen, True) if seen <= up_to else (up_to, False)
+
+
+def _grouped(queryset: QuerySet[TaskExecution], *by: str) -> list[dict]:
+    """Row count and duration figures per ``by`` + status. Grouping by status rather than one CASE per
+    status keeps the SQL small (its compilation was a third of a stats request) and the index covering."""
+    return list(queryset.order_by().values(*by, "status").annotate(
+        n=Count("status"), duration_count=Count("duration_ms"), duration_sum=Sum("duration_ms")))
+
+
+def _figures(groups: list[dict]) -> dict:
+    """Folds ``_grouped`` rows into total, a count per status, and duration figures (seconds)."""
+    figures = {status.value: 0 for status in _COUNTED}
+    duration_count = duration_ms = 0
+    for group in groups:
+        figures[group["status"]] = figures.get(group["status"], 0) + group["n"]
+        duration_count += group["duration_count"]
+        duration_ms += group["duration_sum"] or 0
+    figures["total"] = sum(group["n"] for group in groups)
+    figures["avg_duration"] = round(duration_ms / duration_count / 1000.0, 3) if duration_count else 0.0
+    figures["total_duration"] = round(duration_ms / 1000.0, 3)
+    return figures
+
+
 def status_counts(queryset: QuerySet[TaskExecution]) -> dict:
     """One aggregate query: total, a count per status, and duration figures (seconds) of finished runs."""
-    aggregates = {status.value: Count("id", filter=Q(status=status)) for status in _COUNTED}
-    row = queryset.aggregate(
-        total=Count("id"), avg_duration_ms=Avg("duration_ms"), total_duration_ms=Sum("duration_ms"), **aggregates
-    )
-    avg_ms = row.pop("avg_duration_ms")
-    total_ms = row.pop("total_duration_ms")
-    row["avg_duration"] = round(avg_ms / 1000.0, 3) if avg_ms is not None else 0.0
-    row["total_duration"] = round(total_ms / 1000.0, 3) if total_ms is not None else 0.0
-    return row
+    return _figures(_grouped(queryset))
 
 
-def daily_counts(queryset: QuerySet[TaskExecution]) -> list[dict]:
-    """Per UTC day of scheduled_time: total, success, failed; oldest day first. Days without runs are absent."""
-    rows = (
-        queryset.annotate(day=TruncDate("scheduled_time"))
-        .values("day")
-        .annotate(
-            total=Count("id"),
-            success=Count("id", filter=Q(status=ExecutionStatus.SUCCESS)),
-            failed=Count("id", filter=Q(status=ExecutionStatus.FAILED)),
-        )
-        .order_by("day")
-    )
-    return [
-        {
-            "date": row["day"] if isinstance(row["day"], date) else date.fromisoformat(str(row["day"])),
-            "total": row["total"],
-            "success": row["success"],
-            "failed": row["failed"],
-            "success_rate": percent(row["success"], row["total"]),
-        }
-        for row in rows
-    ]
+def _daily_groups(queryset: QuerySet[TaskExecution]) -> dict[date, list[dict]]:
+    """``_grouped`` rows per UTC day of scheduled_time, oldest day first."""
+    days: dict[date, list[dict]] = {}
+    for group in _grouped(queryset.annotate(day=TruncDate("scheduled_time")), "day"):
+        day = group["day"] if isinstance(group["day"], date) else date.fromisoformat(str(group["day"]))
+        days.setdefault(day, []).append(group)
+    return dict(sorted(days.items()))
+
+
+def _day_figures(day: date, groups: list[dict]) -> dict:
+    figures = _figures(groups)
+    return {"date": day, "total": figures["total"], "success": figures["success"], "failed": figures["failed"],
+            "success_rate": percent(figures["success"], figures["total"])}
 
 
 def health_score(success_rate: float, timeout_rate: float) -> float:
@@ -66,9 +115,10 @@ def task_stats(task_id: str, now: datetime) -> dict:
     """Spec 000 §5.9: 24 h figures, the 90-day health summary, last 7 days, and 90 daily points."""
     history = TaskExecution.objects.filter(task_id=task_id)
     day = status_counts(history.filter(scheduled_time__gte=now - timedelta(hours=24), scheduled_time__lte=now))
-    window = history.filter(scheduled_time__gte=now - timedelta(days=90), scheduled_time__lte=now)
-    quarter = status_counts(window)
-    days = daily_counts(window)
+    # One scan of the 90 days serves both the daily points and the 90-day summary.
+    daily = _daily_groups(history.filter(scheduled_time__gte=now - timedelta(days=90), scheduled_time__lte=now))
+    quarter = _figures([group for groups in daily.values() for group in groups])
+    days = [_day_figures(day, groups) for day, groups in daily.items()]
     week_start = (now - timedelta(days=6)).date()
     return {
         "success_rate_24h": percent(day["success"], day["total"]),
@@ -92,8 +142,14 @@ def task_stats(task_id: str, now: datetime) -> dict:
     }
 
 
-def execution_stats(queryset: QuerySet[TaskExecution]) -> dict:
-    """Spec 000 §7.2 figures, plus counts for the statuses the spec example leaves out."""
+def execution_stats(queryset: QuerySet[TaskExecution], *, start_time: datetime | None, end_time: datetime | None,
+                    now: datetime) -> dict:
+    """Spec 000 §7.2 figures over ``queryset`` (already filtered, start_time/end_time included), plus counts
+    for the statuses the spec example leaves out, and the window they cover: without start_time, the
+    STATS_DEFAULT_WINDOW before end_time (or now). All history of a million rows took seconds to scan."""
+    if start_time is None:
+        start_time = (end_time or now) - STATS_DEFAULT_WINDOW
+        queryset = queryset.filter(scheduled_time__gte=start_time)
     counts = status_counts(queryset)
     return {
         "total": counts["total"],
@@ -107,4 +163,6 @@ def execution_stats(queryset: QuerySet[TaskExecution]) -> dict:
         "success_rate": percent(counts["success"], counts["total"]),
         "avg_duration": counts["avg_duration"],
         "total_duration": counts["total_duration"],
+        "start_time": start_time,
+        "end_time": end_time,
     }

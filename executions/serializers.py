@@ -97,3 +97,6 @@ class ExecutionStatsSerializer(serializers.Serializer):
     success_rate = serializers.FloatField()
     avg_duration = serializers.FloatField()
     total_duration = serializers.FloatField()
+    start_time = serializers.DateTimeField(
+        help_text="The window covered: the start_time asked for, or 24 hours before end_time (or now) without one.")
+    end_time = serializers.DateTimeField(allow_null=True, help_text="The end_time asked for; null: up to now.")

@@ -2,14 +2,14 @@ from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 
 from executions import services
 from executions.filters import ExecutionFilter
 from executions.models import TaskExecution
-from executions.selectors import execution_stats
+from executions.selectors import COUNT_AHEAD, execution_page, execution_stats
 from executions.serializers import (
     CallbackSerializer,
     ExecutionDetailSerializer,
@@ -17,11 +17,11 @@ from executions.serializers import (
     ExecutionStatsSerializer,
     ExecutionStatusChangeSerializer,
 )
-from executors.channel import EXECUTOR_AUTHENTICATION, EXECUTOR_PERMISSIONS
+from executors.channel import EXECUTOR_PERMISSIONS, EXECUTOR_SIGNED_ONCE_AUTHENTICATION, apply_signed_once
 from scheduler_project.envelope import ok
 from scheduler_project.errors import ErrorCode, reject_impossible_ids
 from scheduler_project.fields import EmptyBodySerializer, optional_body
-from scheduler_project.pagination import paginate, parse_page_request
+from scheduler_project.pagination import parse_page_request
 from scheduler_project.schema import PAGING_PARAMETERS, envelope, errors, page_envelope
 from scheduling.stop import notify_executor_stop
 
@@ -33,12 +33,16 @@ _FILTERS = [
     OpenApiParameter("status", str, description="Comma-separated statuses, e.g. success,failed."),
 ]
 
+_TOTAL_IS_EXACT = serializers.BooleanField(
+    help_text=f"False when more than {COUNT_AHEAD} rows match past this page: `total` and `total_pages` are then "
+    "lower bounds (the next pages still answer).")
 
-def _filtered(filterset_class, request):
-    filterset = filterset_class(request.query_params, queryset=TaskExecution.objects.all(), request=request)
+
+def _valid_filters(request) -> ExecutionFilter:
+    filterset = ExecutionFilter(request.query_params, queryset=TaskExecution.objects.all(), request=request)
     if not filterset.is_valid():
         raise ValidationError(filterset.errors)
-    return filterset.qs
+    return filterset
 
 
 class ExecutionViewSet(viewsets.ViewSet):
@@ -53,20 +57,24 @@ class ExecutionViewSet(viewsets.ViewSet):
 
     @extend_schema(
         parameters=[*_FILTERS, *PAGING_PARAMETERS],
-        responses={200: page_envelope("ExecutionList", ExecutionSerializer), **errors(400)},
+        responses={200: page_envelope("ExecutionList", ExecutionSerializer, total_is_exact=_TOTAL_IS_EXACT),
+                   **errors(400)},
         description="Newest scheduled first. `status` takes a comma-separated list; start_time/end_time "
-        "(ISO 8601) bound scheduled_time.",
+        f"(ISO 8601) bound scheduled_time. `total` is exact up to {COUNT_AHEAD} rows past the page.",
     )
     def list(self, request):
-        executions = _filtered(ExecutionFilter, request).select_related("task", "executor")
-        page = paginate(executions.order_by("-scheduled_time", "-id"), parse_page_request(request.query_params))
+        page = execution_page(_valid_filters(request).qs, parse_page_request(request.query_params))
         return ok({"data": ExecutionSerializer(page.items, many=True).data, **page.meta()})
 
     @extend_schema(parameters=_FILTERS,
-                   responses={200: envelope("ExecutionStats", ExecutionStatsSerializer()), **errors(400)})
+                   responses={200: envelope("ExecutionStats", ExecutionStatsSerializer()), **errors(400)},
+                   description="Without start_time, the figures cover the 24 hours before end_time (or now); "
+                   "the window is echoed in start_time/end_time.")
     @action(detail=False, methods=["get"])
     def stats(self, request):
-        return ok(ExecutionStatsSerializer(execution_stats(_filtered(ExecutionFilter, request))).data)
+        filters = _valid_filters(request)
+        window = {name: filters.form.cleaned_data.get(name) for name in ("start_time", "end_time")}
+        return ok(ExecutionStatsSerializer(execution_stats(filters.qs, now=timezone.now(), **window)).data)
 
     @extend_schema(responses={200: envelope("ExecutionDetail", ExecutionDetailSerializer()), **errors(404)})
     def retrieve(self, request, pk=None):
@@ -77,16 +85,19 @@ class ExecutionViewSet(viewsets.ViewSet):
                    description="Applies an executor's result once; a report for a run already final answers 30002. "
                    "Only the executor the execution was dispatched to may call it, signing the request with its "
                    "secret (401 otherwise).")
-    @action(detail=True, methods=["post"], authentication_classes=EXECUTOR_AUTHENTICATION,
+    @action(detail=True, methods=["post"], authentication_classes=EXECUTOR_SIGNED_ONCE_AUTHENTICATION,
             permission_classes=EXECUTOR_PERMISSIONS)
     def callback(self, request, pk=None):
-        body = CallbackSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        services.apply_callback(
-            execution_id=pk, status=data["status"], result=data.get("result"), logs=data.get("logs"),
-            end_time=data.get("end_time"), now=timezone.now(),
-        )
+        def apply() -> None:
+            body = CallbackSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            data = body.validated_data
+            services.apply_callback(
+                execution_id=pk, status=data["status"], result=data.get("result"), logs=data.get("logs"),
+                end_time=data.get("end_time"), now=timezone.now(),
+            )
+
+        apply_signed_once(request, apply)  # the nonce and the result commit together
         return ok(message="执行回调处理成功")
 
     @extend_schema(request=None,

@@ -8,16 +8,19 @@ execution that was dispatched to that very executor. Anything else is 401 and ch
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import APIException, AuthenticationFailed
 from rest_framework.permissions import BasePermission
 
 from executions.models import TaskExecution
+from executions.services import retried_on_deadlock
 from executors.models import Executor, SeenNonce
+from scheduler_project.errors import DomainError, ErrorCode, reject_impossible_ids
 from scheduler_sdk.signing import (
     HEADER_EXECUTOR,
     HEADER_NONCE,
@@ -32,6 +35,8 @@ from scheduler_sdk.signing import (
 from scheduling.clock import utc_now
 
 logger = logging.getLogger(__name__)
+
+REPLAYED = "replayed request: nonce already used"  # scheduler_sdk.signing.verify's reason, for both paths
 
 PURGE_EVERY_SECONDS = 60
 PURGE_BATCH = 1000
@@ -86,6 +91,8 @@ class SignedExecutor:
         self.executor = executor
         self.pk = self.id = f"executor:{executor.pk}"
         self.username = f"executor {executor.instance_id}"
+        # Set when the nonce was verified but is left for the view to record (``apply_signed_once``).
+        self.unspent_nonce: tuple[str, datetime] | None = None
 
     def __str__(self) -> str:
         return self.username
@@ -95,6 +102,17 @@ class ExecutorSignatureAuthentication(BaseAuthentication):
     """Accepts only a fresh, never-replayed request signed with the named executor's secret."""
 
     clock = staticmethod(utc_now)
+
+    def __init__(self, *, nonce_spent_by_view: bool = False) -> None:
+        # False: the nonce is recorded here, in its own transaction. True: the view records it with what the
+        # message changes, through ``apply_signed_once`` (one class either way: one scheme in the OpenAPI).
+        self.nonce_spent_by_view = nonce_spent_by_view
+
+    @classmethod
+    def nonce_spent_by_the_view(cls) -> ExecutorSignatureAuthentication:
+        """For ``authentication_classes`` of a view that goes through ``apply_signed_once`` (one COMMIT per
+        message instead of two). Any other view using it would accept replays."""
+        return cls(nonce_spent_by_view=True)
 
     def authenticate(self, request):
         if request.method != "POST":  # executors only POST; other methods get the endpoint's 405
@@ -106,17 +124,59 @@ class ExecutorSignatureAuthentication(BaseAuthentication):
         executor = Executor.objects.filter(pk=executor_id).first()
         if executor is None:
             raise AuthenticationFailed("signature not valid: unknown executor")
+        signed = SignedExecutor(executor)
+        remember = self._keep_for_the_view(signed) if self.nonce_spent_by_view else nonce_store(executor)
         try:
             verify(executor.secret, request.method, request._request.get_full_path(), request._request.body,
-                   request.headers, remember_nonce=nonce_store(executor), now=self.clock().timestamp())
+                   request.headers, remember_nonce=remember, now=self.clock().timestamp())
         except SignatureError as exc:
             logger.warning("refused %s %s from executor %s: %s", request.method, request.path, executor.instance_id,
                            exc.reason)
             raise AuthenticationFailed(f"signature not valid: {exc.reason}") from None
-        return SignedExecutor(executor), executor
+        return signed, executor
+
+    @staticmethod
+    def _keep_for_the_view(signed: SignedExecutor) -> NonceStore:
+        def keep(nonce: str, now: float) -> bool:
+            seen_at = datetime.fromtimestamp(now, tz=UTC)
+            _purge_now_and_then(seen_at)  # on its own: a purge must not hold locks for the view's transaction
+            signed.unspent_nonce = (nonce, seen_at)
+            return True
+
+        return keep
 
     def authenticate_header(self, request) -> str:
         return 'HMAC-SHA256 realm="executors"'  # makes DRF answer 401 (not 403) when refused
+
+
+@retried_on_deadlock
+@transaction.atomic
+def _spend_nonce_then(signed: SignedExecutor, apply: Callable[[], None]) -> Exception | None:
+    nonce, seen_at = signed.unspent_nonce
+    try:
+        # The first statement of the transaction, so no savepoint is needed: a duplicate rolls back nothing.
+        SeenNonce.objects.create(executor=signed.executor, nonce=nonce, seen_at=seen_at)
+    except IntegrityError:
+        raise AuthenticationFailed(f"signature not valid: {REPLAYED}") from None
+    try:
+        with transaction.atomic():
+            apply()
+    except (DomainError, APIException) as refusal:
+        return refusal  # refused, yet the message was authentic: its nonce stays spent
+    return None
+
+
+def apply_signed_once(request, apply: Callable[[], None]) -> None:
+    """Runs ``apply`` and records the request's nonce in one transaction (run again whole if the database
+    picks it as a deadlock victim). A replay, concurrent or later, meets the nonce's unique key: 401, and
+    nothing it carries is applied. A refusal from ``apply`` (DomainError, DRF error) still spends the nonce,
+    as when the nonce was recorded on its own, and is raised after the commit."""
+    signed = request.user
+    if not isinstance(signed, SignedExecutor) or signed.unspent_nonce is None:
+        raise AssertionError("apply_signed_once needs EXECUTOR_SIGNED_ONCE_AUTHENTICATION on the view")
+    refusal = _spend_nonce_then(signed, apply)
+    if refusal is not None:
+        raise refusal
 
 
 class IsDispatchedExecutor(BasePermission):
@@ -129,6 +189,7 @@ class IsDispatchedExecutor(BasePermission):
         executor = request.auth
         if not isinstance(executor, Executor):
             return False
+        reject_impossible_ids(view.kwargs, {"pk": ErrorCode.EXECUTION_NOT_FOUND})  # before any query sees it
         dispatched_to = list(TaskExecution.objects.filter(pk=view.kwargs.get("pk"))
                              .values_list("executor_id", flat=True)[:1])
         if not dispatched_to:
@@ -142,6 +203,7 @@ class IsDispatchedExecutor(BasePermission):
 
 
 EXECUTOR_AUTHENTICATION = [ExecutorSignatureAuthentication]
+EXECUTOR_SIGNED_ONCE_AUTHENTICATION = [ExecutorSignatureAuthentication.nonce_spent_by_the_view]
 EXECUTOR_PERMISSIONS = [IsDispatchedExecutor]
 
 

@@ -53,9 +53,9 @@ def list_envelope(name: str, item: type[serializers.Serializer]):
     return envelope(name, item(many=True), **_page_meta())
 
 
-def page_envelope(name: str, item: type[serializers.Serializer]):
-    """Spec 000 §4.2.3 paging inside ``data`` (executions)."""
-    page = _component(f"{name}Page", {"data": item(many=True), **_page_meta()})
+def page_envelope(name: str, item: type[serializers.Serializer], **extra: serializers.Field):
+    """Spec 000 §4.2.3 paging inside ``data`` (executions); ``extra`` sits beside the paging figures."""
+    page = _component(f"{name}Page", {"data": item(many=True), **_page_meta(), **extra})
     return envelope(name, page)
 
 

@@ -57,7 +57,8 @@ def test_list_executions_pages_inside_data_as_in_spec_4_2_3(api, history):
     status, body = api.get(EXECUTIONS)
     data = assert_ok(status, body)
     assert set(body) == {"code", "message", "data"}
-    assert set(data) == {"data", *PAGE_KEYS}
+    assert set(data) == {"data", *PAGE_KEYS, "total_is_exact"}
+    assert data["total_is_exact"] is True
     assert (data["total"], data["page"], data["page_size"], data["total_pages"]) == (4, 1, 20, 1)
     for row in data["data"]:
         assert_execution_shape(row)
@@ -137,6 +138,30 @@ def test_list_executions_pages(api, make_execution, make_task):
     assert (data["total"], data["page"], data["page_size"], data["total_pages"]) == (5, 2, 2, 3)
 
 
+def test_list_counts_exactly_only_up_to_a_bound_past_the_page(api, history, monkeypatch):
+    # An exact COUNT(*) over a million rows cost more than the page; beyond the bound, total is a lower bound.
+    monkeypatch.setattr("executions.selectors.COUNT_AHEAD", 2)
+    data = assert_ok(*api.get(EXECUTIONS, {"page_size": 1}))
+    assert (data["total"], data["total_pages"], data["total_is_exact"]) == (2, 2, False)
+    assert len(data["data"]) == 1
+    data = assert_ok(*api.get(EXECUTIONS, {"page_size": 1, "page": 3}))  # past the bound: still answered
+    assert (data["total"], data["total_is_exact"]) == (4, True)
+    assert [row["id"] for row in data["data"]] == [history["a_failed"].pk]
+    data = assert_ok(*api.get(EXECUTIONS, {"task_id": history["task_a"].pk}))
+    assert (data["total"], data["total_is_exact"]) == (2, True)
+
+
+def test_list_rows_carry_their_task_and_executor_in_page_order(api, history, django_assert_max_num_queries):
+    with django_assert_max_num_queries(6):  # auth, ids, rows with task and executor, count: not one per row
+        data = assert_ok(*api.get(EXECUTIONS))
+    assert [row["id"] for row in data["data"]] == [history[name].pk for name in
+                                                   ("b_pending", "a_success", "a_failed", "b_running")]
+    first = data["data"][1]
+    assert first["task"] == {"id": history["task_a"].pk, "name": "task-a", "status": history["task_a"].status}
+    assert first["executor"]["name"] == "data-processor-1"
+    assert first["logs"] == "done" and first["result"] == {"processed_records": 1000}
+
+
 def test_list_executions_page_size_over_100_is_capped_at_100(api, history):
     data = assert_ok(*api.get(EXECUTIONS, {"page_size": 500}))
     assert data["page_size"] == 100
@@ -160,8 +185,8 @@ def stats_history(make_task, make_execution):
         make_execution(task=task, status=status, scheduled_time=scheduled, duration_ms=duration,
                        start_time=scheduled if duration is not None or status == "running" else None,
                        end_time=scheduled + timedelta(milliseconds=duration) if duration is not None else None)
-    # Another task, two days ago.
-    old = make_execution(status="success", scheduled_time=now - timedelta(days=2), duration_ms=100_000)
+    # Another task, a day and a half ago: outside the default window of the last 24 hours.
+    old = make_execution(status="success", scheduled_time=now - timedelta(hours=36), duration_ms=100_000)
     return task, now, old
 
 
@@ -179,18 +204,32 @@ def test_execution_stats_are_exact_on_a_known_history(api, stats_history):
     assert data["total_duration"] == 18.25
 
 
-def test_execution_stats_without_filters_cover_every_task(api, stats_history):
-    data = assert_ok(*api.get(f"{EXECUTIONS}/stats"))
+def test_execution_stats_over_a_window_cover_every_task(api, stats_history):
+    _, now, _ = stats_history
+    data = assert_ok(*api.get(f"{EXECUTIONS}/stats", {"start_time": iso(now - timedelta(days=3))}))
     assert (data["total"], data["success"]) == (10, 4)
     assert data["success_rate"] == 40.0
     assert data["total_duration"] == 118.25
     assert data["avg_duration"] == round(118_250 / 7 / 1000, 3)
+    assert (parse_iso(data["start_time"]), data["end_time"]) == (now - timedelta(days=3), None)
+
+
+def test_execution_stats_without_start_time_cover_the_last_24_hours(api, stats_history):
+    # All history of a million rows took seconds to count: the default window keeps the cost bounded, and
+    # the answer states the window its figures are exact for.
+    _, now, old = stats_history
+    data = assert_ok(*api.get(f"{EXECUTIONS}/stats"))
+    assert (data["total"], data["success"]) == (9, 3)  # the old run, 36 hours ago, is outside
+    assert data["end_time"] is None
+    assert timedelta(hours=24) <= timezone.now() - parse_iso(data["start_time"]) < timedelta(hours=24, minutes=1)
 
 
 def test_execution_stats_respect_the_time_window(api, stats_history):
     _, now, old = stats_history
-    data = assert_ok(*api.get(f"{EXECUTIONS}/stats", {"end_time": iso(now - timedelta(days=1))}))
+    # end_time alone: the 24 hours before it.
+    data = assert_ok(*api.get(f"{EXECUTIONS}/stats", {"end_time": iso(now - timedelta(hours=12))}))
     assert (data["total"], data["success"], data["success_rate"], data["total_duration"]) == (1, 1, 100.0, 100.0)
+    assert parse_iso(data["start_time"]) == now - timedelta(hours=36)
     data = assert_ok(*api.get(f"{EXECUTIONS}/stats", {"start_time": iso(now - timedelta(minutes=3, seconds=30)),
                                                        "end_time": iso(now)}))
     assert (data["total"], data["success"]) == (3, 3)

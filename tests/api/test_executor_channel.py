@@ -104,6 +104,42 @@ def test_a_replayed_message_is_refused(signed, running):
     assert snapshot(running) == before
 
 
+def test_a_callback_replayed_after_it_was_applied_changes_nothing(signed, running):
+    # The callback records its nonce in the transaction that applies the result (one COMMIT, not two).
+    path = path_of(running, "callback")
+    assert_applied(signed.post(path, MESSAGES["callback"]))
+    applied = snapshot(running)
+    assert applied[0] == "success"
+    assert_refused(signed.replay(), path, "replayed")
+    assert snapshot(running) == applied
+    assert SeenNonce.objects.count() == 1
+
+
+def test_a_refused_callback_still_spends_its_nonce(signed, running):
+    path = path_of(running, "callback")
+    assert_applied(signed.post(path, MESSAGES["callback"]))
+    assert_error(*signed.post(path, {"status": "failed"}), 409, 30002)  # authentic, but the run is final
+    assert_refused(signed.replay(), path, "replayed")
+    assert SeenNonce.objects.count() == 2
+
+
+def test_a_callback_that_crashes_records_neither_its_result_nor_its_nonce(signed, running, monkeypatch):
+    from executions import services
+
+    apply_callback = services.apply_callback
+
+    def crash_after_applying(**kwargs):
+        apply_callback(**kwargs)
+        raise RuntimeError("the process died before COMMIT")
+
+    monkeypatch.setattr(services, "apply_callback", crash_after_applying)
+    before = snapshot(running)
+    path = path_of(running, "callback")
+    assert_error(*signed.post(path, MESSAGES["callback"]), 500, 500)
+    assert snapshot(running) == before
+    assert not SeenNonce.objects.exists()
+
+
 def test_a_message_from_another_executor_is_refused(signed, running, make_executor, kind):
     before = snapshot(running)
     path = path_of(running, kind)
