@@ -62,10 +62,11 @@ class CallbackSender:
         self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self.outcomes: dict[str, int] = defaultdict(int)
         self.errors: list[str] = []
+        self.workers: list[asyncio.Task] = []  # asyncio keeps only weak references to tasks
 
     def start(self) -> None:
-        for _ in range(CALLBACK_CONNECTIONS):
-            asyncio.get_running_loop().create_task(self._worker())
+        loop = asyncio.get_running_loop()
+        self.workers = [loop.create_task(self._worker()) for _ in range(CALLBACK_CONNECTIONS)]
 
     def submit(self, url: str, body: bytes) -> None:
         self.queue.put_nowait((url, body))

@@ -119,7 +119,7 @@ def instance_rows(instances, now: datetime) -> list[InstanceRow]:
 def dashboard(now: datetime) -> dict:
     """Everything the dashboard panel renders."""
     cluster = cluster_status(now)
-    day = execution_stats(_last_day(now))
+    day = execution_stats(_last_day(now), start_time=now - WINDOW, end_time=now, now=now)
     leader = cluster["leader_info"]
     return {
         "now": now,

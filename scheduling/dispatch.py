@@ -1,8 +1,9 @@
 """Dispatch: hand pending executions to executors, and sweep runs that outlived their timeout.
 
-The leader's loop thread decides (which execution, which executors in which order); a bounded pool of
-worker threads does the HTTP, so one slow executor never delays the others. A worker claims its
-execution (pending -> running) before it POSTs, so an executor's callback always finds it running.
+The leader's loop thread decides (which execution, which executors in which order: one ranking pass per
+step, its state saved in one transaction); a bounded pool of
+worker threads does the HTTP, so one slow executor never delays the others. The loop claims a step's
+executions (pending -> running) before any worker POSTs, so an executor's callback always finds it running.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import random
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -22,10 +24,10 @@ from django.db.models import Count
 from executions.choices import ExecutionStatus
 from executions.live import appended_logs
 from executions.models import TaskExecution
-from executions.services import finish, transition
+from executions.services import finish, transition, transition_many
 from executors.models import Executor
 from executors.netguard import RefusedURL
-from loadbalance.services import rank_for_dispatch, record_failover
+from loadbalance.services import Rankings, record_failover
 from scheduling.config import tunable
 from scheduling.executor_http import post_json
 from scheduling.metrics import count_timeout, observe_dispatch_latency
@@ -34,6 +36,9 @@ from scheduling.stop import notify_executor_stop
 from tasks.choices import ExecutionMode
 
 logger = logging.getLogger(__name__)
+# Claimed executions waiting for a free worker, at most this many per worker: a leader killed mid-queue
+# leaves its claimed, never-posted runs to the timeout sweep, and a run's timeout counts from its claim.
+QUEUED_PER_WORKER = 32
 
 
 def callback_url(execution_id: str) -> str:
@@ -66,6 +71,7 @@ class Dispatcher:
     def __init__(self, *, clock: Callable[[], datetime], workers: int, rng: random.Random | None = None) -> None:
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 - load balancing, not security
+        self.workers = workers
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dispatch")
         self._in_flight: set[str] = set()
         self._lock = threading.Lock()
@@ -74,9 +80,54 @@ class Dispatcher:
 
     def dispatch_pending(self, now: datetime) -> int:
         """Step: start dispatching every pending execution whose time has come. Returns how many."""
-        batch = tunable("FIRE_BATCH_SIZE")
+        ready = self._ready(now)
+        if not ready:
+            return 0
+        rankings = Rankings([execution.task for execution in ready], self.rng)
+        ranked = [(execution, rankings.rank(execution.task)) for execution in ready]
+        # Saved before any worker starts: a failover recorded by a worker must land after this step's state.
+        rankings.save(now)
+        for execution, ranking in ranked:
+            if not ranking.executors:
+                self._fail_unassignable(execution, ranking.assigned, now)
+        claimed = self._claim([(execution, ranking.executors) for execution, ranking in ranked if ranking.executors])
+        for execution, ranking in ranked:  # in priority order
+            if execution.pk in claimed:
+                with self._lock:
+                    self._in_flight.add(execution.pk)
+                self.pool.submit(self._deliver_safely, execution, ranking.executors)
+        return len(ranked)
+
+    def _claim(self, ranked: list[tuple[TaskExecution, list[Executor]]]) -> set[str]:
+        """Claim the step's executions (pending -> running) before any POST, so an executor's callback always
+        finds its run running: one UPDATE per (first executor, timeout) instead of a COMMIT per execution on
+        the workers. The timeout counts from the claim. Returns the ids claimed; a run stopped meanwhile is
+        left alone."""
+        start = self.clock()
+        groups: dict[tuple[str, int], list[TaskExecution]] = defaultdict(list)
+        for execution, executors in ranked:
+            groups[(executors[0].pk, execution.task.timeout_seconds)].append(execution)
+        claimed: set[str] = set()
+        for (executor_id, timeout), executions in groups.items():
+            changes = {"executor_id": executor_id, "start_time": start, "deadline": deadline_for(start, timeout)}
+            moved = transition_many([e.pk for e in executions], ExecutionStatus.RUNNING,
+                                    expected=ExecutionStatus.PENDING, **changes)
+            for execution in executions:
+                if execution.pk in moved:
+                    execution.status = ExecutionStatus.RUNNING
+                    for field, value in changes.items():
+                        setattr(execution, field, value)
+            claimed |= moved
+        return claimed
+
+    def _ready(self, now: datetime) -> list[TaskExecution]:
+        """Pending executions due at ``now``, not already being dispatched, highest task priority first,
+        minus the sequential runs that must wait for the one in progress."""
         with self._lock:
             busy = set(self._in_flight)
+        batch = min(tunable("FIRE_BATCH_SIZE"), self.workers * QUEUED_PER_WORKER - len(busy))
+        if batch <= 0:
+            return []
         rows = list(
             TaskExecution.objects.filter(status=ExecutionStatus.PENDING, dispatch_after__lte=now)
             .select_related("task")
@@ -84,7 +135,7 @@ class Dispatcher:
         )
         rows = [row for row in rows if row.pk not in busy][:batch]
         running = self._running_sequential(rows, busy)
-        started = 0
+        ready = []
         for execution in rows:
             task = execution.task
             if not may_dispatch(task.execution_mode, trigger_type=execution.trigger_type,
@@ -92,8 +143,8 @@ class Dispatcher:
                 continue  # waits for the run in progress (sequential mode)
             if task.execution_mode == ExecutionMode.SEQUENTIAL:
                 running[task.pk] = running.get(task.pk, 0) + 1
-            started += self._start(execution, now)
-        return started
+            ready.append(execution)
+        return ready
 
     def _running_sequential(self, rows: list[TaskExecution], busy: set[str]) -> dict[str, int]:
         """Running (or being dispatched) executions per sequential task in this batch."""
@@ -108,19 +159,12 @@ class Dispatcher:
             counts[row["task_id"]] = counts.get(row["task_id"], 0) + 1
         return counts
 
-    def _start(self, execution: TaskExecution, now: datetime) -> int:
-        ranking = rank_for_dispatch(execution.task, self.rng)
-        if not ranking.executors:
-            reason = (f"no eligible executor: {ranking.assigned} assigned, none online and healthy"
-                      if ranking.assigned else "no eligible executor: none is assigned to this task")
-            logger.warning("execution %s of task %s failed: %s", execution.pk, execution.task.name, reason,
-                           extra=execution.log_extra())
-            finish(execution, ExecutionStatus.FAILED, now=now, logs=appended_logs(execution.logs, reason))
-            return 1
-        with self._lock:
-            self._in_flight.add(execution.pk)
-        self.pool.submit(self._deliver_safely, execution, ranking.executors)
-        return 1
+    def _fail_unassignable(self, execution: TaskExecution, assigned: int, now: datetime) -> None:
+        reason = (f"no eligible executor: {assigned} assigned, none online and healthy"
+                  if assigned else "no eligible executor: none is assigned to this task")
+        logger.warning("execution %s of task %s failed: %s", execution.pk, execution.task.name, reason,
+                       extra=execution.log_extra())
+        finish(execution, ExecutionStatus.FAILED, now=now, logs=appended_logs(execution.logs, reason))
 
     def sweep_timeouts(self, now: datetime) -> int:
         """Step: running executions past deadline + grace become ``timeout``; their executors get a stop."""
@@ -167,16 +211,11 @@ class Dispatcher:
                 self._in_flight.discard(execution.pk)
 
     def deliver(self, execution: TaskExecution, executors: list[Executor]) -> bool:
-        """Claim the execution and POST it to each executor in turn until one accepts (2xx).
+        """POST the claimed (running) execution to each executor in turn until one accepts (2xx).
 
         Returns True if an executor accepted. If none does, the run fails and the retry policy decides.
         """
-        start = self.clock()
-        first = executors[0]
-        if not transition(execution, ExecutionStatus.RUNNING, expected=[ExecutionStatus.PENDING],
-                          executor_id=first.pk, start_time=start,
-                          deadline=deadline_for(start, execution.task.timeout_seconds)):
-            return False  # stopped, cancelled or claimed elsewhere meanwhile
+        start = execution.start_time
         payload = execute_payload(execution)
         refusals: list[str] = []
         for position, executor in enumerate(executors):

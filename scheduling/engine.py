@@ -3,6 +3,7 @@ the steps of a tick. Every step takes ``now``; the loop is the only caller of th
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -153,7 +154,8 @@ class SchedulerNode:
         if not leading:
             return False
         work = 0
-        for step in (fire_due, self.dispatcher.dispatch_pending, self.dispatcher.sweep_timeouts):
+        fire = functools.partial(fire_due, still_leading=lambda: self._still_leading(now))  # fenced per chunk
+        for step in (fire, self.dispatcher.dispatch_pending, self.dispatcher.sweep_timeouts):
             if not self._still_leading(now):
                 return False
             work += step(now)

@@ -1,15 +1,19 @@
 """dispatch_pending and sweep_timeouts against the database, with executors replaced by a fake transport."""
 
+import random
 from datetime import timedelta
 
 import pytest
 import requests
+from django.db.models import Count
 
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
+from executions.services import transition_many
 from executors.choices import ExecutorStatus
 from loadbalance.models import LoadBalanceState
-from scheduling.dispatch import Dispatcher
+from loadbalance.services import Rankings
+from scheduling.dispatch import QUEUED_PER_WORKER, Dispatcher
 from scheduling.firing import fire_due
 from tests.scheduling.conftest import T0
 from tests.scheduling.loopback_executor import LoopbackExecutor
@@ -248,3 +252,88 @@ def test_a_redirect_is_a_refusal_and_is_not_followed(make_task, make_executor, h
     dispatch(http_dispatcher, T0)
     assert "answered HTTP 307" in only_execution(task).logs
     assert [request.target for request in loopback.received] == ["/execute"]
+
+
+# --- one ranking pass per step ------------------------------------------------------------------------
+
+
+def fire_seconds(count):
+    for second in range(count):
+        fire_due(T0 + timedelta(seconds=second))
+    return T0 + timedelta(seconds=count - 1)
+
+
+def test_round_robin_alternates_within_one_step(make_task, make_executor, dispatcher):
+    task = make_task()
+    first, second = make_executor(tasks=[task]), make_executor(tasks=[task])
+    assert dispatch(dispatcher, fire_seconds(4)) == 4
+    chosen = list(TaskExecution.objects.filter(task=task).order_by("scheduled_time").values_list("executor_id",
+                                                                                                  flat=True))
+    assert chosen == [first.pk, second.pk, first.pk, second.pk]
+    assert LoadBalanceState.objects.get(task=task).round_robin_index == 4
+
+
+def test_least_loaded_counts_the_runs_its_own_step_handed_out(make_task, make_executor, dispatcher):
+    task = make_task(load_balance_strategy="least_loaded")
+    make_executor(tasks=[task]), make_executor(tasks=[task])
+    dispatch(dispatcher, fire_seconds(4))
+    per_executor = TaskExecution.objects.values("executor_id").annotate(n=Count("id")).values_list("n", flat=True)
+    assert sorted(per_executor) == [2, 2]
+
+
+def test_ranking_state_is_written_only_when_it_changed(make_task, make_executor):
+    task = make_task(load_balance_strategy="random")
+    only = make_executor(tasks=[task])
+    first = Rankings([task], random.Random(1))
+    assert first.rank(task).executors == [only]
+    assert first.save(T0) == 1  # the task's first state row
+    again = Rankings([task], random.Random(1))
+    again.rank(task)
+    assert again.save(T0) == 0  # one executor, random order: nothing to remember
+
+
+def test_a_step_ranks_many_tasks_with_a_fixed_number_of_queries(make_task, make_executor, dispatcher,
+                                                                django_assert_max_num_queries):
+    tasks = [make_task() for _ in range(20)]
+    make_executor(tasks=tasks), make_executor(tasks=tasks)
+    fire_due(T0)
+    # The pending rows, assignments and states, then one transaction writing the states.
+    with django_assert_max_num_queries(8):
+        assert dispatcher.dispatch_pending(T0) == 20
+    assert dispatcher.wait_idle(10)
+    assert LoadBalanceState.objects.filter(task__in=tasks, round_robin_index=1).count() == 20
+
+
+def test_a_step_claims_no_more_than_its_workers_can_start_soon(make_task, make_executor, clock, transport):
+    tasks = [make_task() for _ in range(QUEUED_PER_WORKER + 4)]
+    make_executor(tasks=tasks)
+    fire_due(T0)
+    single = Dispatcher(clock=clock, workers=1)
+    single.transport = transport
+    try:
+        assert single.dispatch_pending(T0) == QUEUED_PER_WORKER
+        assert single.wait_idle(10)
+    finally:
+        single.shutdown()
+    assert TaskExecution.objects.filter(status=ExecutionStatus.PENDING).count() == 4
+
+
+def test_a_run_stopped_before_the_claim_is_left_alone(make_task):
+    tasks = [make_task() for _ in range(3)]
+    fire_due(T0)
+    ids = list(TaskExecution.objects.filter(task__in=tasks).values_list("pk", flat=True))
+    TaskExecution.objects.filter(pk=ids[0]).update(status=ExecutionStatus.CANCELLED)
+    claimed = transition_many(ids, ExecutionStatus.RUNNING, expected=ExecutionStatus.PENDING, start_time=T0)
+    assert claimed == set(ids[1:])
+    assert TaskExecution.objects.get(pk=ids[0]).status == ExecutionStatus.CANCELLED
+
+
+def test_round_robin_state_of_many_tasks_is_saved_by_one_step(make_task, make_executor):
+    tasks = [make_task() for _ in range(3)]
+    make_executor(tasks=tasks), make_executor(tasks=tasks)
+    for _ in range(2):
+        rankings = Rankings(tasks, random.Random(1))
+        for task in tasks:
+            rankings.rank(task)
+        assert rankings.save(T0) == 3
+    assert sorted(LoadBalanceState.objects.values_list("round_robin_index", flat=True)) == [2, 2, 2]

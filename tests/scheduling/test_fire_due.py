@@ -7,6 +7,7 @@ from django.db import IntegrityError
 
 from executions.choices import ExecutionStatus, TriggerType
 from executions.models import TaskExecution
+from scheduling import firing
 from scheduling.firing import fire_due, fire_task
 from tasks.choices import TaskStatus
 from tasks.models import Task
@@ -113,3 +114,67 @@ def test_a_broken_schedule_is_parked_not_crash_looped(make_task):
     task.refresh_from_db()
     assert task.next_run_time == T0 + timedelta(minutes=1)
     assert executions(good)
+
+
+# --- chunks: many tasks per transaction ------------------------------------------------------------
+
+def test_a_fire_another_node_recorded_rolls_back_only_that_task(make_task):
+    first, taken, last = make_task(), make_task(), make_task()
+    # A split-brain leader inserted `taken`'s fire but has not advanced its next_run_time yet.
+    TaskExecution.objects.create(task=taken, scheduled_time=T0, trigger_type=TriggerType.SCHEDULED)
+    assert fire_due(T0) == 2
+    for task in (first, last):
+        assert [r.scheduled_time for r in executions(task)] == [T0]
+        task.refresh_from_db()
+        assert task.next_run_time == T0 + timedelta(seconds=1)
+    taken.refresh_from_db()
+    assert taken.next_run_time == T0  # its advance was rolled back with its insert: re-planned next tick
+    assert len(executions(taken)) == 1
+
+
+def test_a_task_with_a_bad_execution_mode_is_parked_and_its_chunk_still_fires(make_task):
+    broken, good = make_task(), make_task()
+    Task.objects.filter(pk=broken.pk).update(execution_mode="no-such-mode")
+    assert fire_due(T0) == 1
+    assert executions(good) and not executions(broken)
+    broken.refresh_from_db()
+    assert broken.next_run_time == T0 + timedelta(minutes=1)
+
+
+def test_a_batch_smaller_than_the_due_tasks_takes_the_highest_priority_first(make_task, settings):
+    settings.SCHEDULER = {**settings.SCHEDULER, "FIRE_BATCH_SIZE": 2}
+    low, high, middle = make_task(priority=1), make_task(priority=9), make_task(priority=5)
+    assert fire_due(T0) == 2
+    assert executions(high) and executions(middle) and not executions(low)
+
+
+def test_chunks_fire_in_priority_order_and_stop_when_the_leader_loses_its_lock(make_task, monkeypatch):
+    monkeypatch.setattr(firing, "FIRE_CHUNK_SIZE", 1)
+    low, high, middle = make_task(priority=1), make_task(priority=9), make_task(priority=5)
+    asked = []
+
+    def still_leading():
+        asked.append(True)
+        return len(asked) < 2  # the lock is lost after the second chunk
+
+    assert fire_due(T0, still_leading=still_leading) == 2
+    assert executions(high) and executions(middle) and not executions(low)
+    low.refresh_from_db()
+    assert low.next_run_time == T0
+
+
+def test_one_chunk_writes_every_due_task_of_a_burst(make_task, django_assert_max_num_queries):
+    tasks = [make_task() for _ in range(30)]
+    # Reads (due tasks, busy counts), one compare-and-set per task, one INSERT, and the transaction.
+    with django_assert_max_num_queries(2 + 30 + 1 + 4):
+        assert fire_due(T0) == 30
+    assert TaskExecution.objects.filter(task__in=tasks, scheduled_time=T0).count() == 30
+
+
+def test_a_task_edited_after_it_was_read_loses_only_its_own_fire(make_task):
+    read = [make_task(), make_task(), make_task()]
+    Task.objects.filter(pk=read[1].pk).update(next_run_time=T0 + timedelta(hours=1))  # e.g. the API
+    assert firing.fire_chunk(read, T0) == 2
+    assert executions(read[0]) and executions(read[2]) and not executions(read[1])
+    read[1].refresh_from_db()
+    assert read[1].next_run_time == T0 + timedelta(hours=1)
