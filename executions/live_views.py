@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from executions import live
 from executions.choices import ExecutionStatus
 from executions.services import get_execution
-from executors.channel import ExecutorOnlyForPost
+from executors.channel import ExecutorOnlyForPost, apply_signed_once
 from scheduler_project.envelope import ok
 from scheduler_project.errors import ErrorCode, reject_impossible_ids
 from scheduler_project.fields import StrictSerializer
@@ -142,9 +142,12 @@ class ExecutionLogsView(ExecutorOnlyForPost, _ExecutionView):
         "EXECUTION_LOG_MAX_CHARS. Signed by the executor the execution was dispatched to (401 otherwise).",
     )
     def post(self, request, pk: str):
-        body = LogAppendSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        result = live.append_logs(execution_id=pk, lines=body.validated_data["lines"], now=timezone.now())
+        def apply():
+            body = LogAppendSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            return live.append_logs(execution_id=pk, lines=body.validated_data["lines"], now=timezone.now())
+
+        result = apply_signed_once(request, apply)  # the nonce and the lines commit together
         return ok(LogAppendResultSerializer(result).data)
 
 
@@ -157,9 +160,12 @@ class ExecutionProgressView(ExecutorOnlyForPost, _ExecutionView):
         "executor the execution was dispatched to (401 otherwise).",
     )
     def post(self, request, pk: str):
-        body = ProgressSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        execution = live.report_progress(execution_id=pk, percent=data["percent"], step=data.get("step"),
-                                         now=timezone.now())
+        def apply():
+            body = ProgressSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            data = body.validated_data
+            return live.report_progress(execution_id=pk, percent=data["percent"], step=data.get("step"),
+                                        now=timezone.now())
+
+        execution = apply_signed_once(request, apply)  # the nonce and the progress commit together
         return ok(ProgressStateSerializer(execution).data)

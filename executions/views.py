@@ -17,7 +17,7 @@ from executions.serializers import (
     ExecutionStatsSerializer,
     ExecutionStatusChangeSerializer,
 )
-from executors.channel import EXECUTOR_PERMISSIONS, EXECUTOR_SIGNED_ONCE_AUTHENTICATION, apply_signed_once
+from executors.channel import EXECUTOR_AUTHENTICATION, EXECUTOR_PERMISSIONS, apply_signed_once
 from scheduler_project.envelope import ok
 from scheduler_project.errors import ErrorCode, reject_impossible_ids
 from scheduler_project.fields import EmptyBodySerializer, optional_body
@@ -85,7 +85,7 @@ class ExecutionViewSet(viewsets.ViewSet):
                    description="Applies an executor's result once; a report for a run already final answers 30002. "
                    "Only the executor the execution was dispatched to may call it, signing the request with its "
                    "secret (401 otherwise).")
-    @action(detail=True, methods=["post"], authentication_classes=EXECUTOR_SIGNED_ONCE_AUTHENTICATION,
+    @action(detail=True, methods=["post"], authentication_classes=EXECUTOR_AUTHENTICATION,
             permission_classes=EXECUTOR_PERMISSIONS)
     def callback(self, request, pk=None):
         def apply() -> None:

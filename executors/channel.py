@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from django.db import IntegrityError, transaction
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -36,28 +37,13 @@ from scheduling.clock import utc_now
 
 logger = logging.getLogger(__name__)
 
-REPLAYED = "replayed request: nonce already used"  # scheduler_sdk.signing.verify's reason, for both paths
+R = TypeVar("R")
+
+REPLAYED = "replayed request: nonce already used"  # the reason scheduler_sdk.signing.verify gives
 
 PURGE_EVERY_SECONDS = 60
 PURGE_BATCH = 1000
 _next_purge: datetime | None = None
-
-
-def nonce_store(executor: Executor) -> NonceStore:
-    """Remembers an executor's nonces in the database: the unique constraint refuses a replay, whichever
-    scheduler process saw the first copy."""
-
-    def remember(nonce: str, now: float) -> bool:
-        seen_at = datetime.fromtimestamp(now, tz=UTC)
-        _purge_now_and_then(seen_at)
-        try:
-            with transaction.atomic():  # a savepoint: a duplicate must not break the caller's transaction
-                SeenNonce.objects.create(executor=executor, nonce=nonce, seen_at=seen_at)
-        except IntegrityError:
-            return False
-        return True
-
-    return remember
 
 
 def purge_old_nonces(now: datetime) -> int:
@@ -103,17 +89,6 @@ class ExecutorSignatureAuthentication(BaseAuthentication):
 
     clock = staticmethod(utc_now)
 
-    def __init__(self, *, nonce_spent_by_view: bool = False) -> None:
-        # False: the nonce is recorded here, in its own transaction. True: the view records it with what the
-        # message changes, through ``apply_signed_once`` (one class either way: one scheme in the OpenAPI).
-        self.nonce_spent_by_view = nonce_spent_by_view
-
-    @classmethod
-    def nonce_spent_by_the_view(cls) -> ExecutorSignatureAuthentication:
-        """For ``authentication_classes`` of a view that goes through ``apply_signed_once`` (one COMMIT per
-        message instead of two). Any other view using it would accept replays."""
-        return cls(nonce_spent_by_view=True)
-
     def authenticate(self, request):
         if request.method != "POST":  # executors only POST; other methods get the endpoint's 405
             return None
@@ -125,10 +100,9 @@ class ExecutorSignatureAuthentication(BaseAuthentication):
         if executor is None:
             raise AuthenticationFailed("signature not valid: unknown executor")
         signed = SignedExecutor(executor)
-        remember = self._keep_for_the_view(signed) if self.nonce_spent_by_view else nonce_store(executor)
         try:
             verify(executor.secret, request.method, request._request.get_full_path(), request._request.body,
-                   request.headers, remember_nonce=remember, now=self.clock().timestamp())
+                   request.headers, remember_nonce=self._keep_for_the_view(signed), now=self.clock().timestamp())
         except SignatureError as exc:
             logger.warning("refused %s %s from executor %s: %s", request.method, request.path, executor.instance_id,
                            exc.reason)
@@ -151,7 +125,7 @@ class ExecutorSignatureAuthentication(BaseAuthentication):
 
 @retried_on_deadlock
 @transaction.atomic
-def _spend_nonce_then(signed: SignedExecutor, apply: Callable[[], None]) -> Exception | None:
+def _spend_nonce_then(signed: SignedExecutor, apply: Callable[[], R]) -> tuple[R | None, Exception | None]:
     nonce, seen_at = signed.unspent_nonce
     try:
         # The first statement of the transaction, so no savepoint is needed: a duplicate rolls back nothing.
@@ -160,23 +134,23 @@ def _spend_nonce_then(signed: SignedExecutor, apply: Callable[[], None]) -> Exce
         raise AuthenticationFailed(f"signature not valid: {REPLAYED}") from None
     try:
         with transaction.atomic():
-            apply()
+            return apply(), None
     except (DomainError, APIException) as refusal:
-        return refusal  # refused, yet the message was authentic: its nonce stays spent
-    return None
+        return None, refusal  # refused, yet the message was authentic: its nonce stays spent
 
 
-def apply_signed_once(request, apply: Callable[[], None]) -> None:
+def apply_signed_once(request, apply: Callable[[], R]) -> R:
     """Runs ``apply`` and records the request's nonce in one transaction (run again whole if the database
-    picks it as a deadlock victim). A replay, concurrent or later, meets the nonce's unique key: 401, and
-    nothing it carries is applied. A refusal from ``apply`` (DomainError, DRF error) still spends the nonce,
-    as when the nonce was recorded on its own, and is raised after the commit."""
+    picks it as a deadlock victim); returns what ``apply`` returned. A replay, concurrent or later, meets the
+    nonce's unique key: 401, and nothing it carries is applied. A refusal from ``apply`` (DomainError, DRF
+    error) still spends the nonce, and is raised after the commit."""
     signed = request.user
     if not isinstance(signed, SignedExecutor) or signed.unspent_nonce is None:
-        raise AssertionError("apply_signed_once needs EXECUTOR_SIGNED_ONCE_AUTHENTICATION on the view")
-    refusal = _spend_nonce_then(signed, apply)
+        raise AssertionError("apply_signed_once needs EXECUTOR_AUTHENTICATION on the view")
+    result, refusal = _spend_nonce_then(signed, apply)
     if refusal is not None:
         raise refusal
+    return result
 
 
 class IsDispatchedExecutor(BasePermission):
@@ -202,8 +176,9 @@ class IsDispatchedExecutor(BasePermission):
         return True
 
 
+# Every view behind these spends the request's nonce through ``apply_signed_once``: authentication only
+# verifies it, so the nonce commits with what the message changes (a view that skipped it would accept replays).
 EXECUTOR_AUTHENTICATION = [ExecutorSignatureAuthentication]
-EXECUTOR_SIGNED_ONCE_AUTHENTICATION = [ExecutorSignatureAuthentication.nonce_spent_by_the_view]
 EXECUTOR_PERMISSIONS = [IsDispatchedExecutor]
 
 
