@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -64,6 +66,34 @@ def populate(ours, *, tasks: int, rows: int) -> list[str]:
     return task_ids
 
 
+SETTLE_LIMIT_SECONDS = 180  # at most this long waiting for InnoDB to write back the populate's pages
+SETTLED_DIRTY_PAGES = 200
+WARMUP_SECONDS = 2
+
+
+def settle() -> float:
+    """Wait until InnoDB has written back most of the pages the populate dirtied (bounded): its background
+    flush of a million fresh rows otherwise lands on whichever endpoint is measured first (p99 136 ms for
+    the first endpoint right after the populate, 39 ms for the same endpoint later). Returns seconds waited."""
+    from django.db import connection
+
+    began = time.monotonic()
+    with connection.cursor() as cursor:
+        while time.monotonic() - began < SETTLE_LIMIT_SECONDS:
+            cursor.execute("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'")
+            row = cursor.fetchone()
+            if row is None or int(row[1]) <= SETTLED_DIRTY_PAGES:
+                break
+            time.sleep(1)
+    return time.monotonic() - began
+
+
+def measure(web, path: str, headers: dict[str, str], seconds: int) -> dict:
+    """One endpoint: a short warm-up (discarded: first-touch page reads, connection set-up), then wrk."""
+    wrk(web.url + path, headers, WARMUP_SECONDS)
+    return wrk_with_cpu(web, path, headers, seconds)
+
+
 def _default(field):
     """A column the bench does not know (added by a later migration): its model default, or NULL."""
     if field.has_default():
@@ -112,3 +142,105 @@ def wrk(url: str, headers: dict[str, str], seconds: int) -> dict:
         # Nothing completed within wrk's --timeout: wrk prints zeros, which must not read as fast.
         result.update(p50_ms=None, p99_ms=None, rps=0.0)
     return result
+
+
+# -- standalone: workload 5 alone, on a database kept between runs ------------------------------------
+
+def gunicorn_cpu_seconds(master_pid: int) -> float:
+    """User + system CPU seconds of gunicorn's workers (the master's children), from /proc."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for child in Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split():
+        fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15 of stat)
+    return total
+
+
+def wrk_with_cpu(web, path: str, headers: dict[str, str], seconds: int) -> dict:
+    """``wrk`` against gunicorn ``web``, plus ``cpu_ms``: the workers' CPU per completed request, a figure
+    that other load on a shared machine disturbs far less than wall-clock percentiles."""
+    before = gunicorn_cpu_seconds(web.pid)
+    result = wrk(web.url + path, headers, seconds)
+    spent = gunicorn_cpu_seconds(web.pid) - before
+    done = re.search(r"(\d+) requests in", result["raw"])
+    result["cpu_ms"] = spent * 1000 / int(done.group(1)) if done and int(done.group(1)) else None
+    return result
+
+
+def _populated(tasks: int, rows: int) -> list[str] | None:
+    """The task ids of an earlier populate() of the same size on this database, or None."""
+    from executions.models import TaskExecution
+    from tasks.models import Task
+
+    task_ids = list(Task.objects.filter(name__startswith="api-").order_by("created_at", "id")
+                    .values_list("id", flat=True))
+    if len(task_ids) != tasks or TaskExecution.objects.filter(id__startswith="bench-").count() != rows:
+        return None
+    by_name = dict(Task.objects.filter(pk__in=task_ids).values_list("name", "id"))
+    return [by_name[f"api-{i}"] for i in range(tasks)]
+
+
+def main() -> int:
+    """``python -m bench.api_load --database-url mysql://.../scheduler_x_bench [--reuse]``: workload 5 alone.
+    With --reuse, rows an earlier run of the same size inserted are kept (the database is otherwise emptied
+    and populated again, as ``bench.run`` always does); the figures of a reused run are not bench results."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"), required=False)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--tasks", type=int, default=100)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--reuse", action="store_true", help="keep rows of an earlier run of the same size")
+    parser.add_argument("--only", help="run only the endpoints whose name contains this text")
+    args = parser.parse_args()
+    if not args.database_url:
+        parser.error("--database-url or BENCH_DATABASE_URL is required (a database this run may empty)")
+
+    from bench.failover import create_database
+    from bench.ours import Ours, flush
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scheduler_project.settings")
+    create_database(args.database_url)
+    os.environ["DATABASE_URL"] = args.database_url
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False)
+    task_ids = _populated(args.tasks, args.rows) if args.reuse else None
+    ours = Ours(args.database_url, "http://127.0.0.1:9", REPO / "var" / "bench-run" / "api-alone")
+    try:
+        if task_ids is None:
+            flush()
+            ours.executor_id = _register_executor()
+            began = time.monotonic()
+            task_ids = populate(ours, tasks=args.tasks, rows=args.rows)
+            print(f"populated {args.rows} rows in {time.monotonic() - began:.0f} s; settled in {settle():.0f} s",
+                  flush=True)
+        ours.start_web()
+        ours.create_api_key()
+        for name, path, target in endpoints(task_ids):
+            if args.only and args.only not in name:
+                continue
+            result = measure(ours.web, path, ours.auth_headers(), args.seconds)
+            cpu_ms = result["cpu_ms"]
+            print(f"{name:42} p50 {result.get('p50_ms')} ms  p99 {result.get('p99_ms')} ms (target {target})  "
+                  f"{result.get('rps')} req/s  gunicorn CPU {cpu_ms and round(cpu_ms, 1)} ms/request"
+                  + (f"  {result['errors']} non-2xx" if result.get("errors") else ""), flush=True)
+    finally:
+        ours.close()
+    return 0
+
+
+def _register_executor() -> str:
+    """The executor the rows name (never called: no scheduler runs in this workload)."""
+    from executors.services import executor_register
+
+    data = {"name": "bench-stub", "instance_id": "bench-stub-1", "base_url": "http://127.0.0.1:9"}
+    return executor_register(data=data, now=datetime.now(UTC)).executor.pk
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

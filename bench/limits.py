@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -49,10 +51,12 @@ def run_wrk(args: list[str]) -> str:
 
 
 def mariadb_insert_commit_rate(seconds: float) -> float:
-    """Single-row INSERT + COMMIT on one mysqlclient connection, into a scratch table of the bench database."""
+    """Single-row INSERT + COMMIT on one mysqlclient connection, into a scratch table of the bench database
+    (the one ``DATABASE_URL`` names: bench.run sets it before the limits run)."""
     import MySQLdb
 
-    conn = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", password="", database="scheduler_bench")
+    database = urlsplit(os.environ["DATABASE_URL"]).path.lstrip("/")
+    conn = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", password="", database=database)
     try:
         cursor = conn.cursor()
         cursor.execute("DROP TABLE IF EXISTS bench_insert_probe")

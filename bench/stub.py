@@ -6,13 +6,16 @@ One asyncio process, HTTP/1.1 keep-alive, no framework, so that it is never the 
 measures its capacity alone). Endpoints:
 
 - ``POST /execute`` (our scheduler's dispatch): records (``ours``, task id, scheduled time, receipt time),
-  answers 200 at once, then POSTs a ``success`` callback to the execution's ``callback_url`` over a small
-  pool of persistent connections, signed with the executor's secret when ``scheduler_sdk.signing`` exists.
+  answers 200 at once, then reports ``success`` to the scheduler that sent the ``callback_url``: the results
+  queued meanwhile go together (up to CALLBACK_BATCH) to ``POST /api/v1/executions/callbacks`` over one
+  persistent connection, signed with the executor's secret when ``scheduler_sdk.signing`` exists.
 - ``POST /fire`` (APScheduler's and Celery's job function): body ``{"system", "job", "scheduled"}``; records.
   System ``selftest`` is counted but not stored (capacity measurements).
 - ``POST /stop``, ``GET /health``: 200.
 - ``POST /configure`` ``{"executor_id", "secret"}``: what callbacks are signed with.
-- ``GET /records?system=S``: ``[[job, scheduled, received], ...]`` (epoch seconds); ``GET /stats``: counters.
+- ``GET /records?system=S``: ``[[job, scheduled, received], ...]`` (epoch seconds); ``GET /stats``: counters
+  (``callbacks``: results by the HTTP status of the batch that carried them, ``callback_verdicts``: the
+  scheduler's verdict per result, ``callback_batches``: requests sent).
 - ``POST /reset``: forget records, counters and callbacks not sent yet.
 """
 
@@ -31,7 +34,12 @@ try:  # the signed executor channel (CHANNEL helper); without it callbacks go un
 except ImportError:  # pragma: no cover - depends on the tree the bench runs against
     signing = None
 
-CALLBACK_CONNECTIONS = 8
+# One sender, one batch in flight, as the SDK's outbox reports (scheduler_sdk/outbox.py): the stub stands for
+# one SDK executor. (With 8 concurrent batches a burst's results came back in many small requests, whose
+# fixed cost on the web server competed with the dispatch being measured.)
+CALLBACK_CONNECTIONS = 1
+CALLBACK_BATCH = 500  # the scheduler's cap on results per POST /api/v1/executions/callbacks
+STUB_RESULT = {"status": "success", "result": {"stub": True}}
 
 
 def epoch(iso: str) -> float:
@@ -55,12 +63,16 @@ class Recorder:
 
 
 class CallbackSender:
-    """Posts callbacks to the web server over CALLBACK_CONNECTIONS keep-alive connections."""
+    """Reports results in batches over CALLBACK_CONNECTIONS keep-alive connection(s): each takes whatever
+    is queued (up to CALLBACK_BATCH) into one request, so batches grow with the backlog."""
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
-        self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
-        self.outcomes: dict[str, int] = defaultdict(int)
+        # (host, port, batch path, execution id)
+        self.queue: asyncio.Queue[tuple[str, int, str, str]] = asyncio.Queue()
+        self.outcomes: dict[str, int] = defaultdict(int)  # results, by the HTTP status of their batch
+        self.verdicts: dict[str, int] = defaultdict(int)  # results, by the scheduler's verdict
+        self.batches = 0
         self.errors: list[str] = []
         self.workers: list[asyncio.Task] = []  # asyncio keeps only weak references to tasks
 
@@ -68,45 +80,71 @@ class CallbackSender:
         loop = asyncio.get_running_loop()
         self.workers = [loop.create_task(self._worker()) for _ in range(CALLBACK_CONNECTIONS)]
 
-    def submit(self, url: str, body: bytes) -> None:
-        self.queue.put_nowait((url, body))
+    def submit(self, callback_url: str, execution_id: str) -> None:
+        parts = urlsplit(callback_url)  # .../executions/{id}/callback -> .../executions/callbacks
+        self.queue.put_nowait((parts.hostname, parts.port or 80, parts.path.rsplit("/", 2)[0] + "/callbacks",
+                               execution_id))
+
+    def _take_batch(self, first: tuple[str, int, str, str]) -> tuple[tuple[str, int, str], list[str]]:
+        """``first`` and whatever else is queued for the same scheduler, up to CALLBACK_BATCH ids."""
+        target, ids, others = first[:3], [first[3]], []
+        while len(ids) < CALLBACK_BATCH and not self.queue.empty():
+            item = self.queue.get_nowait()
+            if item[:3] == target:
+                ids.append(item[3])
+            else:
+                others.append(item)
+        for item in others:  # another scheduler's (never in the bench): back for the next batch
+            self.queue.put_nowait(item)
+        return target, ids
 
     async def _worker(self) -> None:
         connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         address = None
         while True:
-            url, body = await self.queue.get()
-            parts = urlsplit(url)
-            wanted = (parts.hostname, parts.port or 80)
+            (host, port, path), ids = self._take_batch(await self.queue.get())
+            body = json.dumps({"results": [{"execution_id": eid, **STUB_RESULT} for eid in ids]}).encode()
             for attempt in range(3):
                 try:
-                    if connection is None or address != wanted:
+                    if connection is None or address != (host, port):
                         if connection is not None:
                             connection[1].close()
-                        connection = await asyncio.open_connection(*wanted)
-                        address = wanted
-                    status, text, closing = await self._post(connection, parts, body)
+                        connection = await asyncio.open_connection(host, port)
+                        address = (host, port)
+                    status, text, closing = await self._post(connection, f"{host}:{port}", path, body)
                     if closing:
                         connection[1].close()
                         connection = None
-                    self.outcomes[str(status)] += 1
-                    if status >= 300 and len(self.errors) < 20:
-                        self.errors.append(f"{status} {parts.path}: {text[:300]}")
+                    self._count(status, text, path, len(ids))
                     break
                 except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                     connection = None  # the server closed a keep-alive connection; reconnect and resend
                     if attempt == 2:
-                        self.outcomes["error"] += 1
+                        self.outcomes["error"] += len(ids)
                         if len(self.errors) < 20:
                             self.errors.append(f"{type(exc).__name__}: {exc}")
 
-    async def _post(self, connection, parts, body: bytes) -> tuple[int, str, bool]:
+    def _count(self, status: int, text: str, path: str, results: int) -> None:
+        self.batches += 1
+        self.outcomes[str(status)] += results
+        if status >= 300:
+            if len(self.errors) < 20:
+                self.errors.append(f"{status} {path}: {text[:300]}")
+            return
+        try:  # counted, never raised: the batch was applied, it must not be sent again
+            verdicts = json.loads(text)["data"]["results"]
+        except (ValueError, KeyError, TypeError):
+            verdicts = [{"outcome": "unreadable answer"}] * results
+        for verdict in verdicts:
+            self.verdicts[verdict.get("outcome", "?")] += 1
+
+    async def _post(self, connection, netloc: str, path: str, body: bytes) -> tuple[int, str, bool]:
         reader, writer = connection
-        headers = {"Host": parts.netloc, "Content-Type": "application/json", "Content-Length": str(len(body))}
+        headers = {"Host": netloc, "Content-Type": "application/json", "Content-Length": str(len(body))}
         if signing is not None and self.recorder.secret:
-            headers.update(signing.signature_headers(self.recorder.secret, "POST", parts.path, body,
+            headers.update(signing.signature_headers(self.recorder.secret, "POST", path, body,
                                                      executor_id=self.recorder.executor_id))
-        head = f"POST {parts.path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        head = f"POST {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
         writer.write(head.encode() + body)
         await writer.drain()
         status_line = await reader.readline()
@@ -174,8 +212,7 @@ class StubServer:
         if method == "POST" and path == "/execute":
             job = json.loads(body)
             self.recorder.record("ours", job["task_id"], epoch(job["scheduled_time"]), received)
-            result = json.dumps({"status": "success", "result": {"stub": True}}).encode()
-            self.callbacks.submit(job["callback_url"], result)
+            self.callbacks.submit(job["callback_url"], job["execution_id"])
             return 200, {"code": 200, "message": "accepted", "data": {"execution_id": job["execution_id"]}}
         if method == "POST" and path == "/fire":
             job = json.loads(body)
@@ -193,6 +230,7 @@ class StubServer:
             return 200, self.recorder.records.get(system, [])
         if method == "GET" and path == "/stats":
             return 200, {"counts": self.recorder.counts, "callbacks": self.callbacks.outcomes,
+                         "callback_verdicts": self.callbacks.verdicts, "callback_batches": self.callbacks.batches,
                          "callback_errors": self.callbacks.errors, "callback_queue": self.callbacks.queue.qsize(),
                          "signing": signing is not None}
         if method == "POST" and path == "/reset":
@@ -200,6 +238,8 @@ class StubServer:
             while not self.callbacks.queue.empty():  # a previous workload's backlog, to a server now gone
                 self.callbacks.queue.get_nowait()
             self.callbacks.outcomes.clear()
+            self.callbacks.verdicts.clear()
+            self.callbacks.batches = 0
             self.callbacks.errors.clear()
             return 200, {"ok": True}
         return 404, {"error": f"no route {method} {path}"}

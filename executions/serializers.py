@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from executions.choices import CALLBACK_STATUSES, ExecutionStatus
 from executions.models import TaskExecution
+from executions.services import ReportOutcome
 from scheduler_project.fields import JSONObjectField, StrictSerializer
 
 MAX_CALLBACK_LOG_CHARS = 1_000_000
@@ -100,3 +101,49 @@ class ExecutionStatsSerializer(serializers.Serializer):
     start_time = serializers.DateTimeField(
         help_text="The window covered: the start_time asked for, or 24 hours before end_time (or now) without one.")
     end_time = serializers.DateTimeField(allow_null=True, help_text="The end_time asked for; null: up to now.")
+
+
+# The choices of CallbackSerializer.status, by name for SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]: two request
+# bodies (single and batch) share the set, which drf-spectacular can only name from an override.
+CALLBACK_STATUS_CHOICES = [(status.value, status.label) for status in CALLBACK_STATUSES]
+MAX_CALLBACK_BATCH = 500  # results per POST /executions/callbacks (one transaction, one UPDATE per status)
+
+
+class CallbackItemSerializer(CallbackSerializer):
+    """One result of a batch: the single callback's body, with the execution it is about."""
+
+    execution_id = serializers.CharField(max_length=64)
+
+
+class CallbackBatchSerializer(StrictSerializer):
+    """Results of several executions, each at most once; refused whole (400) if any of them is malformed."""
+
+    results = serializers.ListField(child=CallbackItemSerializer(), min_length=1, max_length=MAX_CALLBACK_BATCH)
+
+    def validate_results(self, items: list[dict]) -> list[dict]:
+        seen: set[str] = set()
+        for item in items:
+            if item["execution_id"] in seen:
+                raise serializers.ValidationError(
+                    f"execution '{item['execution_id']}' appears more than once: send one result per execution",
+                    code="duplicate")
+            seen.add(item["execution_id"])
+        return items
+
+
+class CallbackVerdictSerializer(serializers.Serializer):
+    execution_id = serializers.CharField()
+    outcome = serializers.ChoiceField(
+        choices=[(outcome.value, outcome.value) for outcome in ReportOutcome],
+        help_text="applied; already_final: the run had ended, nothing changed (30002 for a single callback); "
+        "not_found: no such execution (30001); not_yours: not dispatched to the signing executor (401).")
+    status = serializers.ChoiceField(choices=ExecutionStatus.choices, allow_null=True,
+                                     help_text="The execution's status now; null when not_found or not_yours.")
+
+
+class CallbackBatchResultSerializer(serializers.Serializer):
+    applied = serializers.IntegerField()
+    already_final = serializers.IntegerField()
+    not_found = serializers.IntegerField()
+    not_yours = serializers.IntegerField()
+    results = CallbackVerdictSerializer(many=True, help_text="One verdict per result sent, in the same order.")

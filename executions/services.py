@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from django.db import OperationalError, connection, transaction
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Cast
 
 from executions.choices import ACTIVE_STATUSES, ExecutionStatus
 from executions.models import TaskExecution
@@ -106,17 +109,22 @@ def finish(execution: TaskExecution, to: str, *, now: datetime, end_time: dateti
     from scheduling.metrics import count_finished
     from scheduling.retries import schedule_retry  # the retry policy belongs to the scheduler
 
-    end = end_time or now
-    if execution.start_time is not None and end < execution.start_time:
-        end = execution.start_time
     with transaction.atomic():
-        done = transition(execution, to, expected=expected, end_time=end,
-                          duration_ms=duration_ms(execution.start_time, end), **changes)
+        done = transition(execution, to, expected=expected, **_ending(execution, now=now, end_time=end_time),
+                          **changes)
         if done:
             schedule_retry(execution, now=now)
     if done:
         count_finished(to)
     return done
+
+
+def _ending(execution: TaskExecution, *, now: datetime, end_time: datetime | None) -> dict[str, Any]:
+    """``end_time`` (default ``now``, never before the start) and the duration, as a run's end records them."""
+    end = end_time or now
+    if execution.start_time is not None and end < execution.start_time:
+        end = execution.start_time
+    return {"end_time": end, "duration_ms": duration_ms(execution.start_time, end)}
 
 
 def is_deadlock(exc: OperationalError) -> bool:
@@ -189,3 +197,165 @@ def _appended_logs(existing: str, addition: str) -> str:
     from executions.live import appended_logs  # live.py builds on this module
 
     return appended_logs(existing, addition)
+
+
+# --- results reported in batches (POST /api/v1/executions/callbacks) ---------------------------------------
+
+class ReportOutcome(StrEnum):
+    """What became of one result in a batch."""
+
+    APPLIED = "applied"
+    ALREADY_FINAL = "already_final"  # the run had ended (timeout sweep, stop, an earlier report): 30002 alone
+    NOT_FOUND = "not_found"  # no such execution: 30001 alone
+    NOT_YOURS = "not_yours"  # not dispatched to the executor that signed the batch: 401 alone
+
+
+@dataclass(frozen=True)
+class ResultReport:
+    """One executor's result, as the single callback takes it."""
+
+    execution_id: str
+    status: str
+    result: dict | None = None
+    logs: str | None = None
+    end_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReportVerdict:
+    execution_id: str
+    outcome: ReportOutcome
+    status: str | None  # the execution's status afterwards; None when not found or not the signer's
+
+
+@retried_on_deadlock
+@transaction.atomic
+def apply_callbacks(*, executor_id: str, reports: Sequence[ResultReport], now: datetime) -> list[ReportVerdict]:
+    """``apply_callback`` for many results of one executor, in one transaction; one verdict per report, in order.
+
+    Rows are locked in one query, ordered by id so that two batches touching the same rows cannot deadlock.
+    Each result is applied at most once and by the rules of the single callback: only to an execution
+    dispatched to ``executor_id`` and not yet final; then ``finish()`` semantics (end clamped to the start,
+    duration, logs appended, a retry for a failed run with attempts left). The status changes are written
+    by compare-and-set UPDATEs, one per status read (not one per row).
+    """
+    ids = [report.execution_id for report in reports]
+    if len(set(ids)) != len(ids):
+        raise ValueError("each execution may appear only once in a batch")
+    rows = {row.pk: row for row in TaskExecution.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+    verdicts: dict[str, ReportVerdict] = {}
+    to_apply: list[tuple[TaskExecution, ResultReport]] = []
+    for report in reports:
+        row = rows.get(report.execution_id)
+        refusal = _refusal(row, report, executor_id)
+        if refusal is not None:
+            verdicts[report.execution_id] = refusal
+        else:
+            to_apply.append((row, report))
+    for row, applied in _finish_all(to_apply, now=now):
+        outcome = ReportOutcome.APPLIED if applied else ReportOutcome.ALREADY_FINAL
+        verdicts[row.pk] = ReportVerdict(row.pk, outcome, row.status)
+    return [verdicts[execution_id] for execution_id in ids]
+
+
+def _refusal(row: TaskExecution | None, report: ResultReport, executor_id: str) -> ReportVerdict | None:
+    if row is None:
+        return ReportVerdict(report.execution_id, ReportOutcome.NOT_FOUND, None)
+    if row.executor_id != executor_id:
+        return ReportVerdict(report.execution_id, ReportOutcome.NOT_YOURS, None)
+    if report.status not in ALLOWED_TRANSITIONS.get(row.status, ()):
+        return ReportVerdict(report.execution_id, ReportOutcome.ALREADY_FINAL, row.status)
+    return None
+
+
+def _finish_all(pairs: list[tuple[TaskExecution, ResultReport]], *, now: datetime
+                ) -> list[tuple[TaskExecution, bool]]:
+    """Ends every row with its report; returns each row (showing its status afterwards) and whether this
+    call ended it.
+
+    The rows are locked, so the grouped compare-and-set UPDATE finds each of them as read. Should one have
+    moved all the same, its group is undone (savepoint) and applied row by row through ``finish()``, whose
+    own compare-and-set then decides, exactly as for a single callback.
+    """
+    from scheduling.metrics import count_finished
+    from scheduling.retries import schedule_retry
+
+    changes = {row.pk: _final_changes(row, report, now=now) for row, report in pairs}
+    by_status: dict[str, list[tuple[TaskExecution, ResultReport]]] = {}
+    for row, report in pairs:
+        by_status.setdefault(row.status, []).append((row, report))
+    done: list[tuple[TaskExecution, bool]] = []
+    for read_status, group in by_status.items():
+        try:
+            with transaction.atomic():
+                if _update_rows(read_status, {row.pk: changes[row.pk] for row, _ in group}) != len(group):
+                    raise _RowMoved
+        except _RowMoved:
+            done.extend((row, _finish_one(row, report, now=now)) for row, report in group)
+            continue
+        for row, _ in group:
+            for field, value in changes[row.pk].items():
+                setattr(row, field, value)
+            schedule_retry(row, now=now)  # one query for a failed run, none for a success
+            count_finished(row.status)
+            done.append((row, True))
+    return done
+
+
+def _finish_one(row: TaskExecution, report: ResultReport, *, now: datetime) -> bool:
+    """What ``apply_callback`` does with one report, on a row read again."""
+    row.refresh_from_db()
+    if report.status not in ALLOWED_TRANSITIONS.get(row.status, ()):
+        return False
+    if finish(row, report.status, now=now, end_time=report.end_time, **_callback_changes(row, report)):
+        return True
+    row.refresh_from_db()
+    return False
+
+
+class _RowMoved(Exception):
+    """A locked row was not in the status it was read with: undo the grouped UPDATE."""
+
+
+def _callback_changes(row: TaskExecution, report: ResultReport) -> dict[str, Any]:
+    """What a callback writes besides the status and end (as ``apply_callback`` passes it to ``finish``)."""
+    changes: dict[str, Any] = {"result": report.result}
+    if report.logs:
+        changes["logs"] = _appended_logs(row.logs, report.logs)
+    return changes
+
+
+def _final_changes(row: TaskExecution, report: ResultReport, *, now: datetime) -> dict[str, Any]:
+    """Every column ``finish(row, report.status, ...)`` would write for this report."""
+    return {"status": report.status, **_ending(row, now=now, end_time=report.end_time),
+            **_callback_changes(row, report)}
+
+
+def _update_rows(read_status: str, changes: dict[str, dict[str, Any]]) -> int:
+    """One UPDATE of the rows ``changes`` names that are still in ``read_status``, each to its own values.
+
+    A column with one value for every row is set plainly; others take a CASE on the id, whose default keeps
+    the value of rows without a change to it (a report without logs leaves the logs alone).
+    """
+    columns: dict[str, Any] = {}
+    for name in sorted({name for row_changes in changes.values() for name in row_changes}):
+        values = {pk: row_changes[name] for pk, row_changes in changes.items() if name in row_changes}
+        distinct = {_comparable(value) for value in values.values()}
+        if len(values) == len(changes) and len(distinct) == 1:
+            columns[name] = next(iter(values.values()))
+        else:
+            columns[name] = _per_row(name, values)
+    return TaskExecution.objects.filter(pk__in=list(changes), status=read_status).update(**columns)
+
+
+def _comparable(value: Any) -> Any:
+    return repr(value) if isinstance(value, dict | list) else value
+
+
+def _per_row(name: str, values: dict[str, Any]) -> Any:
+    field = TaskExecution._meta.get_field(name)
+    # NULL as such: a None given to a JSON column as a value would be stored as JSON null, not SQL NULL.
+    whens = [When(pk=pk, then=Value(value, output_field=field) if value is not None else Value(None))
+             for pk, value in values.items()]
+    case = Case(*whens, default=F(name), output_field=field)
+    return Cast(case, output_field=field) if connection.features.requires_casted_case_in_updates else case

@@ -1,3 +1,5 @@
+from datetime import datetime, tzinfo
+
 from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -38,6 +40,35 @@ _TOTAL_IS_EXACT = serializers.BooleanField(
     "lower bounds (the next pages still answer).")
 
 
+def _iso(value: datetime | None, zone: tzinfo) -> str | None:
+    """DRF's DateTimeField output (settings DATETIME_FORMAT "iso-8601"): in ``zone``, UTC written as Z."""
+    if value is None:
+        return None
+    text = value.astimezone(zone).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def listed_execution(row: dict, zone: tzinfo) -> dict:
+    """What ExecutionSerializer makes of the execution whose LISTED_COLUMNS are ``row``, key for key, at a
+    fraction of the cost: DRF's fields were over a quarter of a list page's CPU (issue #8). The schema still
+    comes from ExecutionSerializer; tests/api/test_executions.py holds the two outputs equal."""
+    executor = None
+    if row["executor_id"] is not None:
+        executor = {"id": row["executor_id"], "name": row["executor__name"], "status": row["executor__status"]}
+    return {
+        "id": row["id"], "task_id": row["task_id"], "executor_id": row["executor_id"],
+        "scheduled_time": _iso(row["scheduled_time"], zone), "start_time": _iso(row["start_time"], zone),
+        "end_time": _iso(row["end_time"], zone), "status": row["status"], "result": row["result"],
+        "logs": row["logs"], "retry_count": row["retry_count"], "created_at": _iso(row["created_at"], zone),
+        "trigger_type": row["trigger_type"], "parameters": row["parameters"], "duration_ms": row["duration_ms"],
+        "retry_of_id": row["retry_of_id"],
+        "progress_percent": None if row["progress_percent"] is None else float(row["progress_percent"]),
+        "progress_step": row["progress_step"], "progress_updated_at": _iso(row["progress_updated_at"], zone),
+        "task": {"id": row["task_id"], "name": row["task__name"], "status": row["task__status"]},
+        "executor": executor,
+    }
+
+
 def _valid_filters(request) -> ExecutionFilter:
     filterset = ExecutionFilter(request.query_params, queryset=TaskExecution.objects.all(), request=request)
     if not filterset.is_valid():
@@ -64,7 +95,8 @@ class ExecutionViewSet(viewsets.ViewSet):
     )
     def list(self, request):
         page = execution_page(_valid_filters(request).qs, parse_page_request(request.query_params))
-        return ok({"data": ExecutionSerializer(page.items, many=True).data, **page.meta()})
+        zone = timezone.get_current_timezone()
+        return ok({"data": [listed_execution(row, zone) for row in page.items], **page.meta()})
 
     @extend_schema(parameters=_FILTERS,
                    responses={200: envelope("ExecutionStats", ExecutionStatsSerializer()), **errors(400)},

@@ -176,6 +176,14 @@ class IsDispatchedExecutor(BasePermission):
         return True
 
 
+class IsSignedExecutor(BasePermission):
+    """Any executor whose signature was accepted: for messages about several executions (a batch of results),
+    where the view checks each execution against ``request.auth`` itself."""
+
+    def has_permission(self, request, view) -> bool:
+        return request.method != "POST" or isinstance(request.auth, Executor)
+
+
 # Every view behind these spends the request's nonce through ``apply_signed_once``: authentication only
 # verifies it, so the nonce commits with what the message changes (a view that skipped it would accept replays).
 EXECUTOR_AUTHENTICATION = [ExecutorSignatureAuthentication]

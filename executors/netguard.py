@@ -14,6 +14,7 @@ and connect (DNS rebinding) cannot redirect the request.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -69,6 +70,8 @@ class Target:
 
 def resolve(host: str, port: int) -> list[str]:
     """Every address ``host`` resolves to. The seam tests replace (no real DNS in tests)."""
+    with contextlib.suppress(ValueError):  # an address literal is itself: no resolver call (hot dispatch path)
+        return [str(ipaddress.ip_address(host))]
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:

@@ -51,7 +51,10 @@ def _save(row: LoadBalanceState, state: BalancerState) -> None:
 
 def _assignments_by_task(tasks: list[Task]) -> dict[str, list[TaskExecutor]]:
     by_task: dict[str, list[TaskExecutor]] = {task.pk: [] for task in tasks}
-    assignments = (TaskExecutor.objects.filter(task_id__in=list(by_task)).select_related("executor")
+    # prefetch, not select_related: with the join, MariaDB may start from executors (a handful of rows) and
+    # walk task_executors by executor_id -- every assignment of that executor, 100k rows at 100k tasks --
+    # when its statistics are stale (after a bulk import). Two queries keep the read on uk_task_executor.
+    assignments = (TaskExecutor.objects.filter(task_id__in=list(by_task)).prefetch_related("executor")
                    .order_by("priority", "created_at", "id"))
     for assignment in assignments:
         by_task[assignment.task_id].append(assignment)

@@ -239,6 +239,7 @@ SPECTACULAR_SETTINGS = {
         "TaskStatusEnum": "tasks.choices.TaskStatus",
         "ExecutorStatusEnum": "executors.choices.ExecutorStatus",
         "ExecutionStatusEnum": "executions.choices.ExecutionStatus",
+        "CallbackStatusEnum": "executions.serializers.CALLBACK_STATUS_CHOICES",
     },
 }
 
@@ -258,6 +259,9 @@ SCHEDULER = {
     "DISPATCH_WORKERS": env_int("SCHEDULER_DISPATCH_WORKERS", 16, minimum=1),
     "DISPATCH_TIMEOUT_SECONDS": env_float("SCHEDULER_DISPATCH_TIMEOUT", 5.0, minimum=0.1),
     "FIRE_BATCH_SIZE": env_int("SCHEDULER_FIRE_BATCH_SIZE", 500, minimum=1),
+    # Runs of parallel tasks (no max_instances) are created this long before their time and staged by the
+    # dispatcher, so a burst due in one second is POSTed on time instead of after its inserts. 0 = off.
+    "FIRE_AHEAD_SECONDS": env_float("SCHEDULER_FIRE_AHEAD_SECONDS", 2.0, minimum=0),
     "MISFIRE_FIRE_ALL_LIMIT": env_int("SCHEDULER_MISFIRE_FIRE_ALL_LIMIT", 100, minimum=1),
     # A due time older than this when the leader gets to it was missed (no leader ran), not merely late.
     "MISFIRE_THRESHOLD_SECONDS": env_float("SCHEDULER_MISFIRE_THRESHOLD", 5.0, minimum=0.5),

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from accounts.views import TokenObtainView, TokenRefreshView
+from executions.callback_views import ExecutionCallbacksView
 from executions.live_views import ExecutionLogsView, ExecutionProgressView
 from executions.views import ExecutionViewSet
 from executors.views import ExecutorViewSet
@@ -40,6 +41,8 @@ api_v1 = [
     # Live executions and cluster figures (executions/live_views.py, scheduling/live_views.py).
     re_path(rf"^scheduler/running{OPTIONAL_SLASH}$", RunningExecutionsView.as_view(), name="scheduler-running"),
     re_path(rf"^scheduler/metrics{OPTIONAL_SLASH}$", SchedulerMetricsView.as_view(), name="scheduler-metrics"),
+    # Before the router, whose execution detail route would take "callbacks" for an id.
+    re_path(rf"^executions/callbacks{OPTIONAL_SLASH}$", ExecutionCallbacksView.as_view(), name="execution-callbacks"),
     re_path(rf"^executions/(?P<pk>[^/]+)/logs{OPTIONAL_SLASH}$", ExecutionLogsView.as_view(), name="execution-logs"),
     re_path(rf"^executions/(?P<pk>[^/]+)/progress{OPTIONAL_SLASH}$", ExecutionProgressView.as_view(),
             name="execution-progress"),

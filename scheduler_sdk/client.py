@@ -19,6 +19,7 @@ from requests.auth import AuthBase
 from scheduler_sdk.errors import SchedulerAPIError, SchedulerUnavailable
 
 API_PREFIX = "/api/v1"
+MAX_CALLBACK_BATCH = 500  # results the scheduler takes in one POST /executions/callbacks
 API_KEY_ENV = "SCHEDULER_API_KEY"
 
 # A header provider sees the fully prepared request (method, url, body) so it can sign it.
@@ -111,6 +112,19 @@ def _data_from_response(response: requests.Response) -> Any:
     if isinstance(body, dict) and "code" in body and "message" in body:
         return body.get("data")
     return body
+
+
+def callback_body(status: str, result: Mapping[str, Any] | None = None, logs: str = "",
+                  end_time: datetime | str | None = None) -> dict[str, Any]:
+    """The body of a callback (``end_time`` defaults to now, UTC); a batch item adds ``execution_id``."""
+    if end_time is None:
+        end_time = datetime.now(UTC)
+    return {
+        "status": status,
+        "result": dict(result) if result is not None else None,
+        "logs": logs,
+        "end_time": end_time.isoformat() if isinstance(end_time, datetime) else end_time,
+    }
 
 
 class SchedulerClient:
@@ -344,15 +358,17 @@ class SchedulerClient:
         ``end_time`` defaults to now (UTC). Raises SchedulerAPIError 409/30002 when the execution is
         already final and 404/30001 when the scheduler does not know it.
         """
-        if end_time is None:
-            end_time = datetime.now(UTC)
-        body = {
-            "status": status,
-            "result": dict(result) if result is not None else None,
-            "logs": logs,
-            "end_time": end_time.isoformat() if isinstance(end_time, datetime) else end_time,
-        }
+        body = callback_body(status, result, logs, end_time)
         return self.request("POST", f"/executions/{_segment(execution_id)}/callback", json=body)
+
+    def callback_batch(self, results: Iterable[Mapping[str, Any]]) -> Any:
+        """Reports several outcomes in one request (1 to MAX_CALLBACK_BATCH, each execution once).
+
+        Each item is ``{"execution_id": ..., **callback_body(...)}``. Returns ``{applied, already_final,
+        not_found, not_yours, results: [{execution_id, outcome, status}, ...]}``, one verdict per item in
+        order. A malformed batch is refused whole (400) and nothing of it is applied.
+        """
+        return self.request("POST", "/executions/callbacks", json={"results": [dict(item) for item in results]})
 
     def append_logs(self, execution_id: str, lines: Iterable[str]) -> Any:
         """Appends 1 to 1000 lines (each at most 8 KiB) to a pending or running execution's logs;

@@ -38,7 +38,7 @@ from typing import Any
 
 from scheduler_sdk._http import ExecutorHTTPServer, Reply, RequestVerifier, error_reply
 from scheduler_sdk._version import __version__
-from scheduler_sdk.client import Auth, SchedulerClient
+from scheduler_sdk.client import MAX_CALLBACK_BATCH, Auth, SchedulerClient
 from scheduler_sdk.context import (
     DEFAULT_MAX_LOG_BYTES,
     ExecutionCancelled,
@@ -194,11 +194,13 @@ class Executor:
     is known once started. ``tasks`` are task specs sent with the registration
     (``{task_name, cron, execution_mode?, load_balance_strategy?, timeout?, max_retry?, parameters?}``).
     ``callback_retry`` is a :class:`RetryPolicy` or ``(initial, maximum[, factor])``; results are re-sent
-    until acknowledged or the executor stops. ``stop_grace`` is how long a handler asked to stop may keep
-    running before ``cancelled`` is reported without it. ``client``/``auth`` configure the calls to the
-    scheduler. ``registration_key`` (default: env SCHEDULER_REGISTRATION_KEY) is sent when registering;
-    the secret the scheduler answers with signs everything afterwards, both ways. Incoming calls must be
-    signed with it; ``verify_request`` can refuse more of them (False -> 401), never accept unsigned ones.
+    until acknowledged or the executor stops; those due together go in one request of at most
+    ``callback_batch`` results (one callback each to a scheduler without batches). ``stop_grace`` is how
+    long a handler asked to stop may keep running before ``cancelled`` is reported without it.
+    ``client``/``auth`` configure the calls to the scheduler. ``registration_key`` (default: env
+    SCHEDULER_REGISTRATION_KEY) is sent when registering; the secret the scheduler answers with signs
+    everything afterwards, both ways. Incoming calls must be signed with it; ``verify_request`` can refuse
+    more of them (False -> 401), never accept unsigned ones.
 
     While a handler runs, its log lines are streamed to the scheduler every ``live_flush_interval``
     seconds (``stream_logs=False``: they only travel with the result) and ``ctx.progress()`` reports at
@@ -218,6 +220,7 @@ class Executor:
         tasks: Iterable[Mapping[str, Any]] | None = None,
         metadata: Mapping[str, Any] | None = None,
         callback_retry: RetryPolicy | tuple[float, ...] | None = None,
+        callback_batch: int = MAX_CALLBACK_BATCH,
         clock: Callable[[], float] = time.monotonic,
         heartbeat_interval: float = 10.0,
         stop_grace: float = 5.0,
@@ -266,7 +269,7 @@ class Executor:
                                 progress_interval=progress_interval)
         self._outbox = CallbackOutbox(self._client, retry=self._retry, clock=clock,
                                       on_unreachable=self._on_scheduler_unreachable,
-                                      on_unauthorized=self._on_signature_refused)
+                                      on_unauthorized=self._on_signature_refused, max_batch=callback_batch)
         self._registration = RegistrationLoop(
             self._register_once, self._client.health, heartbeat_interval=heartbeat_interval,
             retry=self._retry, on_recovered=self._outbox.retry_now,

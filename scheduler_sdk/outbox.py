@@ -4,26 +4,36 @@ A result is the one thing an executor must not lose: the scheduler may be restar
 briefly unreachable exactly when a task ends. Reports wait in memory and are re-sent with exponential
 backoff until the scheduler acknowledges them (2xx, or 409/30002 "already final"), gives up on them
 (404: it does not know the execution) or the executor stops.
+
+The reports due together go in one request (``POST /executions/callbacks``, up to MAX_CALLBACK_BATCH), each
+settled by its own verdict. A scheduler without that endpoint gets one callback per report instead.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from scheduler_sdk.client import SchedulerClient
+from scheduler_sdk.client import MAX_CALLBACK_BATCH, SchedulerClient, callback_body
 from scheduler_sdk.errors import ErrorCode, SchedulerAPIError, SchedulerUnavailable
 
 log = logging.getLogger("scheduler_sdk.outbox")
 
 # Upper bound of one idle wait, so an injected clock that jumps is noticed promptly.
 _MAX_WAIT = 0.25
+# A batch stays well under the scheduler's default request body limit (DATA_UPLOAD_MAX_MEMORY_SIZE, 1 MiB): a
+# larger one would be refused whole (413) and its reports sent one by one.
+MAX_BATCH_BYTES = 512 * 1024
+# The scheduler's refusals of a signature start so (executors.channel); an older scheduler, which takes
+# "callbacks" for an execution id, asks for API credentials instead.
+_CHANNEL_REFUSALS = ("signature not valid", "unsigned request")
 
 
 @dataclass(frozen=True)
@@ -89,8 +99,14 @@ class CallbackOutbox:
         clock: Callable[[], float] = time.monotonic,
         on_unreachable: Callable[[], None] | None = None,
         on_unauthorized: Callable[[], None] | None = None,
+        max_batch: int = MAX_CALLBACK_BATCH,
     ) -> None:
+        if not 1 <= max_batch <= MAX_CALLBACK_BATCH:
+            raise ValueError(f"max_batch must be 1 to {MAX_CALLBACK_BATCH}, not {max_batch}")
         self._client = client
+        self._max_batch = max_batch
+        # False: one callback per report (the scheduler has no batch endpoint; set on its first refusal).
+        self.batching = True
         self._retry = retry or RetryPolicy()
         self._clock = clock
         self._on_unreachable = on_unreachable
@@ -157,8 +173,30 @@ class CallbackOutbox:
             due = self._wait_for_due()
             if due is None:
                 return
-            for report in due:
+            for batch in self._batches(due):
+                self._send(batch)
+
+    def _batches(self, due: list[Report]) -> Iterator[list[Report]]:
+        """``due`` in order, cut into batches of at most ``max_batch`` reports and about MAX_BATCH_BYTES."""
+        batch: list[Report] = []
+        size = 0
+        for report in due:
+            report_size = _encoded_size(report)
+            if batch and (len(batch) == self._max_batch or size + report_size > MAX_BATCH_BYTES):
+                yield batch
+                batch, size = [], 0
+            batch.append(report)
+            size += report_size
+        if batch:
+            yield batch
+
+    def _send(self, reports: list[Report]) -> None:
+        outcomes = self._deliver_batch(reports) if self.batching else None
+        if outcomes is None:  # one by one: no batch endpoint, or a batch refused whole
+            for report in reports:
                 self._attempt(report)
+        else:
+            self._settle(reports, outcomes)
 
     def _wait_for_due(self) -> list[Report] | None:
         with self._cond:
@@ -178,15 +216,80 @@ class CallbackOutbox:
         return max(0.0, min(min(r.next_attempt_at for r in self._queue) - now, _MAX_WAIT))
 
     def _attempt(self, report: Report) -> None:
-        outcome = self._deliver(report)
+        self._settle([report], [self._deliver(report)])
+
+    def _settle(self, reports: list[Report], outcomes: list[Delivery]) -> None:
         with self._cond:
-            self._in_flight -= 1
-            self.counts[outcome] += 1
-            if outcome is Delivery.RETRY:
-                report.failures += 1
-                report.next_attempt_at = self._clock() + self._retry.delay(report.failures)
-                self._queue.append(report)
+            for report, outcome in zip(reports, outcomes, strict=True):
+                self._in_flight -= 1
+                self.counts[outcome] += 1
+                if outcome is Delivery.RETRY:
+                    report.failures += 1
+                    report.next_attempt_at = self._clock() + self._retry.delay(report.failures)
+                    self._queue.append(report)
             self._cond.notify_all()
+
+    def _deliver_batch(self, reports: list[Report]) -> list[Delivery] | None:
+        """One request for ``reports``; their outcomes in order, or None when they must go one by one."""
+        items = [{"execution_id": r.execution_id, **callback_body(r.status, r.result, r.logs, r.end_time)}
+                 for r in reports]
+        try:
+            answer = self._client.callback_batch(items)
+        except SchedulerUnavailable as exc:
+            log.warning("scheduler unreachable, will retry %d reports: %s", len(reports), exc)
+            if self._on_unreachable is not None:
+                self._on_unreachable()
+            return [Delivery.RETRY] * len(reports)
+        except SchedulerAPIError as exc:
+            return self._batch_refused(reports, exc)
+        except Exception:  # a bug (e.g. an unencodable report) must not kill the sender thread
+            log.exception("could not send a batch of %d reports, sending them one by one", len(reports))
+            return None
+        return self._verdicts(reports, answer)
+
+    def _batch_refused(self, reports: list[Report], exc: SchedulerAPIError) -> list[Delivery] | None:
+        if 200 <= exc.http_status < 300:  # applied; only the answer's body was unreadable
+            return [Delivery.DELIVERED] * len(reports)
+        if _no_batch_endpoint(exc):
+            log.info("the scheduler has no batch callback endpoint (%s): sending results one by one", exc)
+            self.batching = False
+            return None
+        if exc.retryable:
+            if exc.http_status == 401 and self._on_unauthorized is not None:
+                self._on_unauthorized()
+            log.warning("scheduler refused a batch of %d reports for now (%s), will retry", len(reports), exc)
+            return [Delivery.RETRY] * len(reports)
+        # Refused whole (one malformed report, too large...): one by one, each report meets its own answer.
+        log.warning("scheduler refused a batch of %d reports (%s), sending them one by one", len(reports), exc)
+        return None
+
+    def _verdicts(self, reports: list[Report], answer: Any) -> list[Delivery]:
+        by_id = {}
+        if isinstance(answer, dict) and isinstance(answer.get("results"), list):
+            by_id = {item.get("execution_id"): item.get("outcome") for item in answer["results"]
+                     if isinstance(item, dict)}
+        outcomes = [self._verdict(report, by_id.get(report.execution_id)) for report in reports]
+        if Delivery.RETRY in outcomes and "not_yours" in by_id.values() and self._on_unauthorized is not None:
+            self._on_unauthorized()  # as for a single callback's 401: registering again may set things right
+        return outcomes
+
+    @staticmethod
+    def _verdict(report: Report, outcome: str | None) -> Delivery:
+        if outcome == "applied":
+            log.info("execution %s: %s reported", report.execution_id, report.status)
+            return Delivery.DELIVERED
+        if outcome == "already_final":
+            log.info("execution %s: already final on the scheduler, %s report not applied",
+                     report.execution_id, report.status)
+            return Delivery.ALREADY_FINAL
+        if outcome == "not_found":
+            log.error("execution %s: the scheduler does not know it, giving up the %s report",
+                      report.execution_id, report.status)
+            return Delivery.DROPPED
+        # not_yours (a single callback's 401: kept and re-sent), or an answer this SDK cannot read.
+        log.warning("execution %s: scheduler did not take the %s report (%s), will retry", report.execution_id,
+                    report.status, outcome or "no verdict")
+        return Delivery.RETRY
 
     def _deliver(self, report: Report) -> Delivery:
         try:
@@ -223,3 +326,20 @@ class CallbackOutbox:
         log.error("execution %s: scheduler rejected the %s report, giving up: %s (details %r)",
                   report.execution_id, report.status, exc, exc.details)
         return Delivery.DROPPED
+
+
+def _no_batch_endpoint(exc: SchedulerAPIError) -> bool:
+    """Whether the scheduler lacks POST /executions/callbacks: no route (404, 405), or an older one's router
+    taking "callbacks" for an execution id and asking for API credentials (a 401 not from the signed channel)."""
+    if exc.http_status in (404, 405):
+        return True
+    return exc.http_status == 401 and not str(exc.error or "").startswith(_CHANNEL_REFUSALS)
+
+
+def _encoded_size(report: Report) -> int:
+    """About the bytes ``report`` takes in a batch's JSON (logs and result dominate)."""
+    try:
+        result = len(json.dumps(report.result))
+    except (TypeError, ValueError):
+        result = 0  # sent alone, it meets its own error
+    return 200 + len(report.logs.encode("utf-8", "replace")) * 2 + result

@@ -1,23 +1,27 @@
 """Dispatch: hand pending executions to executors, and sweep runs that outlived their timeout.
 
 The leader's loop thread decides (which execution, which executors in which order: one ranking pass per
-step, its state saved in one transaction); a bounded pool of
-worker threads does the HTTP, so one slow executor never delays the others. The loop claims a step's
-executions (pending -> running) before any worker POSTs, so an executor's callback always finds it running.
+step, its state saved in one transaction) and claims a step's executions (pending -> running) before any
+POST, so an executor's callback always finds its run running. Each run's first POST goes out on the
+process's HTTP event loop without waiting (``executor_http.post_soon``); only a refusal hands the run to a
+bounded pool of worker threads, which fail it over to the next executor or fail it. One slow executor never
+delays the others.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-import requests
 from django.db import close_old_connections
 from django.db.models import Count
 
@@ -27,18 +31,27 @@ from executions.models import TaskExecution
 from executions.services import finish, transition, transition_many
 from executors.models import Executor
 from executors.netguard import RefusedURL
-from loadbalance.services import Rankings, record_failover
+from loadbalance.services import Ranking, Rankings, record_failover
 from scheduling.config import tunable
-from scheduling.executor_http import post_json
+from scheduling.executor_http import WAIT_MARGIN_SECONDS, Answer, Unreachable, post_json, post_soon, prepare_post
 from scheduling.metrics import count_timeout, observe_dispatch_latency
 from scheduling.policy import deadline_for, may_dispatch
 from scheduling.stop import notify_executor_stop
 from tasks.choices import ExecutionMode
 
 logger = logging.getLogger(__name__)
-# Claimed executions waiting for a free worker, at most this many per worker: a leader killed mid-queue
-# leaves its claimed, never-posted runs to the timeout sweep, and a run's timeout counts from its claim.
-QUEUED_PER_WORKER = 32
+# Executions in flight (claimed, POST not answered yet), at most this many per dispatch worker: it bounds
+# the requests a leader has outstanding, and what a leader killed mid-burst leaves to the timeout sweep
+# (a run's timeout counts from its claim).
+QUEUED_PER_WORKER = 64
+# Pending executions due soon held in memory, loaded and ranked before their time (bounds the memory).
+STAGE_LIMIT = 2000
+# How often the database is searched for runs to stage. Runs the leader fires ahead itself are staged as
+# they are written; the search finds the others (retries waiting out a backoff, another leader's fires).
+STAGE_SCAN_SECONDS = 1.0
+# Executions claimed per UPDATE when a step's claims are pipelined with the workers' POSTs: the first
+# POSTs of a burst leave after one small UPDATE instead of after the whole step's.
+CLAIM_CHUNK = 100
 
 
 def callback_url(execution_id: str) -> str:
@@ -59,44 +72,152 @@ def execute_payload(execution: TaskExecution) -> dict:
     }
 
 
+@dataclass
+class Staged:
+    """A pending execution ready to go: its ranked executors and, once prepared, its first POST."""
+
+    execution: TaskExecution
+    ranking: Ranking
+    request: Any = None
+
+
 class Dispatcher:
-    """Owns the worker pool and the set of executions being dispatched right now.
+    """Owns the worker pool, the set of executions being dispatched right now, and the staged ones.
 
     ``transport(executor, url, payload, timeout=)`` is the signed, address-checked HTTP POST used to reach
-    executors (``executor_http.post_json``); tests swap it without patching.
+    executors (``executor_http.post_json``). The first POST of each run is split in two:
+    ``transport_prepare(executor, url, payload, checked=)`` checks and signs it (``executor_http.prepare_post``,
+    done ahead of time for staged runs) and ``transport_soon(prepared, timeout=)`` starts a batch without
+    waiting, a future each (``executor_http.post_soon``). Tests swap them without patching.
+
+    Staging (``stage_ahead``): pending executions of non-sequential tasks due within ``stage_ahead`` (runs
+    fired ahead, retries waiting out their backoff) are loaded and ranked before their time, so when it
+    comes only the claim and the POST remain; ``next_due()`` tells the loop when to wake for them. They
+    stay pending in the database until claimed: a leader that dies leaves them to the next one, and one
+    cancelled meanwhile (task paused) loses its claim's compare-and-set.
     """
 
     transport = staticmethod(post_json)
+    transport_prepare = staticmethod(prepare_post)
+    transport_soon = staticmethod(post_soon)
 
-    def __init__(self, *, clock: Callable[[], datetime], workers: int, rng: random.Random | None = None) -> None:
+    def __init__(self, *, clock: Callable[[], datetime], workers: int, rng: random.Random | None = None,
+                 stage_ahead: timedelta = timedelta(0)) -> None:
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 - load balancing, not security
         self.workers = workers
+        self.stage_ahead = stage_ahead
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dispatch")
         self._in_flight: set[str] = set()
         self._lock = threading.Lock()
+        self._staged: dict[str, Staged] = {}  # loop thread only
+        self._next_scan: datetime | None = None  # when _stage next searches the database
 
     # --- loop-thread steps ------------------------------------------------------------------------
 
     def dispatch_pending(self, now: datetime) -> int:
-        """Step: start dispatching every pending execution whose time has come. Returns how many."""
-        ready = self._ready(now)
-        if not ready:
-            return 0
-        rankings = Rankings([execution.task for execution in ready], self.rng)
-        ranked = [(execution, rankings.rank(execution.task)) for execution in ready]
-        # Saved before any worker starts: a failover recorded by a worker must land after this step's state.
-        rankings.save(now)
-        for execution, ranking in ranked:
-            if not ranking.executors:
-                self._fail_unassignable(execution, ranking.assigned, now)
-        claimed = self._claim([(execution, ranking.executors) for execution, ranking in ranked if ranking.executors])
-        for execution, ranking in ranked:  # in priority order
-            if execution.pk in claimed:
-                with self._lock:
-                    self._in_flight.add(execution.pk)
-                self.pool.submit(self._deliver_safely, execution, ranking.executors)
+        """Step: start dispatching every pending execution whose time has come, then stage the ones due
+        within ``stage_ahead``. Returns how many were started."""
+        started = self._start(self._take_staged(now), now)
+        if not self._due_staged(now):  # else the workers' queue is full: the rest waits for the next step
+            ready = self._ready(now)
+            if ready:
+                rankings = Rankings([execution.task for execution in ready], self.rng)
+                ranked = [Staged(execution, rankings.rank(execution.task)) for execution in ready]
+                # Saved before any worker starts: a failover recorded by a worker must land after this state.
+                rankings.save(now)
+                started += self._start(ranked, now)
+        self._stage(now)
+        return started
+
+    def next_due(self) -> datetime | None:
+        """When the earliest staged execution is due (the loop sleeps no longer than that)."""
+        return min((item.execution.dispatch_after for item in self._staged.values()), default=None)
+
+    def forget_staged(self) -> None:
+        """On losing leadership: another leader now owns what was staged."""
+        self._staged.clear()
+        self._next_scan = None
+
+    def _start(self, ranked: list[Staged], now: datetime) -> int:
+        """Fail the unassignable, claim the rest a chunk at a time and send each chunk as soon as it is
+        claimed, in the given (priority) order."""
+        for item in ranked:
+            if not item.ranking.executors:
+                self._fail_unassignable(item.execution, item.ranking.assigned, now)
+        assignable = [item for item in ranked if item.ranking.executors]
+        for first in range(0, len(assignable), CLAIM_CHUNK):
+            chunk = assignable[first:first + CLAIM_CHUNK]
+            claimed = self._claim([(item.execution, item.ranking.executors) for item in chunk])
+            self._launch([item for item in chunk if item.execution.pk in claimed])
         return len(ranked)
+
+    def _capacity(self) -> int:
+        """How many more executions may be claimed now (the workers' queue is bounded)."""
+        return min(tunable("FIRE_BATCH_SIZE"), self.workers * QUEUED_PER_WORKER - self.in_flight())
+
+    def _due_staged(self, now: datetime) -> list[str]:
+        return [pk for pk, item in self._staged.items() if item.execution.dispatch_after <= now]
+
+    def _take_staged(self, now: datetime) -> list[Staged]:
+        """The staged executions due at ``now``, as many as may be in flight, in dispatch order."""
+        due = [self._staged[pk] for pk in self._due_staged(now)]
+        due.sort(key=lambda item: (-item.execution.task.priority, item.execution.dispatch_after,
+                                   item.execution.scheduled_time, item.execution.pk))
+        taken = due[:max(0, self.workers * QUEUED_PER_WORKER - self.in_flight())]  # prepared: no batch cap
+        for item in taken:
+            del self._staged[item.execution.pk]
+        return taken
+
+    def _stage(self, now: datetime) -> None:
+        """Search the database for pending executions due within ``stage_ahead`` that are not staged yet
+        (retries, runs another leader fired), at most every STAGE_SCAN_SECONDS."""
+        if self.stage_ahead <= timedelta(0) or (self._next_scan is not None and now < self._next_scan):
+            return
+        self._next_scan = now + timedelta(seconds=STAGE_SCAN_SECONDS)
+        upcoming = (TaskExecution.objects
+                    .filter(status=ExecutionStatus.PENDING, dispatch_after__gt=now,
+                            dispatch_after__lte=now + self.stage_ahead)
+                    .exclude(task__execution_mode=ExecutionMode.SEQUENTIAL)
+                    .order_by("dispatch_after", "id").values_list("pk", flat=True)[:STAGE_LIMIT])
+        new = [pk for pk in upcoming if pk not in self._staged][:self._stage_room()]
+        if new:
+            self._stage_rows(list(TaskExecution.objects.filter(pk__in=new).select_related("task")), now)
+
+    def stage(self, written: list[TaskExecution], now: datetime) -> None:
+        """Stage the runs this leader has just fired ahead (they carry their task): no reading them back."""
+        if self.stage_ahead <= timedelta(0):
+            return
+        upcoming = [execution for execution in written
+                    if execution.status == ExecutionStatus.PENDING and execution.pk not in self._staged
+                    and now < execution.dispatch_after <= now + self.stage_ahead
+                    and execution.task.execution_mode != ExecutionMode.SEQUENTIAL]
+        self._stage_rows(upcoming[:self._stage_room()], now)
+
+    def _stage_room(self) -> int:
+        return max(0, STAGE_LIMIT - len(self._staged))
+
+    def _stage_rows(self, executions: list[TaskExecution], now: datetime) -> None:
+        if not executions:
+            return
+        rankings = Rankings([execution.task for execution in executions], self.rng)
+        checked: dict = {}  # each executor's address is checked once for the whole stage
+        for execution in executions:
+            ranking = rankings.rank(execution.task)
+            self._staged[execution.pk] = Staged(execution, ranking, self._prepared(execution, ranking, checked))
+        rankings.save(now)
+
+    def _prepared(self, execution: TaskExecution, ranking: Ranking, checked: dict) -> Any:
+        """The first POST, checked, encoded and signed now rather than when it is due (the signature stays
+        fresh for minutes); None if there is no executor or the address guard refuses (decided again when
+        due, on the usual path)."""
+        if not ranking.executors:
+            return None
+        first = ranking.executors[0]
+        try:
+            return self.transport_prepare(first, execute_url(first), execute_payload(execution), checked=checked)
+        except RefusedURL:
+            return None
 
     def _claim(self, ranked: list[tuple[TaskExecution, list[Executor]]]) -> set[str]:
         """Claim the step's executions (pending -> running) before any POST, so an executor's callback always
@@ -125,7 +246,7 @@ class Dispatcher:
         minus the sequential runs that must wait for the one in progress."""
         with self._lock:
             busy = set(self._in_flight)
-        batch = min(tunable("FIRE_BATCH_SIZE"), self.workers * QUEUED_PER_WORKER - len(busy))
+        batch = self._capacity()
         if batch <= 0:
             return []
         rows = list(
@@ -196,22 +317,62 @@ class Dispatcher:
         return True
 
     def shutdown(self, wait: bool = True) -> None:
+        if wait:  # the first POSTs run on the HTTP loop, not the pool: let them answer (or time out)
+            self.wait_idle(tunable("DISPATCH_TIMEOUT_SECONDS") + WAIT_MARGIN_SECONDS)
         self.pool.shutdown(wait=wait, cancel_futures=not wait)
 
-    # --- worker threads ---------------------------------------------------------------------------
+    # --- delivery: the first POST on the HTTP loop, failover on the workers -----------------------------
 
-    def _deliver_safely(self, execution: TaskExecution, executors: list[Executor]) -> None:
+    def _launch(self, claimed: list[Staged]) -> None:
+        """Loop thread: POST claimed executions to their first executors without waiting (one batch). Only
+        when that executor refuses does a worker thread take over (failover, or failing the run)."""
+        with self._lock:
+            self._in_flight.update(item.execution.pk for item in claimed)
+        sending, requests = [], []
+        checked: dict = {}
+        for item in claimed:
+            execution, executors = item.execution, item.ranking.executors
+            request = item.request
+            if request is None:
+                try:
+                    request = self.transport_prepare(executors[0], execute_url(executors[0]),
+                                                     execute_payload(execution), checked=checked)
+                except RefusedURL as exc:
+                    self.pool.submit(self._deliver_safely, execution, executors, _refusal_of_guard(exc))
+                    continue
+            sending.append(item)
+            requests.append(request)
+        answers = self.transport_soon(requests, timeout=tunable("DISPATCH_TIMEOUT_SECONDS")) if requests else []
+        for item, answer in zip(sending, answers, strict=True):
+            answer.add_done_callback(functools.partial(self._first_answered, item.execution, item.ranking.executors))
+
+    def _first_answered(self, execution: TaskExecution, executors: list[Executor], done: Future) -> None:
+        """HTTP loop thread (keep it short, no database): accepted, or over to a worker for failover."""
+        refusal = _refusal(done)
+        if refusal is None:
+            observe_dispatch_latency((self.clock() - execution.start_time).total_seconds())
+            self._landed(execution.pk)
+        else:
+            self.pool.submit(self._deliver_safely, execution, executors, refusal)
+
+    def _landed(self, execution_id: str) -> None:
+        with self._lock:
+            self._in_flight.discard(execution_id)
+
+    def _deliver_safely(self, execution: TaskExecution, executors: list[Executor],
+                        first_refusal: str | None = None) -> None:
         try:
             close_old_connections()
-            self.deliver(execution, executors)
+            self.deliver(execution, executors, first_refusal=first_refusal)
         except Exception:
             logger.exception("dispatch of execution %s crashed", execution.pk, extra=execution.log_extra())
         finally:
-            with self._lock:
-                self._in_flight.discard(execution.pk)
+            self._landed(execution.pk)
 
-    def deliver(self, execution: TaskExecution, executors: list[Executor]) -> bool:
-        """POST the claimed (running) execution to each executor in turn until one accepts (2xx).
+    def deliver(self, execution: TaskExecution, executors: list[Executor], *,
+                first_refusal: str | None = None) -> bool:
+        """POST the claimed (running) execution to each executor in turn until one accepts (2xx), starting
+        after the first when ``first_refusal`` says why it already refused.
 
         Returns True if an executor accepted. If none does, the run fails and the retry policy decides.
         """
@@ -219,10 +380,13 @@ class Dispatcher:
         payload = execute_payload(execution)
         refusals: list[str] = []
         for position, executor in enumerate(executors):
-            if position and not transition(execution, ExecutionStatus.RUNNING, expected=[ExecutionStatus.RUNNING],
-                                           executor_id=executor.pk):
-                return False  # finished meanwhile (stop, timeout)
-            refusal = self._post(executor, payload)
+            if position == 0 and first_refusal is not None:
+                refusal = first_refusal
+            else:
+                if position and not transition(execution, ExecutionStatus.RUNNING,
+                                               expected=[ExecutionStatus.RUNNING], executor_id=executor.pk):
+                    return False  # finished meanwhile (stop, timeout)
+                refusal = self._post(executor, payload)
             if refusal is None:
                 observe_dispatch_latency((self.clock() - start).total_seconds())
                 if position:
@@ -238,13 +402,37 @@ class Dispatcher:
 
     def _post(self, executor: Executor, payload: dict) -> str | None:
         """None if accepted, else why not."""
-        url = executor.base_url.rstrip("/") + "/execute"
         try:
-            response = self.transport(executor, url, payload, timeout=tunable("DISPATCH_TIMEOUT_SECONDS"))
+            answer = self.transport(executor, execute_url(executor), payload,
+                                    timeout=tunable("DISPATCH_TIMEOUT_SECONDS"))
         except RefusedURL as exc:  # counts as this executor refusing: the next one is tried
-            return f"not sent: {exc.reason}"
-        except requests.RequestException as exc:
-            return f"unreachable: {type(exc).__name__}"
-        if 200 <= response.status_code < 300:
-            return None
-        return f"answered HTTP {response.status_code}"
+            return _refusal_of_guard(exc)
+        except Unreachable as exc:
+            return f"unreachable: {exc}"
+        return _refusal_of_answer(answer)
+
+
+def execute_url(executor: Executor) -> str:
+    return executor.base_url.rstrip("/") + "/execute"
+
+
+def _refusal_of_guard(exc: RefusedURL) -> str:
+    return f"not sent: {exc.reason}"
+
+
+def _refusal_of_answer(answer: Answer) -> str | None:
+    return None if answer.ok else f"answered HTTP {answer.status_code}"
+
+
+def _refusal(done: Future) -> str | None:
+    """Why a POST sent without waiting was not accepted, or None if it was."""
+    try:
+        return _refusal_of_answer(done.result())
+    except RefusedURL as exc:
+        return _refusal_of_guard(exc)
+    except Unreachable as exc:
+        return f"unreachable: {exc}"
+    except CancelledError:
+        return "unreachable: cancelled"
+    except Exception as exc:  # never lose a run to an unexpected error on the HTTP loop
+        return f"unreachable: {type(exc).__name__}: {exc}"

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 # recently than this cannot have been freed by the server's idle timeout.
 FENCE_RECHECK_SECONDS = 1.0
 PURGE_INTERVAL = timedelta(days=1)
+# The shortest sleep before a staged run's due time: when the due runs wait for a free worker, the loop
+# polls at this pace instead of spinning.
+MIN_WAKE_SECONDS = 0.005
 # The keep-alive touches the lock only while the loop keeps beginning steps: a leader whose loop has been
 # stuck in one step this long lets the server's idle timeout hand leadership to a node that works.
 STALL_LIMIT_SECONDS = 60.0
@@ -45,7 +48,9 @@ class SchedulerNode:
         self.port = port
         self.lock = lock
         self.clock = clock
-        self.dispatcher = dispatcher or Dispatcher(clock=clock, workers=tunable("DISPATCH_WORKERS"))
+        self.fire_ahead = timedelta(seconds=tunable("FIRE_AHEAD_SECONDS"))
+        self.dispatcher = dispatcher or Dispatcher(clock=clock, workers=tunable("DISPATCH_WORKERS"),
+                                                   stage_ahead=self.fire_ahead)
         self.health = HealthChecker(clock=clock, pool=self.dispatcher.pool)
         self.is_leader = False
         self._next_heartbeat: datetime | None = None
@@ -117,6 +122,7 @@ class SchedulerNode:
     def step_down(self, now: datetime, reason: str) -> None:
         was_leader = self.is_leader
         self.is_leader = False
+        self.dispatcher.forget_staged()
         set_leader(False)
         self.lock.release()
         try:
@@ -154,8 +160,11 @@ class SchedulerNode:
         if not leading:
             return False
         work = 0
-        fire = functools.partial(fire_due, still_leading=lambda: self._still_leading(now))  # fenced per chunk
-        for step in (fire, self.dispatcher.dispatch_pending, self.dispatcher.sweep_timeouts):
+        fire = functools.partial(fire_due, still_leading=lambda: self._still_leading(now),  # fenced per chunk
+                                 ahead=self.fire_ahead, on_written=lambda rows: self.dispatcher.stage(rows, now))
+        # Dispatch before firing: staged runs due now leave first; runs fired now are dispatched next tick,
+        # which follows at once (a step that did work makes the loop go again without waiting).
+        for step in (self.dispatcher.dispatch_pending, fire, self.dispatcher.sweep_timeouts):
             if not self._still_leading(now):
                 return False
             work += step(now)
@@ -163,6 +172,14 @@ class SchedulerNode:
             self.health.check_health(now)
             self.purge_history(now)
         return work > 0
+
+    def idle_seconds(self, now: datetime, idle: float) -> float:
+        """How long the loop may sleep after a tick without work: the idle tick, cut short when a staged
+        execution falls due sooner (it is POSTed on time, not up to a tick late)."""
+        due = self.dispatcher.next_due() if self.is_leader else None
+        if due is None:
+            return idle
+        return min(idle, max(MIN_WAKE_SECONDS, (due - now).total_seconds()))
 
     def purge_history(self, now: datetime) -> bool:
         """Step: once a day the leader deletes final executions older than the retention (in batches, on a
@@ -203,7 +220,7 @@ class SchedulerNode:
                     busy = False
                     stop.wait(1.0)
                 if not busy:
-                    stop.wait(idle)
+                    stop.wait(self.idle_seconds(self.clock(), idle))
         finally:  # also when a tick raised something unexpected: never exit still holding the lock
             keepalive_stop.set()
             self.shutdown()

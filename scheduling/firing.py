@@ -23,7 +23,7 @@ from scheduling.config import tunable
 from scheduling.cron import CronError
 from scheduling.metrics import observe_fire_lateness
 from scheduling.policy import FireAction, FirePlan, decide_fire, plan_fires
-from tasks.choices import ONE_SHOT_TYPES, ExecutionMode, TaskStatus
+from tasks.choices import ONE_SHOT_TYPES, ExecutionMode, ScheduleType, TaskStatus
 from tasks.models import Task
 
 logger = logging.getLogger(__name__)
@@ -36,11 +36,12 @@ BROKEN_TASK_RETRY = timedelta(minutes=1)
 FIRE_CHUNK_SIZE = 100
 
 
-def due_tasks(now: datetime, limit: int) -> list[Task]:
-    return list(
-        Task.objects.filter(status=TaskStatus.ACTIVE, next_run_time__lte=now)
-        .order_by("next_run_time", "-priority")[:limit]
-    )
+def due_tasks(now: datetime, limit: int, ahead: timedelta = timedelta(0)) -> list[Task]:
+    """Active tasks due at ``now``, and the uncapped ones (see ``fires_ahead``) due within ``ahead``."""
+    due = Q(next_run_time__lte=now)
+    if ahead > timedelta(0):
+        due |= Q(next_run_time__lte=now + ahead, execution_mode=ExecutionMode.PARALLEL, max_instances__isnull=True)
+    return list(Task.objects.filter(due, status=TaskStatus.ACTIVE).order_by("next_run_time", "-priority")[:limit])
 
 
 def busy_counts(tasks: list[Task]) -> dict[str, tuple[int, int]]:
@@ -59,7 +60,8 @@ def _execution(task: Task, scheduled: datetime, now: datetime, *, status: str, l
     finished = status != ExecutionStatus.PENDING
     return TaskExecution(
         task=task, scheduled_time=scheduled, status=status, trigger_type=TriggerType.SCHEDULED,
-        parameters=task.parameters or {}, dispatch_after=now, logs=logs, end_time=now if finished else None,
+        parameters=task.parameters or {}, dispatch_after=max(scheduled, now), logs=logs,
+        end_time=now if finished else None,
     )
 
 
@@ -68,7 +70,10 @@ def _misfire_note(plan: FirePlan, policy: str) -> str:
     return f"misfire: {plan.missed}{more} fire time(s) passed while no scheduler was leading (policy {policy})"
 
 
-def _uncapped(task: Task) -> bool:
+def fires_ahead(task: Task) -> bool:
+    """Whether the task's runs may be created before their time: only when creating one never depends on
+    what is running then (parallel mode, no max_instances). A sequential or capped task decides at its
+    fire time, from the runs in progress at that moment."""
     return task.execution_mode == ExecutionMode.PARALLEL and task.max_instances is None
 
 
@@ -99,24 +104,34 @@ class Fire:
     rows: list[TaskExecution]
 
 
-def plan_task(task: Task, now: datetime) -> FirePlan:
+def plan_task(task: Task, now: datetime, ahead: timedelta = timedelta(0)) -> FirePlan:
     schedule = task.schedule()
     return plan_fires(
         first_due=task.next_run_time, now=now, next_after=schedule.next_after, prev_before=schedule.prev_before,
         policy=task.misfire_policy, misfire_threshold=timedelta(seconds=tunable("MISFIRE_THRESHOLD_SECONDS")),
-        limit=tunable("MISFIRE_FIRE_ALL_LIMIT"),
+        limit=tunable("MISFIRE_FIRE_ALL_LIMIT"), horizon=now + ahead if fires_ahead(task) else now,
     )
 
 
-def prepare_fires(tasks: list[Task], now: datetime) -> list[Fire]:
+def plan_key(task: Task) -> tuple:
+    """What a task's plan depends on, besides the time: tasks due together with equal keys (a burst of
+    one-shots, many tasks on one cron) share one plan, so the cron is walked once, not once per task."""
+    start = (task.start_at or task.created_at) if task.schedule_type == ScheduleType.INTERVAL else None
+    return (task.schedule_type, task.cron_expression, task.timezone, task.interval_seconds, start, task.run_at,
+            task.next_run_time, task.misfire_policy, fires_ahead(task))
+
+
+def prepare_fires(tasks: list[Task], now: datetime, ahead: timedelta = timedelta(0)) -> list[Fire]:
     """Plan every task of a chunk before writing anything, so a bad schedule (or mode) parks only its own
     task and never aborts a transaction that holds the others' writes."""
-    capped = [task for task in tasks if not _uncapped(task)]
+    capped = [task for task in tasks if not fires_ahead(task)]
     busy = busy_counts(capped) if capped else {}
     fires = []
+    plans: dict[tuple, FirePlan] = {}
     for task in tasks:
         try:
-            plan = plan_task(task, now)
+            key = plan_key(task)
+            plan = plans.get(key) or plans.setdefault(key, plan_task(task, now, ahead))
             fires.append(Fire(task, plan, executions_for(task, plan, now, busy.get(task.pk, (0, 0)))))
         except (CronError, ValueError) as exc:
             _park_broken_task(task, now, exc)
@@ -184,13 +199,14 @@ def _write_one_by_one(fires: list[Fire], now: datetime) -> list[Fire]:
     return advanced
 
 
-def fire_chunk(tasks: list[Task], now: datetime) -> int:
+def fire_chunk(tasks: list[Task], now: datetime, ahead: timedelta = timedelta(0),
+               on_written: Callable[[list[TaskExecution]], None] | None = None) -> int:
     """Fire a chunk of due tasks in one transaction. Returns the number of executions written.
 
     A task edited since it was read, or a fire a split-brain leader already inserted, makes the chunk's
     writes fail as a whole; that rare case is redone task by task, so only that task loses its fire.
     """
-    fires = prepare_fires(tasks, now)
+    fires = prepare_fires(tasks, now, ahead)
     if not fires:
         return 0
     try:
@@ -200,12 +216,14 @@ def fire_chunk(tasks: list[Task], now: datetime) -> int:
         advanced = _write_one_by_one(fires, now)
     for fire in advanced:
         _after_fire(fire, now)
+    if on_written is not None:
+        on_written([row for fire in advanced for row in fire.rows])
     return sum(len(fire.rows) for fire in advanced)
 
 
 def _after_fire(fire: Fire, now: datetime) -> None:
     for scheduled in fire.plan.run:
-        observe_fire_lateness((now - scheduled).total_seconds())
+        observe_fire_lateness(max(0.0, (now - scheduled).total_seconds()))  # fired ahead: not late
     if fire.plan.missed:
         task = fire.task
         logger.warning("task %s (%s): %s", task.pk, task.name, _misfire_note(fire.plan, task.misfire_policy),
@@ -224,15 +242,18 @@ def _park_broken_task(task: Task, now: datetime, error: Exception) -> None:
     Task.objects.filter(pk=task.pk, next_run_time=task.next_run_time).update(next_run_time=now + BROKEN_TASK_RETRY)
 
 
-def fire_due(now: datetime, *, still_leading: Callable[[], bool] | None = None) -> int:
+def fire_due(now: datetime, *, still_leading: Callable[[], bool] | None = None,
+             ahead: timedelta = timedelta(0), on_written: Callable[[list[TaskExecution]], None] | None = None) -> int:
     """Step: fire the tasks due at ``now`` (up to FIRE_BATCH_SIZE, most overdue first, then by priority), in
     chunks of FIRE_CHUNK_SIZE, one transaction each. ``still_leading`` is the engine's fencing check, asked
-    before each chunk after the first: a leader that lost its lock mid-step stops writing. Returns executions
-    written."""
-    due = due_tasks(now, tunable("FIRE_BATCH_SIZE"))
+    before each chunk after the first: a leader that lost its lock mid-step stops writing. With ``ahead``,
+    tasks that fire ahead also get their runs due within it, pending until their scheduled time (the
+    dispatcher stages them, so a burst due in the same second is only POSTed when it comes). ``on_written``
+    gets each chunk's committed rows (with their tasks). Returns executions written."""
+    due = due_tasks(now, tunable("FIRE_BATCH_SIZE"), ahead)
     written = 0
     for start in range(0, len(due), FIRE_CHUNK_SIZE):
         if start and still_leading is not None and not still_leading():
             break
-        written += fire_chunk(due[start:start + FIRE_CHUNK_SIZE], now)
+        written += fire_chunk(due[start:start + FIRE_CHUNK_SIZE], now, ahead, on_written)
     return written

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 
-import requests
 from django.db import close_old_connections
 
 from executors.choices import ExecutorStatus
@@ -16,7 +15,7 @@ from executors.models import Executor
 from executors.netguard import RefusedURL
 from executors.services import default_health_url
 from scheduling.config import tunable
-from scheduling.executor_http import get
+from scheduling.executor_http import Unreachable, get
 from scheduling.policy import HealthState, next_health
 
 logger = logging.getLogger(__name__)
@@ -34,9 +33,9 @@ def probe(executor: Executor, timeout: float) -> bool:
         logger.warning("health check of executor %s (%s) not sent: %s",
                        executor.name, executor.instance_id, exc.reason)
         return False
-    except requests.RequestException:
+    except Unreachable:
         return False
-    return 200 <= response.status_code < 300
+    return response.ok
 
 
 def record_check(executor: Executor, *, ok: bool, now: datetime) -> HealthState:

@@ -41,6 +41,7 @@ def plan_fires(
     policy: str,
     misfire_threshold: timedelta,
     limit: int,
+    horizon: datetime | None = None,
 ) -> FirePlan:
     """Decide which due fire times of a task run, given the first due time persisted for it.
 
@@ -49,27 +50,34 @@ def plan_fires(
     missed time once, ``fire_all`` runs each (the newest ``limit``), ``skip`` runs none and records them
     (the newest ``limit``). Due times are walked backwards from ``now``, so a week-long outage of a
     per-second cron costs ``limit`` steps, not 604,800.
+
+    ``horizon`` (at or after ``now``) fires ahead: fire times up to it are planned now, so their executions
+    exist, ready to dispatch, when their time comes. Lateness is still measured from ``now``.
     """
-    upcoming = next_after(now)
+    horizon = now if horizon is None else max(horizon, now)
+    upcoming = next_after(horizon)
+    ahead: list[datetime] = []  # after now: not due yet, never late, not counted against ``limit``
     newest_first: list[datetime] = []
-    current: datetime | None = now + timedelta(microseconds=1)  # fires at exactly `now` are due
+    current: datetime | None = horizon + timedelta(microseconds=1)  # fires at exactly the horizon are due
     while len(newest_first) <= limit:
         current = prev_before(current)
         if current is None or current < first_due:
             break
-        newest_first.append(current)
+        (ahead if current > now else newest_first).append(current)
     more = len(newest_first) > limit
     due = list(reversed(newest_first[:limit]))
+    upcoming_runs = list(reversed(ahead))
     on_time = [t for t in due if now - t <= misfire_threshold]
     late = [t for t in due if now - t > misfire_threshold]
     if not late:
-        return FirePlan(run=on_time, skip=[], missed=0, more_missed=False, next_run_time=upcoming)
+        return FirePlan(run=on_time + upcoming_runs, skip=[], missed=0, more_missed=False, next_run_time=upcoming)
     if policy == "fire_all":
         run, skip = due, []
     elif policy == "skip":
         run, skip = on_time, late
     else:  # fire_once: one run stands for the whole missed window, unless an on-time fire already does
         run, skip = (on_time or [late[-1]]), []
+    run += upcoming_runs
     return FirePlan(run=run, skip=skip, missed=len(late), more_missed=more, next_run_time=upcoming)
 
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import logging
 
-import requests
-
 from executions.models import TaskExecution
 from executors.netguard import RefusedURL
 from scheduling.config import tunable
-from scheduling.executor_http import post_json
+from scheduling.executor_http import Unreachable, post_json
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +25,7 @@ def notify_executor_stop(execution_id: str) -> bool:
         logger.warning("stop of execution %s: not sent: %s", execution_id,
                        exc.reason, extra=execution.log_extra())
         return False
-    except requests.RequestException as exc:
+    except Unreachable as exc:
         logger.warning("stop of execution %s: executor %s unreachable: %s", execution_id, url, exc,
                        extra=execution.log_extra())
         return False

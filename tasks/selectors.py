@@ -21,6 +21,13 @@ def task_get(task_id: str) -> Task:
         raise DomainError(ErrorCode.TASK_NOT_FOUND, f"task '{task_id}' does not exist") from None
 
 
+def task_must_exist(task_id: str) -> None:
+    """Raises TASK_NOT_FOUND unless the task exists (deleted ones included), without reading it: for reads
+    about a task's history, where its assignments would be two wasted queries."""
+    if not Task.objects.filter(pk=task_id).exists():
+        raise DomainError(ErrorCode.TASK_NOT_FOUND, f"task '{task_id}' does not exist")
+
+
 def task_list(*, status: str | None = None, name: str | None = None) -> QuerySet[Task]:
     tasks = _with_assignments()
     tasks = tasks.filter(status=status) if status else tasks.exclude(status=TaskStatus.DELETED)

@@ -11,6 +11,7 @@ from rest_framework.exceptions import ErrorDetail
 
 from executions.choices import ExecutionStatus, TriggerType
 from executions.models import TaskExecution
+from executions.services import retried_on_deadlock
 from executors.models import Executor
 from scheduler_project.conflicts import Conflict
 from scheduler_project.errors import DomainError, ErrorCode
@@ -100,6 +101,7 @@ def task_create(*, data: dict[str, Any], now: datetime, created_by=None, created
     return task
 
 
+@retried_on_deadlock
 @transaction.atomic
 def task_update(*, task_id: str, data: dict[str, Any], now: datetime) -> Task:
     task = _locked_task(task_id)
@@ -121,6 +123,8 @@ def task_update(*, task_id: str, data: dict[str, Any], now: datetime) -> Task:
         task.next_run_time = next_fire_after(task, now)
     if new_status == TaskStatus.DELETED:
         _cancel_pending(task, now, reason="task deleted")
+    elif reschedule:
+        _cancel_fired_ahead(task, now, reason="the task's schedule or status changed")
     _save_with_unique_name(task)
     return task
 
@@ -137,21 +141,26 @@ def _change_status(task_id: str, *, allowed_from: set[str], to: str, action: str
     task.save(update_fields=["status", "next_run_time", "finished_at", "updated_at"])
     if to == TaskStatus.DELETED:
         _cancel_pending(task, now, reason="task deleted")
+    else:
+        _cancel_fired_ahead(task, now, reason=f"task {action}d")  # paused, resumed, restored
     return previous, to
 
 
+@retried_on_deadlock
 @transaction.atomic
 def task_pause(*, task_id: str, now: datetime) -> tuple[str, str]:
     """Stops scheduling; running executions are not touched (spec 000 §5.7)."""
     return _change_status(task_id, allowed_from={TaskStatus.ACTIVE}, to=TaskStatus.PAUSED, action="pause", now=now)
 
 
+@retried_on_deadlock
 @transaction.atomic
 def task_resume(*, task_id: str, now: datetime) -> tuple[str, str]:
     """Schedules again from ``now``: fire times that passed while paused are not made up."""
     return _change_status(task_id, allowed_from={TaskStatus.PAUSED}, to=TaskStatus.ACTIVE, action="resume", now=now)
 
 
+@retried_on_deadlock
 @transaction.atomic
 def task_delete(*, task_id: str, now: datetime) -> None:
     """Soft delete: the row and its history stay; scheduling stops and waiting runs are cancelled."""
@@ -160,6 +169,7 @@ def task_delete(*, task_id: str, now: datetime) -> None:
     )
 
 
+@retried_on_deadlock
 @transaction.atomic
 def task_restore(*, task_id: str, now: datetime) -> tuple[str, str]:
     """Undo a soft delete: the task comes back paused, so nothing fires until an operator resumes it."""
@@ -167,11 +177,30 @@ def task_restore(*, task_id: str, now: datetime) -> tuple[str, str]:
 
 
 def _cancel_pending(task: Task, now: datetime, *, reason: str) -> None:
-    TaskExecution.objects.filter(task=task, status=ExecutionStatus.PENDING).update(
-        status=ExecutionStatus.CANCELLED, end_time=now, logs=f"cancelled before dispatch: {reason}"
-    )
+    _withdraw(TaskExecution.objects.filter(task=task, status=ExecutionStatus.PENDING), now,
+              logs=f"cancelled before dispatch: {reason}")
 
 
+def _cancel_fired_ahead(task: Task, now: datetime, *, reason: str) -> None:
+    """The scheduler creates a task's runs shortly before their time (scheduling.firing, ``ahead``): a run
+    whose time has not come belongs to the schedule as it was, so a pause or a new schedule withdraws it."""
+    _withdraw(TaskExecution.objects.filter(
+        task=task, status=ExecutionStatus.PENDING, trigger_type=TriggerType.SCHEDULED, retry_count=0,
+        scheduled_time__gt=now,
+    ), now, logs=f"cancelled before its time: {reason}")
+
+
+def _withdraw(pending, now: datetime, *, logs: str) -> None:
+    # Found by a plain read, cancelled by primary key: an UPDATE ranging over the (task, status) index would
+    # also lock the index gaps the leader inserts fired runs into, and deadlock with it on MariaDB.
+    ids = list(pending.values_list("pk", flat=True))
+    if ids:
+        TaskExecution.objects.filter(pk__in=ids, status=ExecutionStatus.PENDING).update(
+            status=ExecutionStatus.CANCELLED, end_time=now, logs=logs
+        )
+
+
+@retried_on_deadlock
 @transaction.atomic
 def task_trigger(*, task_id: str, parameters: dict[str, Any] | None, now: datetime) -> TaskExecution:
     """A manual run now, bypassing the execution mode (spec 002 §4.1.4); the scheduler dispatches it."""

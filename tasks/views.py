@@ -15,7 +15,7 @@ from scheduler_project.schema import PAGING_PARAMETERS, envelope, errors, list_e
 from tasks import services
 from tasks.choices import TaskStatus
 from tasks.models import TaskExecutor
-from tasks.selectors import preview_fires, task_get, task_list
+from tasks.selectors import preview_fires, task_get, task_list, task_must_exist
 from tasks.serializers import (
     AssignCreateSerializer,
     AssignmentDetailSerializer,
@@ -130,8 +130,8 @@ class TaskViewSet(viewsets.ViewSet):
     @extend_schema(responses={200: envelope("TaskStats", TaskStatsSerializer()), **errors(404)})
     @action(detail=True, methods=["get"])
     def stats(self, request, pk=None):
-        task = task_get(pk)
-        return ok(TaskStatsSerializer(task_stats(task.pk, timezone.now())).data)
+        task_must_exist(pk)
+        return ok(TaskStatsSerializer(task_stats(pk, timezone.now())).data)
 
     @extend_schema(methods=["GET"], request=None,
                    responses={200: envelope("TaskExecutorList", AssignmentDetailSerializer(many=True)), **errors(404)})

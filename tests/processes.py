@@ -41,6 +41,7 @@ FAST_TUNABLES = {
     "SCHEDULER_LOCK_IDLE_TIMEOUT": "5",
     "SCHEDULER_RETRY_BACKOFF_BASE": "0.2",
     "SCHEDULER_TIMEOUT_GRACE_SECONDS": "0.5",
+    "SCHEDULER_FIRE_AHEAD_SECONDS": "2",  # the production default, stated: tests read it
 }
 
 T = TypeVar("T")

@@ -24,6 +24,7 @@ PUBLIC = {("GET", "/api/v1/health"), ("POST", "/api/v1/auth/token"), ("POST", "/
 # Executor -> server messages: accepted only with the dispatched executor's signature (executors.channel).
 SIGNED_BY_EXECUTOR = {
     ("POST", "/api/v1/executions/{pk}/callback"),
+    ("POST", "/api/v1/executions/callbacks"),
     ("POST", "/api/v1/executions/{pk}/logs"),
     ("POST", "/api/v1/executions/{pk}/progress"),
 }

@@ -134,3 +134,62 @@ def test_the_schema_declares_the_security_schemes(anon_api):
     assert {"401", "403"} <= set(tasks["responses"])
     health = schema["paths"]["/api/v1/health"]["get"]
     assert "401" not in health["responses"]
+
+
+# --- keys found active are trusted for a couple of seconds (issue #8: no lookup per request) ---------------------
+
+
+@pytest.fixture
+def frozen_checks(monkeypatch):
+    """The check cache's clock, moved by hand; the cache starts empty."""
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(services.checked_keys, "timer", lambda: clock["now"])
+    services.checked_keys.forget_all()
+    return clock
+
+
+def test_a_key_found_active_is_not_looked_up_again_within_the_window(db, frozen_checks,
+                                                                     django_assert_num_queries):
+    _, raw = services.api_key_create(name="ci", role="viewer")
+    assert services.api_key_check(raw) is not None
+    with django_assert_num_queries(0):
+        assert services.api_key_check(raw) is not None
+
+
+def test_a_key_revoked_in_this_process_is_refused_at_once(db, frozen_checks):
+    _, raw = services.api_key_create(name="ci", role="viewer")
+    client = Api(f"Bearer {raw}")
+    assert client.get("/api/v1/tasks")[0] == 200
+    services.api_key_revoke(prefix=raw, now=timezone.now())
+    assert_error(*client.get("/api/v1/tasks"), 401)
+
+
+def test_a_key_revoked_by_another_process_is_refused_once_the_window_has_passed(db, frozen_checks):
+    api_key, raw = services.api_key_create(name="ci", role="viewer")
+    assert services.api_key_check(raw) is not None
+    # What another process's revocation looks like here: a changed row, and no signal in this process.
+    ApiKey.objects.filter(pk=api_key.pk).update(revoked_at=timezone.now())
+    frozen_checks["now"] += services.CheckedKeys.seconds - 0.1
+    assert services.api_key_check(raw) is not None
+    frozen_checks["now"] += 0.1
+    assert services.api_key_check(raw) is None
+
+
+def test_revoking_in_the_admin_or_deactivating_the_owner_forgets_checked_keys(db, frozen_checks,
+                                                                              django_user_model):
+    owner = django_user_model.objects.create_user("owner")
+    _, owned = services.api_key_create(name="mine", role="viewer", username="owner")
+    _, other = services.api_key_create(name="ci", role="viewer")
+    assert services.api_key_check(owned) and services.api_key_check(other)
+    owner.is_active = False
+    owner.save()
+    assert services.api_key_check(owned) is None
+    services.api_keys_revoke(ApiKey.objects.filter(name="ci"), now=timezone.now())
+    assert services.api_key_check(other) is None
+
+
+def test_an_unknown_key_is_never_remembered(db, frozen_checks):
+    _, raw = services.api_key_create(name="ci", role="viewer")
+    wrong = raw[:-1] + ("A" if raw[-1] != "A" else "B")
+    assert services.api_key_check(wrong) is None
+    assert services.hash_key(wrong) not in services.checked_keys._found

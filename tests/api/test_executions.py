@@ -162,6 +162,25 @@ def test_list_rows_carry_their_task_and_executor_in_page_order(api, history, dja
     assert first["logs"] == "done" and first["result"] == {"processed_records": 1000}
 
 
+def test_list_rows_are_exactly_what_the_execution_serializer_makes(api, history, make_execution):
+    """The list builds its rows from values, not DRF fields (issue #8): the JSON must not differ by a byte."""
+    from rest_framework.renderers import JSONRenderer
+
+    from executions.serializers import ExecutionSerializer
+
+    now = timezone.now().replace(microsecond=123456)
+    make_execution(task=history["task_a"], executor=history["executor"], status="running",
+                   scheduled_time=now, start_time=now, progress_percent=42.5, progress_step="copying",
+                   progress_updated_at=now, parameters={"batch": [1, 2]}, trigger_type="manual",
+                   retry_of=history["a_failed"], retry_count=1, result=None)
+    response = api.client.get(EXECUTIONS, {"page_size": 100})
+    rows = TaskExecution.objects.select_related("task", "executor").order_by("-scheduled_time", "-id")
+    expected = response.json()
+    assert len(expected["data"]["data"]) == 5
+    expected["data"]["data"] = ExecutionSerializer(rows, many=True).data
+    assert response.content == JSONRenderer().render(expected)
+
+
 def test_list_executions_page_size_over_100_is_capped_at_100(api, history):
     data = assert_ok(*api.get(EXECUTIONS, {"page_size": 500}))
     assert data["page_size"] == 100

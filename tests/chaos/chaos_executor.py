@@ -40,7 +40,7 @@ def hits(execution_id: str, salt: str, fraction: float) -> bool:
 
 
 class ChaosExecutor(JournalExecutor):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, batch_callbacks: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.add_handler("flaky", self._flaky)
         self._fates: dict[str, str] = {}  # execution id -> "drop" | "double"
@@ -48,8 +48,13 @@ class ChaosExecutor(JournalExecutor):
         # The SDK's outbox is the one place results leave the executor: wrap it to lose, repeat and count them.
         self._send_report = self._outbox.put
         self._deliver_report = self._outbox._deliver
+        self._deliver_reports = self._outbox._deliver_batch
         self._outbox.put = self._put_report
         self._outbox._deliver = self._journalled_delivery
+        self._outbox._deliver_batch = self._journalled_batch
+        # One result per request keeps the web log's per-execution callback lines (the audit's second count
+        # of results applied twice); batches exercise the batch endpoint.
+        self._outbox.batching = batch_callbacks
 
     def http_execute(self, body: Any) -> Reply:
         if isinstance(body, dict) and isinstance(body.get("parameters"), dict):
@@ -83,6 +88,12 @@ class ChaosExecutor(JournalExecutor):
         self.record("callback", execution_id=report.execution_id, status=report.status, outcome=outcome.value)
         return outcome
 
+    def _journalled_batch(self, reports: list[Report]) -> list[Delivery] | None:
+        outcomes = self._deliver_reports(reports)
+        for report, outcome in zip(reports, outcomes or (), strict=False):  # None: they go one by one
+            self.record("callback", execution_id=report.execution_id, status=report.status, outcome=outcome.value)
+        return outcomes
+
     def _flaky(self, ctx: ExecutionContext) -> Any:
         def maybe_fail(c: ExecutionContext) -> dict[str, bool]:
             if hits(c.execution_id, "fail", float(c.parameters.get("fail_fraction", 0.5))):
@@ -99,11 +110,14 @@ def main() -> int:
     parser.add_argument("--name", default="chaos-executor")
     parser.add_argument("--journal", required=True, type=Path)
     parser.add_argument("--max-workers", type=int, default=64)
+    parser.add_argument("--one-callback-per-request", action="store_true",
+                        help="report each result in its own request instead of in batches")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     executor = ChaosExecutor(
         args.name, args.instance_id, args.scheduler, port=0, max_workers=args.max_workers, journal=args.journal,
         callback_retry=(0.1, 1.0), heartbeat_interval=2.0, stop_grace=1.0, stream_logs=False,
+        batch_callbacks=not args.one_callback_per_request,
     )
     executor.serve_forever()
     return 0

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.e2e
 EVERY_SECOND = "*/1 * * * * *"
 GRACE = float(FAST_TUNABLES["SCHEDULER_TIMEOUT_GRACE_SECONDS"])
 BACKOFF_BASE = float(FAST_TUNABLES["SCHEDULER_RETRY_BACKOFF_BASE"])
+FIRE_AHEAD_SECONDS = float(FAST_TUNABLES["SCHEDULER_FIRE_AHEAD_SECONDS"])
 
 
 def assert_no_overlap(rows: list[TaskExecution]) -> None:
@@ -52,10 +53,15 @@ def test_per_second_cron_fires_once_a_second_and_records_results(cluster):
 
     cluster.wait_until(lambda: len(cluster.executions(task["id"], status="success")) >= 3, 20,
                        "three successful runs of the per-second task")
-    rows = cluster.executions(task["id"])
     now = timezone.now()
+    every = cluster.executions(task["id"])
+    # Runs are created up to SCHEDULER_FIRE_AHEAD_SECONDS early, pending until their time.
+    ahead = [r for r in every if r.scheduled_time > now]
+    assert {r.status for r in ahead} <= {"pending"}
+    assert all(r.scheduled_time <= now + timedelta(seconds=FIRE_AHEAD_SECONDS + 1) for r in ahead)
+    rows = [r for r in every if r.scheduled_time <= now]
 
-    scheduled = [r.scheduled_time for r in rows]
+    scheduled = [r.scheduled_time for r in every]
     assert len(set(scheduled)) == len(scheduled), "two executions for one fire time"
     assert all(t.microsecond == 0 for t in scheduled)
     assert {b - a for a, b in zip(scheduled, scheduled[1:], strict=False)} == {timedelta(seconds=1)}

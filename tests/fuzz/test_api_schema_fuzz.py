@@ -6,7 +6,8 @@ through the project's WSGI application (every middleware, the URL conf, authenti
 handler), inside the test's database transaction, so the run fits in CI and leaves nothing behind.
 
 The fuzzer holds every credential, so it gets past authentication everywhere: an admin API key, and the
-signing secret of a known executor for the executor-only endpoints (callback, POST logs and progress).
+signing secret of a known executor for the executor-only endpoints (callback, batch callbacks, POST logs and
+progress).
 
 Bounded for CI: at most FUZZ_MAX_EXAMPLES (default 20) generated requests per operation and generation
 phase, plus schemathesis' deterministic coverage cases; fixed seed FUZZ_SEED. Longer on demand: ``make fuzz``
@@ -233,6 +234,10 @@ KNOWN_GOOD_REQUESTS = {
         {"path_parameters": {"id": RUNNING_EXECUTION_ID}, "body": {"status": "success", "result": {"rows": 3}}},
     ],
     "POST /api/v1/executions/{id}/stop": [{"path_parameters": {"id": RUNNING_EXECUTION_ID}}],
+    "POST /api/v1/executions/callbacks": [
+        {"body": {"results": [{"execution_id": RUNNING_EXECUTION_ID, "status": "success", "result": {"rows": 3}},
+                              {"execution_id": FINISHED_EXECUTION_ID, "status": "failed"}]}},
+    ],
     "POST /api/v1/auth/token": [{"body": {"username": USERNAME, "password": PASSWORD}}],
     "POST /api/v1/auth/token/refresh": [{"body": {"refresh": REFRESH_TOKEN}}],
 }

@@ -53,10 +53,11 @@ def test_operations_that_need_credentials_declare_401_and_403(schema):
 
 
 def test_executor_signed_endpoints_declare_401_and_no_throttle(schema):
-    callback = schema["paths"]["/api/v1/executions/{id}/callback"]["post"]
-    assert callback["security"] == [{"executorSignature": []}]
-    assert "401" in callback["responses"]
-    assert "429" not in callback["responses"]
+    for path in ("/api/v1/executions/{id}/callback", "/api/v1/executions/callbacks"):
+        callback = schema["paths"][path]["post"]
+        assert callback["security"] == [{"executorSignature": []}], path
+        assert "401" in callback["responses"], path
+        assert "429" not in callback["responses"], path
 
 
 def test_api_key_operations_declare_the_failed_authentication_throttle(schema):

@@ -1,30 +1,28 @@
 """dispatch_pending and sweep_timeouts against the database, with executors replaced by a fake transport."""
 
 import random
+from concurrent.futures import Future
 from datetime import timedelta
 
 import pytest
-import requests
+from django.db import connection
 from django.db.models import Count
+from django.test.utils import CaptureQueriesContext
 
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from executions.services import transition_many
 from executors.choices import ExecutorStatus
+from executors.netguard import RefusedURL
 from loadbalance.models import LoadBalanceState
 from loadbalance.services import Rankings
 from scheduling.dispatch import QUEUED_PER_WORKER, Dispatcher
+from scheduling.executor_http import Answer, Unreachable
 from scheduling.firing import fire_due
 from tests.scheduling.conftest import T0
 from tests.scheduling.loopback_executor import LoopbackExecutor
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class FakeResponse:
-    def __init__(self, status_code: int) -> None:
-        self.status_code = status_code
-        self.ok = status_code < 400
 
 
 class FakeExecutors:
@@ -40,7 +38,26 @@ class FakeExecutors:
         answer = self.answers.get(url.rsplit("/", 1)[0], 202)
         if isinstance(answer, Exception):
             raise answer
-        return FakeResponse(answer)
+        return Answer(answer, b"")
+
+    def install(self, dispatcher: Dispatcher) -> None:
+        """Replace the dispatcher's three transport seams with this fake."""
+        dispatcher.transport, dispatcher.transport_prepare, dispatcher.transport_soon = self, self.prepare, self.soon
+
+    def prepare(self, executor, url: str, payload: dict, *, checked=None) -> tuple:
+        return executor, url, payload
+
+    def soon(self, sends: list, *, timeout: float) -> list[Future]:
+        """The dispatcher's send-without-waiting: futures already holding the answers."""
+        futures = []
+        for executor, url, payload in sends:
+            future: Future = Future()
+            try:
+                future.set_result(self(executor, url, payload, timeout=timeout))
+            except (Unreachable, RefusedURL) as exc:
+                future.set_exception(exc)
+            futures.append(future)
+        return futures
 
 
 @pytest.fixture
@@ -51,7 +68,7 @@ def transport():
 @pytest.fixture
 def dispatcher(clock, transport):
     instance = Dispatcher(clock=clock, workers=4)
-    instance.transport = transport
+    transport.install(instance)
     yield instance
     instance.shutdown()
 
@@ -87,7 +104,7 @@ def test_refusing_executor_fails_over_to_the_next(make_task, make_executor, disp
     task = make_task(load_balance_strategy="sticky")
     down = make_executor(tasks=[task], priority=0)
     up = make_executor(tasks=[task], priority=1)
-    transport.answers[down.base_url] = requests.ConnectionError("refused")
+    transport.answers[down.base_url] = Unreachable("ConnectionRefusedError")
     fire_due(T0)
     dispatch(dispatcher, T0)
     execution = only_execution(task)
@@ -309,7 +326,7 @@ def test_a_step_claims_no_more_than_its_workers_can_start_soon(make_task, make_e
     make_executor(tasks=tasks)
     fire_due(T0)
     single = Dispatcher(clock=clock, workers=1)
-    single.transport = transport
+    transport.install(single)
     try:
         assert single.dispatch_pending(T0) == QUEUED_PER_WORKER
         assert single.wait_idle(10)
@@ -337,3 +354,86 @@ def test_round_robin_state_of_many_tasks_is_saved_by_one_step(make_task, make_ex
             rankings.rank(task)
         assert rankings.save(T0) == 3
     assert sorted(LoadBalanceState.objects.values_list("round_robin_index", flat=True)) == [2, 2, 2]
+
+
+AHEAD = timedelta(seconds=2)
+
+
+@pytest.fixture
+def staging_dispatcher(clock, transport):
+    instance = Dispatcher(clock=clock, workers=4, stage_ahead=AHEAD)
+    transport.install(instance)
+    yield instance
+    instance.shutdown()
+
+
+def test_runs_fired_ahead_are_staged_then_posted_when_due(make_task, make_executor, staging_dispatcher,
+                                                         transport):
+    task = make_task(next_run_time=T0 + timedelta(seconds=1))
+    make_executor(tasks=[task])
+    fire_due(T0, ahead=timedelta(seconds=1))  # one run, at T0 + 1 s
+    assert staging_dispatcher.dispatch_pending(T0) == 0
+    assert staging_dispatcher.next_due() == T0 + timedelta(seconds=1)
+    assert not transport.calls and set(TaskExecution.objects.values_list("status", flat=True)) == {"pending"}
+    assert dispatch(staging_dispatcher, T0 + timedelta(seconds=1)) == 1
+    [(url, payload)] = transport.calls
+    assert payload["scheduled_time"] == "2030-01-01T12:00:01Z"
+    assert only_execution(task).status == ExecutionStatus.RUNNING
+    assert staging_dispatcher.next_due() is None
+
+
+def test_a_staged_run_cancelled_before_its_time_is_not_posted(make_task, make_executor, staging_dispatcher,
+                                                              transport):
+    from tasks.services import task_pause
+
+    task = make_task(next_run_time=T0 + timedelta(seconds=1))
+    make_executor(tasks=[task])
+    fire_due(T0, ahead=timedelta(seconds=1))  # one run, at T0 + 1 s
+    staging_dispatcher.dispatch_pending(T0)
+    task_pause(task_id=task.pk, now=T0)
+    dispatch(staging_dispatcher, T0 + timedelta(seconds=1))
+    assert not transport.calls and only_execution(task).status == ExecutionStatus.CANCELLED
+
+
+def test_sequential_runs_are_not_staged(make_task, make_executor, staging_dispatcher, transport):
+    task = make_task(execution_mode="sequential")
+    make_executor(tasks=[task])
+    fire_due(T0)
+    TaskExecution.objects.update(dispatch_after=T0 + timedelta(seconds=1))  # e.g. a retry waiting out its backoff
+    staging_dispatcher.dispatch_pending(T0)
+    assert staging_dispatcher.next_due() is None
+    assert dispatch(staging_dispatcher, T0 + timedelta(seconds=1)) == 1  # found when due, as before
+
+
+def test_a_leader_that_steps_down_forgets_what_it_staged(make_task, make_executor, staging_dispatcher):
+    task = make_task(next_run_time=T0 + timedelta(seconds=1))
+    make_executor(tasks=[task])
+    fire_due(T0, ahead=timedelta(seconds=1))  # one run, at T0 + 1 s
+    staging_dispatcher.dispatch_pending(T0)
+    staging_dispatcher.forget_staged()
+    assert staging_dispatcher.next_due() is None
+
+
+
+def test_runs_the_leader_fires_ahead_are_staged_as_written_without_reading_them_back(
+        make_task, make_executor, staging_dispatcher):
+    task = make_task(next_run_time=T0 + timedelta(seconds=1))
+    make_executor(tasks=[task])
+    written = []
+    fire_due(T0, ahead=timedelta(seconds=1), on_written=written.extend)
+    with CaptureQueriesContext(connection) as queries:
+        staging_dispatcher.stage(written, T0)
+    assert staging_dispatcher.next_due() == T0 + timedelta(seconds=1)
+    assert not [q["sql"] for q in queries.captured_queries if 'FROM "task_executions"' in q["sql"].replace("`", '"')]
+
+
+def test_the_database_is_searched_for_runs_to_stage_at_most_once_a_second(make_task, make_executor,
+                                                                         staging_dispatcher):
+    task = make_task(next_run_time=T0 + timedelta(seconds=2))
+    make_executor(tasks=[task])
+    staging_dispatcher.dispatch_pending(T0)  # searched: nothing yet
+    fire_due(T0, ahead=AHEAD)  # e.g. another leader's fire
+    staging_dispatcher.dispatch_pending(T0 + timedelta(milliseconds=500))
+    assert staging_dispatcher.next_due() is None  # not searched again within the second
+    staging_dispatcher.dispatch_pending(T0 + timedelta(seconds=1))
+    assert staging_dispatcher.next_due() == T0 + timedelta(seconds=2)

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from executions.models import TaskExecution
-from scheduling.engine import STALL_LIMIT_SECONDS, SchedulerNode
+from scheduling.engine import MIN_WAKE_SECONDS, STALL_LIMIT_SECONDS, SchedulerNode
 from scheduling.models import SchedulerInstance
 from tests.scheduling.conftest import T0
 
@@ -176,3 +176,14 @@ def test_the_keepalive_lets_a_stuck_leader_lose_the_lock(keepalive_node):
 def test_a_follower_keepalive_touches_nothing(keepalive_node):
     keepalive_node.keep_lock_alive(Intervals(3))
     assert keepalive_node.lock.pings == 0
+
+
+def test_the_loop_wakes_for_a_staged_run_instead_of_sleeping_a_whole_tick(node, clock, make_task, make_executor):
+    task = make_task(next_run_time=T0 + timedelta(seconds=1))
+    make_executor(tasks=[task])
+    assert node.fire_ahead > timedelta(0)  # the default fires ahead
+    node.tick(T0)  # fires the runs due within the fire-ahead time
+    node.tick(T0)  # stages them
+    assert node.idle_seconds(T0 + timedelta(milliseconds=900), idle=0.2) == pytest.approx(0.1)
+    assert node.idle_seconds(T0, idle=0.2) == 0.2  # due later than a tick: the tick decides
+    assert node.idle_seconds(T0 + timedelta(seconds=2), idle=0.2) == MIN_WAKE_SECONDS  # overdue: poll, not spin

@@ -1,10 +1,12 @@
 """scheduling.executor_http: stop instructions are signed; https keeps the host name for TLS."""
 
+import json
+
 import pytest
-import requests
 
 from executions.choices import ExecutionStatus
-from scheduling.executor_http import PinnedAddressAdapter
+from executors.netguard import RefusedURL
+from scheduling.executor_http import Unreachable, post_json, post_soon, prepare, prepare_post
 from scheduling.stop import notify_executor_stop
 from tests.scheduling.loopback_executor import LoopbackExecutor
 
@@ -34,12 +36,49 @@ def test_an_executor_without_a_secret_is_never_called(make_executor, make_execut
     assert "has no signing secret" in caplog.text
 
 
-def test_https_to_a_pinned_address_verifies_the_certificate_for_the_host_name():
-    prepared = requests.Request("GET", "https://10.1.2.3:8443/health").prepare()
-    prepared.server_name = "executor.example"
-    host, pool = PinnedAddressAdapter().build_connection_pool_key_attributes(prepared, verify=True)
-    assert host["host"] == "10.1.2.3"
-    assert pool["server_hostname"] == pool["assert_hostname"] == "executor.example"
+def test_https_goes_to_the_checked_address_and_verifies_the_host_name(make_executor, fake_dns):
+    fake_dns["executor.example"] = ["10.1.2.3"]
+    executor = make_executor(base_url="https://executor.example:8443")
+    request = prepare(executor, "GET", "https://executor.example:8443/health")
+    assert (request.url.host, request.url.port) == ("10.1.2.3", 8443)
+    assert request.headers["Host"] == "executor.example:8443"
+    assert request.server_name == "executor.example"  # TLS SNI and the name the certificate must match
+
+
+def test_the_path_goes_out_exactly_as_signed(make_executor):
+    server = LoopbackExecutor()
+    server.status = 202
+    try:
+        executor = make_executor(base_url=server.url)
+        answer = post_json(executor, server.url + "/a%2Fb/execute?x=1%202", {"k": "v"}, timeout=5)
+        assert answer.ok and answer.status_code == 202
+        [request] = server.received
+        assert request.target == "/a%2Fb/execute?x=1%202"
+        assert request.signature_problem(executor.secret) is None
+    finally:
+        server.close()
+
+
+def test_prepared_posts_go_out_in_a_batch_with_a_future_each_and_a_refused_one_is_never_prepared(make_executor):
+    server = LoopbackExecutor()
+    server.status = 503
+    try:
+        executor = make_executor(base_url=server.url)
+        requests = [prepare_post(executor, server.url + "/execute", {"n": n}) for n in (1, 2)]
+        first, second = post_soon(requests, timeout=5)
+        assert [first.result(10).status_code, second.result(10).status_code] == [503, 503]
+        assert sorted(json.loads(request.body)["n"] for request in server.received) == [1, 2]
+        refused = make_executor(base_url="http://169.254.169.254")
+        with pytest.raises(RefusedURL):  # refused before anything is sent
+            prepare_post(refused, "http://169.254.169.254/execute", {})
+    finally:
+        server.close()
+
+
+def test_an_unreachable_executor_raises_unreachable(make_executor):
+    executor = make_executor(base_url="http://127.0.0.1:9")
+    with pytest.raises(Unreachable):
+        post_json(executor, "http://127.0.0.1:9/execute", {}, timeout=2)
 
 
 @pytest.fixture

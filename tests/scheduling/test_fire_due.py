@@ -178,3 +178,93 @@ def test_a_task_edited_after_it_was_read_loses_only_its_own_fire(make_task):
     assert executions(read[0]) and executions(read[2]) and not executions(read[1])
     read[1].refresh_from_db()
     assert read[1].next_run_time == T0 + timedelta(hours=1)
+
+
+AHEAD = timedelta(seconds=2)
+
+
+def test_a_parallel_task_fires_ahead_with_each_run_dispatchable_at_its_time(make_task):
+    task = make_task()
+    assert fire_due(T0 + timedelta(milliseconds=100), ahead=AHEAD) == 3
+    runs = executions(task)
+    assert [run.scheduled_time for run in runs] == [T0 + timedelta(seconds=s) for s in range(3)]
+    assert [run.dispatch_after for run in runs] == [T0 + timedelta(milliseconds=100)] + [
+        T0 + timedelta(seconds=s) for s in (1, 2)]
+    task.refresh_from_db()
+    assert task.next_run_time == T0 + timedelta(seconds=3)
+    assert fire_due(T0 + timedelta(seconds=1), ahead=AHEAD) == 1  # only the new second at the horizon
+
+
+def test_a_task_not_due_yet_fires_ahead_only_within_the_horizon(make_task):
+    later = make_task(next_run_time=T0 + timedelta(seconds=5))
+    assert fire_due(T0, ahead=AHEAD) == 0
+    assert fire_due(T0 + timedelta(seconds=3), ahead=AHEAD) == 1
+    [run] = executions(later)
+    assert run.scheduled_time == run.dispatch_after == T0 + timedelta(seconds=5)
+
+
+@pytest.mark.parametrize("fields", [{"execution_mode": "sequential"}, {"execution_mode": "skip"},
+                                    {"max_instances": 2}])
+def test_a_task_whose_fire_depends_on_the_runs_in_progress_fires_only_when_due(make_task, fields):
+    task = make_task(next_run_time=T0 + timedelta(seconds=1), **fields)
+    assert fire_due(T0, ahead=AHEAD) == 0
+    assert fire_due(T0 + timedelta(seconds=1), ahead=AHEAD) == 1
+    assert [run.scheduled_time for run in executions(task)] == [T0 + timedelta(seconds=1)]
+
+
+def test_pausing_a_task_cancels_the_runs_it_fired_ahead(make_task):
+    from tasks.services import task_pause
+
+    task = make_task(next_run_time=T0 + timedelta(seconds=1))
+    fire_due(T0, ahead=AHEAD)
+    task_pause(task_id=task.pk, now=T0)
+    assert {run.status for run in executions(task)} == {ExecutionStatus.CANCELLED}
+
+
+def test_a_new_schedule_withdraws_the_runs_fired_ahead_under_the_old_one(make_task):
+    from tasks.services import task_update
+
+    task = make_task(next_run_time=T0 + timedelta(seconds=1))
+    retry_waiting = TaskExecution.objects.create(task=task, scheduled_time=T0 - timedelta(seconds=5), retry_count=1,
+                                                 dispatch_after=T0 + timedelta(seconds=1))
+    fire_due(T0, ahead=AHEAD)
+    task_update(task_id=task.pk, data={"cron_expression": "0 * * * * *"}, now=T0)
+    ahead = [run for run in executions(task) if run.retry_count == 0]
+    assert ahead and {run.status for run in ahead} == {ExecutionStatus.CANCELLED}
+    retry_waiting.refresh_from_db()
+    assert retry_waiting.status == ExecutionStatus.PENDING  # not a fire of the old schedule: left alone
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pause_chosen_as_deadlock_victim_runs_again_whole(make_task, monkeypatch):
+    """The leader inserts fired runs while an operator pauses: MariaDB may roll the pause back as a deadlock
+    victim; the service runs its transaction again instead of answering 500."""
+    from django.db import OperationalError
+
+    from tasks import services
+
+    task = make_task(next_run_time=T0 + timedelta(seconds=1))
+    fire_due(T0, ahead=AHEAD)
+    withdraw, calls = services._withdraw, []
+
+    def deadlocked_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError(1213, "Deadlock found when trying to get lock; try restarting transaction")
+        return withdraw(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_withdraw", deadlocked_once)
+    assert services.task_pause(task_id=task.pk, now=T0) == (TaskStatus.ACTIVE, TaskStatus.PAUSED)
+    assert len(calls) == 2
+    assert {run.status for run in executions(task)} == {ExecutionStatus.CANCELLED}
+
+
+def test_tasks_due_together_on_one_schedule_are_planned_once(make_task, monkeypatch):
+    same = [make_task() for _ in range(5)]
+    other = make_task(cron_expression="*/2 * * * * *")
+    planned = []
+    real_plan = firing.plan_task
+    monkeypatch.setattr(firing, "plan_task", lambda task, *args: planned.append(task) or real_plan(task, *args))
+    assert fire_due(T0) == 6
+    assert len(planned) == 2 and other in planned
+    assert all(len(executions(task)) == 1 for task in [*same, other])

@@ -136,3 +136,26 @@ def test_retry_attempts_count_from_one():
     with pytest.raises(ValueError):
         retry_delay_seconds(0, base=2.0, cap=300.0)
 
+
+
+def plan_ahead(first_due, now, horizon, policy="fire_once", schedule=EVERY_SECOND, limit=100):
+    return plan_fires(first_due=first_due, now=now, next_after=schedule.next_after,
+                      prev_before=schedule.prev_before, policy=policy, misfire_threshold=THRESHOLD, limit=limit,
+                      horizon=horizon)
+
+
+def test_firing_ahead_plans_the_fire_times_up_to_the_horizon():
+    result = plan_ahead(at(10), at(10.1), horizon=at(12.1))
+    assert result.run == [at(10), at(11), at(12)] and result.missed == 0
+    assert result.next_run_time == at(13)
+
+
+def test_fire_times_ahead_are_never_late_and_do_not_count_against_the_limit():
+    result = plan_ahead(at(10), at(10.1), horizon=at(12.1), limit=1)
+    assert result.run == [at(10), at(11), at(12)] and not result.more_missed
+
+
+def test_fire_once_after_an_outage_still_runs_the_missed_window_besides_the_runs_ahead():
+    result = plan_ahead(at(0, 1), at(30, 5), horizon=at(30, 5) + timedelta(minutes=1), schedule=EVERY_MINUTE)
+    assert result.run == [at(0, 5), at(0, 6)] and result.missed == 5
+    assert result.next_run_time == at(0, 7)

@@ -67,7 +67,7 @@ def test_higher_priority_dispatches_first_in_a_burst(make_task, make_executor, c
     fire_due(T0)
     transport = FakeExecutors()
     dispatcher = Dispatcher(clock=clock, workers=1)  # one worker: submission order is delivery order
-    dispatcher.transport = transport
+    transport.install(dispatcher)
     try:
         dispatcher.dispatch_pending(T0)
         assert dispatcher.wait_idle(10)

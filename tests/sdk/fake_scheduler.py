@@ -20,17 +20,23 @@ Answer = tuple[int, Any]  # (HTTP status, JSON body)
 
 SECRET = "fake-scheduler-secret-for-tests-0123456789"  # what the fake hands every executor at registration
 EXECUTOR_ID = "executor-1"
-_EXECUTOR_POSTS = ("/callback", "/logs", "/progress")
+_EXECUTOR_POSTS = ("/callback", "/callbacks", "/logs", "/progress")
+BATCH_PATH = "/api/v1/executions/callbacks"
 
 
 def ok(data: Any = None, status: int = 200) -> Answer:
     return status, {"code": status, "message": "ok", "data": data}
 
 
-def api_error(status: int, code: int, message: str = "error", details: Any = None) -> Answer:
-    body = {"code": code, "message": message, "error": "ERR", "details": details,
+def api_error(status: int, code: int, message: str = "error", details: Any = None, error: str = "ERR") -> Answer:
+    body = {"code": code, "message": message, "error": error, "details": details,
             "timestamp": "2024-01-01T00:00:00Z", "path": "/"}
     return status, body
+
+
+# What a scheduler from before the batch endpoint answers a signed POST /executions/callbacks: its router takes
+# "callbacks" for an execution id and asks for API credentials.
+OLDER_SCHEDULER = api_error(401, 401, "未授权", error="Authentication credentials were not provided.")
 
 
 @dataclass
@@ -41,13 +47,15 @@ class Recorded:
     body: Any
     headers: dict[str, str]
     refusal: str | None = None  # why the signature check refused it (answered 401), None if accepted
+    routed: bool = True  # False: a batch sent while the fake plays a scheduler without the endpoint
 
 
 class FakeScheduler:
     """Scripted answers: ``script(method, path, *answers)`` queues answers for one route (then defaults).
 
-    Defaults: registration 201 (then 200) echoing the executor with an id, callbacks 200, health 200,
-    anything else 404.
+    Defaults: registration 201 (then 200) echoing the executor with an id, callbacks 200, a batch of callbacks
+    200 with the verdicts queued by ``verdict()`` ("applied" otherwise), health 200, anything else 404.
+    ``batch_answer`` set: every batch gets that answer instead (a scheduler without the endpoint).
     """
 
     def __init__(self) -> None:
@@ -58,6 +66,8 @@ class FakeScheduler:
         self._scripts: dict[tuple[str, str], deque[Answer]] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self._verdicts: dict[str, deque[str]] = {}
+        self.batch_answer: Answer | None = None
 
     # -- control --------------------------------------------------------------------------------------
 
@@ -84,6 +94,11 @@ class FakeScheduler:
         with self._lock:
             self._scripts.setdefault((method, path), deque()).extend(answers)
 
+    def verdict(self, execution_id: str, *outcomes: str) -> None:
+        """Queues the outcomes the next batches give ``execution_id`` (then "applied")."""
+        with self._lock:
+            self._verdicts.setdefault(execution_id, deque()).extend(outcomes)
+
     # -- what was seen --------------------------------------------------------------------------------
 
     def seen(self, method: str | None = None, path_prefix: str = "") -> list[Recorded]:
@@ -97,9 +112,23 @@ class FakeScheduler:
 
     @property
     def callbacks(self) -> list[tuple[str, dict[str, Any]]]:
-        """Accepted (signed) callbacks: (execution id, body)."""
-        return [(r.path.split("/")[4], r.body) for r in self.seen("POST", "/api/v1/executions/")
-                if r.path.endswith("/callback") and r.refusal is None]
+        """Accepted (signed) callbacks, single or in batches: (execution id, body without the id)."""
+        sent = []
+        for r in self.seen("POST", "/api/v1/executions/"):
+            if r.refusal is not None:
+                continue
+            if r.path.endswith("/callback"):
+                sent.append((r.path.split("/")[4], r.body))
+            elif r.path == BATCH_PATH and r.routed:
+                sent.extend((item["execution_id"], {k: v for k, v in item.items() if k != "execution_id"})
+                            for item in r.body["results"])
+        return sent
+
+    @property
+    def batches(self) -> list[list[str]]:
+        """The execution ids of each signed batch request, in order."""
+        return [[item["execution_id"] for item in r.body["results"]] for r in self.seen("POST", BATCH_PATH)
+                if r.refusal is None and r.routed]
 
     @property
     def refused(self) -> list[Recorded]:
@@ -128,11 +157,28 @@ class FakeScheduler:
         with self._lock:
             self.requests.append(recorded)
             if recorded.refusal is not None:
-                return api_error(401, 401, "未授权", {"reason": recorded.refusal})
+                return api_error(401, 401, "未授权", {"reason": recorded.refusal},
+                                 error=f"signature not valid: {recorded.refusal}")
+            if recorded.path == BATCH_PATH and self.batch_answer is not None:
+                recorded.routed = False
+                return self.batch_answer
             queue = self._scripts.get((recorded.method, recorded.path))
             if queue:
                 return queue.popleft()
+            if recorded.path == BATCH_PATH:
+                return self._batch(recorded.body["results"])
         return self._default(recorded)
+
+    def _batch(self, items: list[dict[str, Any]]) -> Answer:
+        verdicts = []
+        for item in items:
+            queued = self._verdicts.get(item["execution_id"])
+            outcome = queued.popleft() if queued else "applied"
+            verdicts.append({"execution_id": item["execution_id"], "outcome": outcome,
+                             "status": item["status"] if outcome == "applied" else None})
+        counts = {name: sum(v["outcome"] == name for v in verdicts)
+                  for name in ("applied", "already_final", "not_found", "not_yours")}
+        return ok({**counts, "results": verdicts})
 
     def _default(self, recorded: Recorded) -> Answer:
         if recorded.path == "/api/v1/executors/register":

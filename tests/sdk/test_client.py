@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from scheduler_sdk import ErrorCode, SchedulerAPIError, SchedulerClient, SchedulerError, SchedulerUnavailable
+from scheduler_sdk.client import callback_body
 from tests.sdk.fake_scheduler import api_error, ok
 from tests.sdk.helpers import registered_credentials
 
@@ -118,6 +119,23 @@ def test_callback_sends_the_contract_body(scheduler):
     assert execution_id == "e-1"
     assert body == {"status": "success", "result": {"rows": 3}, "logs": "done",
                     "end_time": "2024-01-01T12:00:00+00:00"}
+
+
+def test_callback_batch_sends_the_results_and_returns_the_verdicts(scheduler):
+    client = SchedulerClient(scheduler.url, auth=registered_credentials())
+    scheduler.verdict("e-2", "already_final")
+    end = datetime(2024, 1, 1, 12, tzinfo=UTC)
+    data = client.callback_batch([{"execution_id": "e-1", **callback_body("success", {"rows": 3}, "done", end)},
+                                  {"execution_id": "e-2", **callback_body("failed", end_time=end)}])
+    assert [(v["execution_id"], v["outcome"]) for v in data["results"]] == [("e-1", "applied"),
+                                                                          ("e-2", "already_final")]
+    [request] = scheduler.seen("POST", "/api/v1/executions/callbacks")
+    assert request.body == {"results": [
+        {"execution_id": "e-1", "status": "success", "result": {"rows": 3}, "logs": "done",
+         "end_time": "2024-01-01T12:00:00+00:00"},
+        {"execution_id": "e-2", "status": "failed", "result": None, "logs": "",
+         "end_time": "2024-01-01T12:00:00+00:00"},
+    ]}
 
 
 def test_header_callable_can_sign_the_body(scheduler):

@@ -13,7 +13,7 @@ import requests
 
 from scheduler_sdk import credentials
 from scheduler_sdk.signing import HEADER_EXECUTOR, HEADER_NONCE, signature_headers
-from tests.sdk.fake_scheduler import EXECUTOR_ID, SECRET, api_error
+from tests.sdk.fake_scheduler import BATCH_PATH, EXECUTOR_ID, SECRET, api_error
 from tests.sdk.helpers import dispatch, signed_call, wait_until
 
 EXECUTE = {"execution_id": "e-1", "task_id": "t", "task_name": "job"}
@@ -35,7 +35,7 @@ def test_the_registration_key_goes_only_to_registration(scheduler, make_executor
     executor = make_executor({"job": lambda ctx: None}, registration_key="reg-key-123")
     dispatch(executor, "e-1", "job")
     wait_until(lambda: scheduler.callbacks_for("e-1"))
-    [callback] = scheduler.seen("POST", "/api/v1/executions/e-1/callback")
+    [callback] = scheduler.seen("POST", BATCH_PATH)
     assert "Authorization" not in callback.headers
 
 
@@ -100,22 +100,32 @@ def test_results_logs_and_progress_are_signed_by_this_executor(scheduler, make_e
     executor = make_executor({"job": job}, live_flush_interval=0.05, progress_interval=0.05)
     dispatch(executor, "e-1", "job")
     wait_until(lambda: scheduler.callbacks_for("e-1"))
-    sent = scheduler.seen("POST", "/api/v1/executions/e-1/")
-    assert {r.path.rsplit("/", 1)[1] for r in sent} >= {"callback", "progress"}
+    sent = scheduler.seen("POST", "/api/v1/executions/e-1/") + scheduler.seen("POST", BATCH_PATH)
+    assert {r.path.rsplit("/", 1)[1] for r in sent} >= {"callbacks", "progress"}
     assert all(r.refusal is None and r.headers[HEADER_EXECUTOR] == EXECUTOR_ID for r in sent)
 
 
 def test_a_retried_result_is_signed_again_with_a_new_nonce(scheduler, make_executor):
-    scheduler.script("POST", "/api/v1/executions/e-1/callback", api_error(503, 503, "busy"))
+    scheduler.script("POST", BATCH_PATH, api_error(503, 503, "busy"))
     executor = make_executor({"job": lambda ctx: None})
     dispatch(executor, "e-1", "job")
     wait_until(lambda: executor.callback_stats["delivered"] == 1)
-    attempts = scheduler.seen("POST", "/api/v1/executions/e-1/callback")
+    attempts = scheduler.seen("POST", BATCH_PATH)
     assert len(attempts) == 2 and attempts[0].headers[HEADER_NONCE] != attempts[1].headers[HEADER_NONCE]
     assert scheduler.refused == []
 
 
 def test_a_refused_signature_makes_the_executor_register_again_and_deliver(scheduler, make_executor):
+    executor = make_executor({"job": lambda ctx: None})
+    scheduler.script("POST", BATCH_PATH, api_error(401, 401, "未授权", error="signature not valid: bad signature"))
+    dispatch(executor, "e-1", "job")
+    wait_until(lambda: len(scheduler.registrations) == 2, message="registered again after the 401")
+    wait_until(lambda: executor.callback_stats["delivered"] == 1)
+    assert executor._outbox.batching  # a refused signature is no sign of an older scheduler
+
+
+def test_a_refused_signature_of_a_single_callback_makes_the_executor_register_again(scheduler, make_executor):
+    scheduler.batch_answer = api_error(404, 404, "no route")
     executor = make_executor({"job": lambda ctx: None})
     scheduler.script("POST", "/api/v1/executions/e-1/callback", api_error(401, 401, "signature not valid"))
     dispatch(executor, "e-1", "job")
