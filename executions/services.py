@@ -81,6 +81,14 @@ def transition_many(execution_ids: list[str], to: str, *, expected: str, **chang
     return set(TaskExecution.objects.filter(pk__in=ids, status=to, **changes).values_list("pk", flat=True))
 
 
+def release_unsent(execution_ids: list[str]) -> int:
+    """Hand runs a leader claimed ahead of their time, and never POSTed, back to pending. Only those still
+    running as claimed move: one stopped or timed out meanwhile keeps its final status."""
+    return TaskExecution.objects.filter(pk__in=execution_ids, status=ExecutionStatus.RUNNING).update(
+        status=ExecutionStatus.PENDING, executor=None, start_time=None, deadline=None
+    )
+
+
 def get_execution(execution_id: str, *, for_update: bool = False) -> TaskExecution:
     queryset = TaskExecution.objects.select_related("task", "executor")
     if for_update:

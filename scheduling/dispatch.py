@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 from django.db.models import Count
 
 from executions.choices import ExecutionStatus
 from executions.live import appended_logs
 from executions.models import TaskExecution
-from executions.services import finish, transition, transition_many
+from executions.services import finish, release_unsent, transition, transition_many
 from executors.models import Executor
 from executors.netguard import RefusedURL
 from loadbalance.services import Ranking, Rankings, record_failover
@@ -79,6 +79,12 @@ class Staged:
     execution: TaskExecution
     ranking: Ranking
     request: Any = None
+    claimed: bool = False  # claimed ahead of its time: running in the database, its POST not sent yet
+
+
+def _dispatch_order(item: Staged) -> tuple:
+    execution = item.execution
+    return -execution.task.priority, execution.dispatch_after, execution.scheduled_time, execution.pk
 
 
 class Dispatcher:
@@ -95,6 +101,11 @@ class Dispatcher:
     comes only the claim and the POST remain; ``next_due()`` tells the loop when to wake for them. They
     stay pending in the database until claimed: a leader that dies leaves them to the next one, and one
     cancelled meanwhile (task paused) loses its claim's compare-and-set.
+
+    Claiming ahead (``claim_ahead``): staged runs due within ``claim_ahead`` are claimed before their time
+    (their timeout counts from their due time), so a burst's claims are written before it is due and only
+    the POSTs remain when it is. A leader that steps down hands the ones it has not sent back (pending
+    again); one killed leaves them to the timeout sweep, like the runs it had in flight.
     """
 
     transport = staticmethod(post_json)
@@ -102,11 +113,12 @@ class Dispatcher:
     transport_soon = staticmethod(post_soon)
 
     def __init__(self, *, clock: Callable[[], datetime], workers: int, rng: random.Random | None = None,
-                 stage_ahead: timedelta = timedelta(0)) -> None:
+                 stage_ahead: timedelta = timedelta(0), claim_ahead: timedelta = timedelta(0)) -> None:
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 - load balancing, not security
         self.workers = workers
         self.stage_ahead = stage_ahead
+        self.claim_ahead = min(claim_ahead, stage_ahead)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dispatch")
         self._in_flight: set[str] = set()
         self._lock = threading.Lock()
@@ -128,16 +140,30 @@ class Dispatcher:
                 rankings.save(now)
                 started += self._start(ranked, now)
         self._stage(now)
+        self._claim_soon(now)
         return started
 
     def next_due(self) -> datetime | None:
-        """When the earliest staged execution is due (the loop sleeps no longer than that)."""
-        return min((item.execution.dispatch_after for item in self._staged.values()), default=None)
+        """When the loop must wake next for a staged execution: to claim it ahead, or to POST it."""
+        return min((self._wake_at(item) for item in self._staged.values()), default=None)
+
+    def _wake_at(self, item: Staged) -> datetime:
+        if item.claimed or not item.ranking.executors:
+            return item.execution.dispatch_after
+        return item.execution.dispatch_after - self.claim_ahead
 
     def forget_staged(self) -> None:
-        """On losing leadership: another leader now owns what was staged."""
+        """On losing leadership: another leader now owns what was staged. The runs claimed ahead were never
+        POSTed: they are handed back as pending, so the next leader dispatches them instead of its timeout
+        sweep failing them (a leader that cannot reach the database leaves them to that sweep)."""
+        unsent = [pk for pk, item in self._staged.items() if item.claimed]
         self._staged.clear()
         self._next_scan = None
+        if unsent:
+            try:
+                release_unsent(unsent)
+            except DatabaseError as exc:
+                logger.warning("could not hand back %s runs claimed ahead: %s", len(unsent), exc)
 
     def _start(self, ranked: list[Staged], now: datetime) -> int:
         """Fail the unassignable, claim the rest a chunk at a time and send each chunk as soon as it is
@@ -145,7 +171,8 @@ class Dispatcher:
         for item in ranked:
             if not item.ranking.executors:
                 self._fail_unassignable(item.execution, item.ranking.assigned, now)
-        assignable = [item for item in ranked if item.ranking.executors]
+        self._launch([item for item in ranked if item.claimed])
+        assignable = [item for item in ranked if item.ranking.executors and not item.claimed]
         for first in range(0, len(assignable), CLAIM_CHUNK):
             chunk = assignable[first:first + CLAIM_CHUNK]
             claimed = self._claim([(item.execution, item.ranking.executors) for item in chunk])
@@ -161,9 +188,7 @@ class Dispatcher:
 
     def _take_staged(self, now: datetime) -> list[Staged]:
         """The staged executions due at ``now``, as many as may be in flight, in dispatch order."""
-        due = [self._staged[pk] for pk in self._due_staged(now)]
-        due.sort(key=lambda item: (-item.execution.task.priority, item.execution.dispatch_after,
-                                   item.execution.scheduled_time, item.execution.pk))
+        due = sorted((self._staged[pk] for pk in self._due_staged(now)), key=_dispatch_order)
         taken = due[:max(0, self.workers * QUEUED_PER_WORKER - self.in_flight())]  # prepared: no batch cap
         for item in taken:
             del self._staged[item.execution.pk]
@@ -194,6 +219,24 @@ class Dispatcher:
                     and execution.task.execution_mode != ExecutionMode.SEQUENTIAL]
         self._stage_rows(upcoming[:self._stage_room()], now)
 
+    def _claim_soon(self, now: datetime) -> None:
+        """Claim the staged runs due within ``claim_ahead``, as many as the workers may have in flight."""
+        if self.claim_ahead <= timedelta(0):
+            return
+        horizon = now + self.claim_ahead
+        waiting = [item for item in self._staged.values() if item.claimed]
+        room = self.workers * QUEUED_PER_WORKER - self.in_flight() - len(waiting)
+        soon = sorted((item for item in self._staged.values() if not item.claimed and item.ranking.executors
+                       and item.execution.dispatch_after <= horizon), key=_dispatch_order)[:max(0, room)]
+        if not soon:
+            return
+        claimed = self._claim([(item.execution, item.ranking.executors) for item in soon])
+        for item in soon:
+            if item.execution.pk in claimed:
+                item.claimed = True
+            else:  # cancelled or stopped since it was staged
+                del self._staged[item.execution.pk]
+
     def _stage_room(self) -> int:
         return max(0, STAGE_LIMIT - len(self._staged))
 
@@ -221,15 +264,16 @@ class Dispatcher:
 
     def _claim(self, ranked: list[tuple[TaskExecution, list[Executor]]]) -> set[str]:
         """Claim the step's executions (pending -> running) before any POST, so an executor's callback always
-        finds its run running: one UPDATE per (first executor, timeout) instead of a COMMIT per execution on
-        the workers. The timeout counts from the claim. Returns the ids claimed; a run stopped meanwhile is
-        left alone."""
-        start = self.clock()
-        groups: dict[tuple[str, int], list[TaskExecution]] = defaultdict(list)
+        finds its run running: one UPDATE per (first executor, timeout, start) instead of a COMMIT per
+        execution on the workers. The timeout counts from the claim, or from the due time of a run claimed
+        ahead of it. Returns the ids claimed; a run stopped meanwhile is left alone."""
+        now = self.clock()
+        groups: dict[tuple[str, int, datetime], list[TaskExecution]] = defaultdict(list)
         for execution, executors in ranked:
-            groups[(executors[0].pk, execution.task.timeout_seconds)].append(execution)
+            start = max(now, execution.dispatch_after or now)
+            groups[(executors[0].pk, execution.task.timeout_seconds, start)].append(execution)
         claimed: set[str] = set()
-        for (executor_id, timeout), executions in groups.items():
+        for (executor_id, timeout, start), executions in groups.items():
             changes = {"executor_id": executor_id, "start_time": start, "deadline": deadline_for(start, timeout)}
             moved = transition_many([e.pk for e in executions], ExecutionStatus.RUNNING,
                                     expected=ExecutionStatus.PENDING, **changes)

@@ -49,8 +49,10 @@ class SchedulerNode:
         self.lock = lock
         self.clock = clock
         self.fire_ahead = timedelta(seconds=tunable("FIRE_AHEAD_SECONDS"))
-        self.dispatcher = dispatcher or Dispatcher(clock=clock, workers=tunable("DISPATCH_WORKERS"),
-                                                   stage_ahead=self.fire_ahead)
+        self.dispatcher = dispatcher or Dispatcher(
+            clock=clock, workers=tunable("DISPATCH_WORKERS"), stage_ahead=self.fire_ahead,
+            claim_ahead=timedelta(seconds=tunable("CLAIM_AHEAD_SECONDS")),
+        )
         self.health = HealthChecker(clock=clock, pool=self.dispatcher.pool)
         self.is_leader = False
         self._next_heartbeat: datetime | None = None

@@ -437,3 +437,100 @@ def test_the_database_is_searched_for_runs_to_stage_at_most_once_a_second(make_t
     assert staging_dispatcher.next_due() is None  # not searched again within the second
     staging_dispatcher.dispatch_pending(T0 + timedelta(seconds=1))
     assert staging_dispatcher.next_due() == T0 + timedelta(seconds=2)
+
+
+CLAIM_AHEAD = timedelta(milliseconds=500)
+
+
+@pytest.fixture
+def claiming_dispatcher(clock, transport):
+    instance = Dispatcher(clock=clock, workers=4, stage_ahead=AHEAD, claim_ahead=CLAIM_AHEAD)
+    transport.install(instance)
+    yield instance
+    instance.shutdown()
+
+
+def staged_run_at_t0_plus_1s(make_task, make_executor, dispatcher, **fields):
+    task = make_task(next_run_time=T0 + timedelta(seconds=1), **fields)
+    executor = make_executor(tasks=[task])
+    fire_due(T0, ahead=timedelta(seconds=1))
+    dispatcher.dispatch_pending(T0)
+    return task, executor
+
+
+def test_a_staged_run_is_claimed_ahead_of_its_time_and_posted_at_it(make_task, make_executor, claiming_dispatcher,
+                                                                    transport, clock):
+    task, executor = staged_run_at_t0_plus_1s(make_task, make_executor, claiming_dispatcher, timeout_seconds=30)
+    assert only_execution(task).status == ExecutionStatus.PENDING  # due in 1 s: not within the claim horizon
+    assert claiming_dispatcher.next_due() == T0 + timedelta(seconds=1) - CLAIM_AHEAD
+
+    clock.now = T0 + timedelta(milliseconds=600)
+    assert claiming_dispatcher.dispatch_pending(clock.now) == 0
+    execution = only_execution(task)
+    assert execution.status == ExecutionStatus.RUNNING and execution.executor_id == executor.pk
+    # Its timeout counts from its time, not from the claim.
+    assert execution.start_time == T0 + timedelta(seconds=1)
+    assert execution.deadline == T0 + timedelta(seconds=31)
+    assert not transport.calls and claiming_dispatcher.next_due() == T0 + timedelta(seconds=1)
+
+    clock.now = T0 + timedelta(seconds=1)
+    with CaptureQueriesContext(connection) as queries:
+        assert dispatch(claiming_dispatcher, clock.now) == 1
+    assert [payload["execution_id"] for _, payload in transport.calls] == [execution.pk]
+    assert not [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]  # only the POST
+    assert only_execution(task).status == ExecutionStatus.RUNNING and claiming_dispatcher.next_due() is None
+
+
+def test_a_leader_stepping_down_hands_back_the_runs_it_claimed_and_never_sent(make_task, make_executor, clock,
+                                                                             claiming_dispatcher, transport):
+    task, executor = staged_run_at_t0_plus_1s(make_task, make_executor, claiming_dispatcher)
+    claiming_dispatcher.dispatch_pending(T0 + timedelta(milliseconds=600))
+    assert only_execution(task).status == ExecutionStatus.RUNNING
+    claiming_dispatcher.forget_staged()
+    execution = only_execution(task)
+    assert execution.status == ExecutionStatus.PENDING
+    assert (execution.executor_id, execution.start_time, execution.deadline) == (None, None, None)
+
+    successor = Dispatcher(clock=clock, workers=4)
+    transport.install(successor)
+    try:
+        clock.now = T0 + timedelta(seconds=1)
+        assert dispatch(successor, clock.now) == 1
+    finally:
+        successor.shutdown()
+    assert len(transport.calls) == 1 and only_execution(task).status == ExecutionStatus.RUNNING
+
+
+def test_a_run_claimed_ahead_then_stopped_is_not_handed_back(make_task, make_executor, claiming_dispatcher):
+    task, _ = staged_run_at_t0_plus_1s(make_task, make_executor, claiming_dispatcher)
+    claiming_dispatcher.dispatch_pending(T0 + timedelta(milliseconds=600))
+    TaskExecution.objects.filter(task=task).update(status=ExecutionStatus.TIMEOUT)
+    claiming_dispatcher.forget_staged()
+    assert only_execution(task).status == ExecutionStatus.TIMEOUT
+
+
+def test_a_run_paused_before_its_claim_is_neither_claimed_nor_posted(make_task, make_executor, claiming_dispatcher,
+                                                                    transport):
+    from tasks.services import task_pause
+
+    task, _ = staged_run_at_t0_plus_1s(make_task, make_executor, claiming_dispatcher)
+    task_pause(task_id=task.pk, now=T0)
+    claiming_dispatcher.dispatch_pending(T0 + timedelta(milliseconds=600))
+    assert claiming_dispatcher.next_due() is None
+    dispatch(claiming_dispatcher, T0 + timedelta(seconds=1))
+    assert not transport.calls and only_execution(task).status == ExecutionStatus.CANCELLED
+
+
+def test_claims_ahead_stop_at_what_the_workers_may_have_in_flight(make_task, make_executor, clock, transport):
+    small = Dispatcher(clock=clock, workers=1, stage_ahead=AHEAD, claim_ahead=CLAIM_AHEAD)
+    transport.install(small)
+    try:
+        tasks = [make_task(next_run_time=T0 + timedelta(seconds=1)) for _ in range(QUEUED_PER_WORKER + 3)]
+        make_executor(tasks=tasks)
+        fire_due(T0, ahead=timedelta(seconds=1))
+        small.dispatch_pending(T0)
+        small.dispatch_pending(T0 + timedelta(milliseconds=600))
+        statuses = TaskExecution.objects.values("status").annotate(n=Count("id"))
+        assert {row["status"]: row["n"] for row in statuses} == {"running": QUEUED_PER_WORKER, "pending": 3}
+    finally:
+        small.shutdown()
