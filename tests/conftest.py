@@ -78,6 +78,20 @@ def decode(response) -> Any:
     return content.decode("utf-8", "replace")
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, and before it is dropped: on PostgreSQL, sessions a test left open
+    (a thread that used the database and ended without closing its connection) are ended, since a database
+    with sessions cannot be dropped."""
+    yield
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
 @pytest.fixture(autouse=True)
 def _no_failed_logins_counted():
     """Failed authentications are counted per address in the cache (accounts.throttling): every test starts
