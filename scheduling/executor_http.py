@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import collections
 import contextlib
-import functools
 import json as jsonlib
 import ssl
 import threading
@@ -97,7 +97,9 @@ class HttpLoop:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self._sessions: dict[str | None, aiohttp.ClientSession] = {}
-        self._slots: dict[tuple, asyncio.Semaphore] = {}  # loop thread only
+        # Per executor address (loop thread only): requests waiting for a sender, and the senders running.
+        self._queues: dict[tuple, collections.deque] = {}
+        self._senders: collections.Counter = collections.Counter()
         self._tls = ssl.create_default_context(cafile=certifi.where())
         threading.Thread(target=self.loop.run_forever, name="executor-http", daemon=True).start()
         atexit.register(self.close)
@@ -113,28 +115,46 @@ class HttpLoop:
             asyncio.run_coroutine_threadsafe(close_all(), self.loop).result(2)
 
     def submit(self, request: Prepared, timeout: float) -> Future[Answer]:
-        return asyncio.run_coroutine_threadsafe(self._fetch(request, timeout), self.loop)
+        return self.submit_many([request], timeout)[0]
 
     def submit_many(self, requests: list[Prepared], timeout: float) -> list[Future[Answer]]:
         """Start many requests with one wake-up of the loop (not one cross-thread hand-off each)."""
         futures: list[Future[Answer]] = [Future() for _ in requests]
 
         def start() -> None:
+            deadline = self.loop.time() + timeout
             for request, future in zip(requests, futures, strict=True):
-                task = self.loop.create_task(self._fetch(request, timeout))
-                task.add_done_callback(functools.partial(_settle, future))
+                self._queue(request).append((request, future, deadline))
+            for key in {_address(request) for request in requests}:
+                self._staff(key)
 
         self.loop.call_soon_threadsafe(start)
         return futures
 
-    def _slot(self, request: Prepared) -> asyncio.Semaphore:
-        """At most CONNECTIONS_PER_EXECUTOR requests per executor address inside aiohttp at once: a burst of a
-        thousand waiting in aiohttp's own connection queue went out several times slower than in this one."""
-        key = (request.url.host, request.url.port, request.server_name)
-        slot = self._slots.get(key)
-        if slot is None:
-            slot = self._slots[key] = asyncio.Semaphore(CONNECTIONS_PER_EXECUTOR)
-        return slot
+    def _queue(self, request: Prepared) -> collections.deque:
+        return self._queues.setdefault(_address(request), collections.deque())
+
+    def _staff(self, key: tuple) -> None:
+        """Up to CONNECTIONS_PER_EXECUTOR senders per executor address, each taking the next request as it
+        finishes one: a burst costs a few coroutines, not a task and a semaphore wait per request (a burst
+        of a thousand waiting in aiohttp's own connection queue went out several times slower still)."""
+        queue = self._queues[key]
+        while self._senders[key] < min(CONNECTIONS_PER_EXECUTOR, len(queue)):
+            self._senders[key] += 1
+            self.loop.create_task(self._send_queued(key, queue))
+
+    async def _send_queued(self, key: tuple, queue: collections.deque) -> None:
+        try:
+            while queue:
+                request, future, deadline = queue.popleft()
+                if not future.set_running_or_notify_cancel():
+                    continue  # cancelled by a caller that stopped waiting
+                try:
+                    future.set_result(await self._fetch(request, deadline - self.loop.time()))
+                except Exception as exc:  # noqa: BLE001 - the caller's future carries it
+                    future.set_exception(exc)
+        finally:
+            self._senders[key] -= 1
 
     def _session(self, server_name: str | None) -> aiohttp.ClientSession:
         session = self._sessions.get(server_name)
@@ -147,9 +167,12 @@ class HttpLoop:
         return session
 
     async def _fetch(self, request: Prepared, timeout: float) -> Answer:
+        """``timeout`` is what is left of the caller's: the wait in the queue counted too."""
+        if timeout <= 0:
+            raise Unreachable("no connection to the executor came free in time")
         session = self._session(request.server_name)
         try:
-            async with asyncio.timeout(timeout), self._slot(request):  # the wait for a slot counts too
+            async with asyncio.timeout(timeout):
                 async with session.request(request.method, request.url, data=request.body or None,
                                            headers=request.headers, allow_redirects=False,
                                            server_hostname=request.server_name) as response:
@@ -158,13 +181,8 @@ class HttpLoop:
             raise Unreachable(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
 
 
-def _settle(future: Future[Answer], task: asyncio.Task) -> None:
-    if task.cancelled():
-        future.cancel()
-    elif task.exception() is not None:
-        future.set_exception(task.exception())
-    else:
-        future.set_result(task.result())
+def _address(request: Prepared) -> tuple:
+    return request.url.host, request.url.port, request.server_name
 
 
 _http: HttpLoop | None = None
