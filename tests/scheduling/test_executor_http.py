@@ -92,3 +92,16 @@ def make_execution_row(make_task):
                                             scheduled_time=datetime(2030, 1, 1, tzinfo=UTC))
 
     return make
+
+
+def test_an_executor_that_never_answers_raises_unreachable_at_the_timeout(make_executor):
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        executor = make_executor(base_url=url)
+        [future] = post_soon([prepare_post(executor, url + "/execute", {})], timeout=0.3)
+        with pytest.raises(Unreachable, match="TimeoutError"):
+            future.result(5)

@@ -86,7 +86,10 @@ def test_log_lines_reach_the_scheduler_while_the_handler_runs(scheduler, make_ex
 
 
 def test_logging_never_waits_for_a_slow_scheduler(scheduler, make_executor):
-    scheduler.log_delay = 1.5
+    # Slow enough that a blocking ctx.log would show (0.2 s bound below), and shorter than the SDK's seal
+    # timeout (1 s), so the batch in flight at the end lands before the result is sealed: exactly once.
+    # (At 1.5 s the in-flight batch raced the seal and its lines came twice.)
+    scheduler.log_delay = 0.6
     durations: list[float] = []
 
     def chatty(ctx: ExecutionContext) -> None:
