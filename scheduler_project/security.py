@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.debug import SafeExceptionReporterFilter
 
+from accounts.authentication import bearer_token
 from scheduler_project.errors import error_body
 
 
@@ -95,5 +96,5 @@ def metrics_token_accepted(request: HttpRequest) -> bool:
     expected = settings.METRICS_TOKEN
     if not expected:
         return True
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
+    token = bearer_token(request)
+    return token is not None and hmac.compare_digest(token.encode(), expected.encode())
