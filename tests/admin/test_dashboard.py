@@ -70,14 +70,16 @@ def test_panel_needs_a_staff_login(client):
 
 def test_hourly_buckets_count_each_status_in_its_hour(run):
     now = timezone.now()
-    task = run(status="success", scheduled_time=now - timedelta(minutes=1)).task
-    run(task, status="failed", scheduled_time=now - timedelta(hours=3, minutes=1))
-    run(task, status="failed", scheduled_time=now - timedelta(hours=3, minutes=2))
+    # Placed from the current hour's start, so no run crosses into another hour whatever the minute now is.
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    three_hours_ago = hour - timedelta(hours=3)
+    task = run(status="success", scheduled_time=hour + (now - hour) / 2).task
+    run(task, status="failed", scheduled_time=three_hours_ago + timedelta(minutes=10))
+    run(task, status="failed", scheduled_time=three_hours_ago + timedelta(minutes=20))
     run(task, status="success", scheduled_time=now - timedelta(hours=30))  # outside the window
     buckets = hourly_buckets(now)
     assert len(buckets) == 24
     assert buckets[-1].values == {"success": 1}
-    three_hours_ago = (now - timedelta(hours=3, minutes=1)).replace(minute=0, second=0, microsecond=0)
     [bucket] = [b for b in buckets if b.title.startswith(f"{three_hours_ago:%Y-%m-%d %H}:00")]
     assert bucket.values == {"failed": 2}
     assert sum(bucket.total for bucket in buckets) == 3
