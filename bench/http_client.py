@@ -12,15 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def main() -> int:
@@ -28,18 +22,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--posts", type=int, default=1000)
     args = parser.parse_args()
-    sys.path.insert(0, str(REPO))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scheduler_project.settings")
     import django
 
-    django.setup()
-    from tests.processes import free_port
+    from bench import run  # the stub and its settings (DJANGO_SETTINGS_MODULE)
 
-    port = free_port()
-    stub = subprocess.Popen([sys.executable, "-m", "bench.stub", "--port", str(port)], cwd=REPO,  # noqa: S603
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    django.setup()
+    bench = run.Bench(run.Sizes(), run.LOG_ROOT / "http-client")
+    bench.start_stub()
+    port = int(bench.stub_url.rsplit(":", 1)[1])
     try:
-        _wait_for_stub(port)
         cold, warm = [], []
         for round_ in range(1, args.rounds + 1):
             from scheduling.executor_http import HttpLoop
@@ -53,7 +44,7 @@ def main() -> int:
             medians = [statistics.median(column) for column in zip(*rows, strict=True)]
             print(f"{name}, median of {args.rounds}: {_fmt(medians)}; {args.posts / medians[2]:,.0f} POSTs/s")
     finally:
-        stub.kill()
+        bench.stub.end()
     return 0
 
 
@@ -88,19 +79,6 @@ def _batch(loop, port: int, posts: int) -> tuple[float, float, float]:
 def _fmt(figures) -> str:
     first, half, last = figures
     return f"100th {first:.3f} s, half {half:.3f} s, all {last:.3f} s"
-
-
-def _wait_for_stub(port: int) -> None:
-    import requests
-
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok:
-                return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise SystemExit("the stub did not answer")
 
 
 if __name__ == "__main__":

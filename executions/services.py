@@ -179,10 +179,7 @@ def apply_callback(*, execution_id: str, status: str, result: dict | None, logs:
     previous = execution.status
     if previous not in ACTIVE_STATUSES:
         raise _forbid(execution, "report a result for", ACTIVE_STATUSES)
-    changes: dict[str, Any] = {"result": result}
-    if logs:
-        changes["logs"] = _appended_logs(execution.logs, logs)
-    if not finish(execution, status, now=now, end_time=end_time, **changes):
+    if not finish(execution, status, now=now, end_time=end_time, **_callback_changes(execution, result, logs)):
         execution.refresh_from_db()
         raise _forbid(execution, "report a result for", ACTIVE_STATUSES)
     return CallbackOutcome(execution=execution, previous_status=previous)
@@ -315,7 +312,8 @@ def _finish_one(row: TaskExecution, report: ResultReport, *, now: datetime) -> b
     row.refresh_from_db()
     if report.status not in ALLOWED_TRANSITIONS.get(row.status, ()):
         return False
-    if finish(row, report.status, now=now, end_time=report.end_time, **_callback_changes(row, report)):
+    if finish(row, report.status, now=now, end_time=report.end_time,
+              **_callback_changes(row, report.result, report.logs)):
         return True
     row.refresh_from_db()
     return False
@@ -325,18 +323,18 @@ class _RowMoved(Exception):
     """A locked row was not in the status it was read with: undo the grouped UPDATE."""
 
 
-def _callback_changes(row: TaskExecution, report: ResultReport) -> dict[str, Any]:
-    """What a callback writes besides the status and end (as ``apply_callback`` passes it to ``finish``)."""
-    changes: dict[str, Any] = {"result": report.result}
-    if report.logs:
-        changes["logs"] = _appended_logs(row.logs, report.logs)
+def _callback_changes(row: TaskExecution, result: dict | None, logs: str | None) -> dict[str, Any]:
+    """What a callback writes besides the status and end: its result, and its logs after the run's own."""
+    changes: dict[str, Any] = {"result": result}
+    if logs:
+        changes["logs"] = _appended_logs(row.logs, logs)
     return changes
 
 
 def _final_changes(row: TaskExecution, report: ResultReport, *, now: datetime) -> dict[str, Any]:
     """Every column ``finish(row, report.status, ...)`` would write for this report."""
     return {"status": report.status, **_ending(row, now=now, end_time=report.end_time),
-            **_callback_changes(row, report)}
+            **_callback_changes(row, report.result, report.logs)}
 
 
 def _update_rows(read_status: str, changes: dict[str, dict[str, Any]]) -> int:

@@ -179,9 +179,13 @@ class Dispatcher:
             self._launch([item for item in chunk if item.execution.pk in claimed])
         return len(ranked)
 
+    def _room(self) -> int:
+        """How many more executions may be in flight now (the workers' queue is bounded)."""
+        return self.workers * QUEUED_PER_WORKER - self.in_flight()
+
     def _capacity(self) -> int:
-        """How many more executions may be claimed now (the workers' queue is bounded)."""
-        return min(tunable("FIRE_BATCH_SIZE"), self.workers * QUEUED_PER_WORKER - self.in_flight())
+        """How many more executions one step may claim from the database now."""
+        return min(tunable("FIRE_BATCH_SIZE"), self._room())
 
     def _due_staged(self, now: datetime) -> list[str]:
         return [pk for pk, item in self._staged.items() if item.execution.dispatch_after <= now]
@@ -189,7 +193,7 @@ class Dispatcher:
     def _take_staged(self, now: datetime) -> list[Staged]:
         """The staged executions due at ``now``, as many as may be in flight, in dispatch order."""
         due = sorted((self._staged[pk] for pk in self._due_staged(now)), key=_dispatch_order)
-        taken = due[:max(0, self.workers * QUEUED_PER_WORKER - self.in_flight())]  # prepared: no batch cap
+        taken = due[:max(0, self._room())]  # prepared: no batch cap
         for item in taken:
             del self._staged[item.execution.pk]
         return taken
@@ -224,8 +228,7 @@ class Dispatcher:
         if self.claim_ahead <= timedelta(0):
             return
         horizon = now + self.claim_ahead
-        waiting = [item for item in self._staged.values() if item.claimed]
-        room = self.workers * QUEUED_PER_WORKER - self.in_flight() - len(waiting)
+        room = self._room() - sum(1 for item in self._staged.values() if item.claimed)
         soon = sorted((item for item in self._staged.values() if not item.claimed and item.ranking.executors
                        and item.execution.dispatch_after <= horizon), key=_dispatch_order)[:max(0, room)]
         if not soon:
@@ -256,11 +259,15 @@ class Dispatcher:
         due, on the usual path)."""
         if not ranking.executors:
             return None
-        first = ranking.executors[0]
         try:
-            return self.transport_prepare(first, execute_url(first), execute_payload(execution), checked=checked)
+            return self._prepare_first(execution, ranking.executors, checked)
         except RefusedURL:
             return None
+
+    def _prepare_first(self, execution: TaskExecution, executors: list[Executor], checked: dict) -> Any:
+        """The checked, signed POST of ``execution`` to its first executor; raises RefusedURL."""
+        return self.transport_prepare(executors[0], execute_url(executors[0]), execute_payload(execution),
+                                      checked=checked)
 
     def _claim(self, ranked: list[tuple[TaskExecution, list[Executor]]]) -> set[str]:
         """Claim the step's executions (pending -> running) before any POST, so an executor's callback always
@@ -379,8 +386,7 @@ class Dispatcher:
             request = item.request
             if request is None:
                 try:
-                    request = self.transport_prepare(executors[0], execute_url(executors[0]),
-                                                     execute_payload(execution), checked=checked)
+                    request = self._prepare_first(execution, executors, checked)
                 except RefusedURL as exc:
                     self.pool.submit(self._deliver_safely, execution, executors, _refusal_of_guard(exc))
                     continue
@@ -446,14 +452,8 @@ class Dispatcher:
 
     def _post(self, executor: Executor, payload: dict) -> str | None:
         """None if accepted, else why not."""
-        try:
-            answer = self.transport(executor, execute_url(executor), payload,
-                                    timeout=tunable("DISPATCH_TIMEOUT_SECONDS"))
-        except RefusedURL as exc:  # counts as this executor refusing: the next one is tried
-            return _refusal_of_guard(exc)
-        except Unreachable as exc:
-            return f"unreachable: {exc}"
-        return _refusal_of_answer(answer)
+        return _refusal_of(lambda: self.transport(executor, execute_url(executor), payload,
+                                                  timeout=tunable("DISPATCH_TIMEOUT_SECONDS")))
 
 
 def execute_url(executor: Executor) -> str:
@@ -464,18 +464,22 @@ def _refusal_of_guard(exc: RefusedURL) -> str:
     return f"not sent: {exc.reason}"
 
 
-def _refusal_of_answer(answer: Answer) -> str | None:
-    return None if answer.ok else f"answered HTTP {answer.status_code}"
+def _refusal_of(answer: Callable[[], Answer]) -> str | None:
+    """Why the POST whose ``answer()`` this is was not accepted, or None if it was. A refusal of the address
+    guard counts as this executor refusing: the next one is tried."""
+    try:
+        answered = answer()
+    except RefusedURL as exc:
+        return _refusal_of_guard(exc)
+    except Unreachable as exc:
+        return f"unreachable: {exc}"
+    return None if answered.ok else f"answered HTTP {answered.status_code}"
 
 
 def _refusal(done: Future) -> str | None:
     """Why a POST sent without waiting was not accepted, or None if it was."""
     try:
-        return _refusal_of_answer(done.result())
-    except RefusedURL as exc:
-        return _refusal_of_guard(exc)
-    except Unreachable as exc:
-        return f"unreachable: {exc}"
+        return _refusal_of(done.result)
     except CancelledError:
         return "unreachable: cancelled"
     except Exception as exc:  # never lose a run to an unexpected error on the HTTP loop
