@@ -16,7 +16,7 @@ from rest_framework_simplejwt import authentication as jwt_authentication
 
 from accounts import services
 from accounts.throttling import counting_failures
-from scheduling.clock import utc_now
+from core.clock import utc_now
 
 REALM = "api"
 

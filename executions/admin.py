@@ -14,6 +14,7 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from core.clock import utc_now
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from executions.services import stop_execution
@@ -21,7 +22,6 @@ from executors.models import Executor
 from scheduler_project.admin_actions import REFUSALS, refusal_text, run_each
 from scheduler_project.admin_display import EMPTY, age_text, badge, duration_text, log_block, pretty_json, when
 from scheduler_project.admin_filters import InputFilter, RecentFilter
-from scheduling.clock import utc_now
 from scheduling.stop import notify_executor_stop
 from tasks.models import Task
 from tasks.services import task_trigger

@@ -1,28 +1,20 @@
 from django.db import models
 
+from core import states
+from core.policy import TriggerType as Trigger
+from core.states import ACTIVE_STATUSES, CALLBACK_STATUSES, RETRYABLE_STATUSES, TERMINAL_STATUSES  # noqa: F401
+
 
 class ExecutionStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    SUCCESS = "success", "Success"
-    FAILED = "failed", "Failed"
-    TIMEOUT = "timeout", "Timeout"
-    SKIPPED = "skipped", "Skipped"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-ACTIVE_STATUSES = frozenset({ExecutionStatus.PENDING, ExecutionStatus.RUNNING})
-TERMINAL_STATUSES = frozenset(set(ExecutionStatus) - ACTIVE_STATUSES)
-# What an executor may report through the callback (spec 000 §7.4), plus cancelled for a cooperative stop.
-CALLBACK_STATUSES = (
-    ExecutionStatus.SUCCESS,
-    ExecutionStatus.FAILED,
-    ExecutionStatus.TIMEOUT,
-    ExecutionStatus.CANCELLED,
-)
-RETRYABLE_STATUSES = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT})
+    PENDING = states.ExecutionStatus.PENDING, "Pending"
+    RUNNING = states.ExecutionStatus.RUNNING, "Running"
+    SUCCESS = states.ExecutionStatus.SUCCESS, "Success"
+    FAILED = states.ExecutionStatus.FAILED, "Failed"
+    TIMEOUT = states.ExecutionStatus.TIMEOUT, "Timeout"
+    SKIPPED = states.ExecutionStatus.SKIPPED, "Skipped"
+    CANCELLED = states.ExecutionStatus.CANCELLED, "Cancelled"
 
 
 class TriggerType(models.TextChoices):
-    SCHEDULED = "scheduled", "Scheduled (cron)"
-    MANUAL = "manual", "Manual trigger"
+    SCHEDULED = Trigger.SCHEDULED, "Scheduled (cron)"
+    MANUAL = Trigger.MANUAL, "Manual trigger"

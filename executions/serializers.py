@@ -71,8 +71,11 @@ class TriggeredExecutionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+CALLBACK_STATUS_CHOICES = [(status.value, ExecutionStatus(status).label) for status in CALLBACK_STATUSES]
+
+
 class CallbackSerializer(StrictSerializer):
-    status = serializers.ChoiceField(choices=[(s.value, s.label) for s in CALLBACK_STATUSES])
+    status = serializers.ChoiceField(choices=CALLBACK_STATUS_CHOICES)
     result = JSONObjectField(required=False, null_as_empty=False)
     logs = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
                                  max_length=MAX_CALLBACK_LOG_CHARS)
@@ -105,7 +108,6 @@ class ExecutionStatsSerializer(serializers.Serializer):
 
 # The choices of CallbackSerializer.status, by name for SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]: two request
 # bodies (single and batch) share the set, which drf-spectacular can only name from an override.
-CALLBACK_STATUS_CHOICES = [(status.value, status.label) for status in CALLBACK_STATUSES]
 MAX_CALLBACK_BATCH = 500  # results per POST /executions/callbacks (one transaction, one UPDATE per status)
 
 

@@ -16,7 +16,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Cast
 
-from executions.choices import ACTIVE_STATUSES, ExecutionStatus
+from core.states import ACTIVE_STATUSES, ExecutionStatus, may_move
 from executions.models import TaskExecution
 from scheduler_project.errors import DomainError, ErrorCode
 
@@ -24,20 +24,6 @@ logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
 DEADLOCK_ATTEMPTS = 3
-
-# Which statuses each status may move to. Terminal statuses have no way out.
-ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    ExecutionStatus.PENDING: frozenset({
-        ExecutionStatus.RUNNING, ExecutionStatus.SUCCESS, ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT,
-        ExecutionStatus.SKIPPED, ExecutionStatus.CANCELLED,
-    }),
-    ExecutionStatus.RUNNING: frozenset({
-        ExecutionStatus.SUCCESS, ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT, ExecutionStatus.CANCELLED,
-        # Still running, with changed fields: failover to the next executor records the new one.
-        ExecutionStatus.RUNNING,
-    }),
-}
-
 
 def duration_ms(start: datetime | None, end: datetime | None) -> int | None:
     if start is None or end is None:
@@ -54,7 +40,7 @@ def transition(
     which case nothing was written. On success the instance reflects the new row.
     """
     sources = set(expected) if expected is not None else {execution.status}
-    sources = {status for status in sources if to in ALLOWED_TRANSITIONS.get(status, ())}
+    sources = {status for status in sources if may_move(status, to)}
     if not sources:
         return False
     updated = TaskExecution.objects.filter(pk=execution.pk, status__in=sources).update(status=to, **changes)
@@ -72,7 +58,7 @@ def transition_many(execution_ids: list[str], to: str, *, expected: str, **chang
     Returns the ids this call moved. The others changed first (a stop, a cancel) and were left alone: the
     rows that now carry exactly ``changes`` are ours.
     """
-    if to not in ALLOWED_TRANSITIONS.get(expected, ()):
+    if not may_move(expected, to):
         return set()
     ids = list(execution_ids)
     moved = TaskExecution.objects.filter(pk__in=ids, status=expected).update(status=to, **changes)
@@ -84,9 +70,8 @@ def transition_many(execution_ids: list[str], to: str, *, expected: str, **chang
 def release_unsent(execution_ids: list[str]) -> int:
     """Hand runs a leader claimed ahead of their time, and never POSTed, back to pending. Only those still
     running as claimed move: one stopped or timed out meanwhile keeps its final status."""
-    return TaskExecution.objects.filter(pk__in=execution_ids, status=ExecutionStatus.RUNNING).update(
-        status=ExecutionStatus.PENDING, executor=None, start_time=None, deadline=None
-    )
+    return len(transition_many(execution_ids, ExecutionStatus.PENDING, expected=ExecutionStatus.RUNNING,
+                               executor=None, start_time=None, deadline=None))
 
 
 def get_execution(execution_id: str, *, for_update: bool = False) -> TaskExecution:
@@ -268,7 +253,7 @@ def _refusal(row: TaskExecution | None, report: ResultReport, executor_id: str) 
         return ReportVerdict(report.execution_id, ReportOutcome.NOT_FOUND, None)
     if row.executor_id != executor_id:
         return ReportVerdict(report.execution_id, ReportOutcome.NOT_YOURS, None)
-    if report.status not in ALLOWED_TRANSITIONS.get(row.status, ()):
+    if not may_move(row.status, report.status):
         return ReportVerdict(report.execution_id, ReportOutcome.ALREADY_FINAL, row.status)
     return None
 
@@ -310,7 +295,7 @@ def _finish_all(pairs: list[tuple[TaskExecution, ResultReport]], *, now: datetim
 def _finish_one(row: TaskExecution, report: ResultReport, *, now: datetime) -> bool:
     """What ``apply_callback`` does with one report, on a row read again."""
     row.refresh_from_db()
-    if report.status not in ALLOWED_TRANSITIONS.get(row.status, ()):
+    if not may_move(row.status, report.status):
         return False
     if finish(row, report.status, now=now, end_time=report.end_time,
               **_callback_changes(row, report.result, report.logs)):

@@ -16,6 +16,7 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from core.clock import utc_now
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from executors import services
@@ -28,7 +29,6 @@ from scheduler_project.admin_actions import (
     run_each,
 )
 from scheduler_project.admin_display import EMPTY, age_text, badge
-from scheduling.clock import utc_now
 from scheduling.config import tunable
 from scheduling.health import health_url, probe, record_check
 from tasks.models import TaskExecutor

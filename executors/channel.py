@@ -18,6 +18,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import APIException, AuthenticationFailed
 from rest_framework.permissions import BasePermission
 
+from core.clock import utc_now
 from executions.models import TaskExecution
 from executions.services import retried_on_deadlock
 from executors.models import Executor, SeenNonce
@@ -33,7 +34,6 @@ from scheduler_sdk.signing import (
     header,
     verify,
 )
-from scheduling.clock import utc_now
 
 logger = logging.getLogger(__name__)
 

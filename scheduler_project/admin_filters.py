@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.contrib import admin
 from django.http import QueryDict
 
-from scheduling.clock import utc_now
+from core.clock import utc_now
 
 
 class InputFilter(admin.SimpleListFilter):

@@ -6,8 +6,8 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from core.clock import utc_now
 from scheduler_project.dashboard import dashboard
-from scheduling.clock import utc_now
 
 # The dashboard reloads its panel this often (seconds).
 REFRESH_SECONDS = 10

@@ -4,8 +4,8 @@ themselves; an operator may only remove the row of a node that is gone for good.
 from django.contrib import admin
 from django.utils.html import format_html
 
+from core.clock import utc_now
 from scheduler_project.admin_display import age_text, badge
-from scheduling.clock import utc_now
 from scheduling.config import tunable
 from scheduling.models import SchedulerInstance
 

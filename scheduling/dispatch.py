@@ -25,6 +25,7 @@ from typing import Any
 from django.db import DatabaseError, close_old_connections
 from django.db.models import Count
 
+from core.policy import deadline_for, may_dispatch
 from executions.choices import ExecutionStatus
 from executions.live import appended_logs
 from executions.models import TaskExecution
@@ -35,7 +36,6 @@ from loadbalance.services import Ranking, Rankings, record_failover
 from scheduling.config import tunable
 from scheduling.executor_http import WAIT_MARGIN_SECONDS, Answer, Unreachable, post_json, post_soon, prepare_post
 from scheduling.metrics import count_timeout, observe_dispatch_latency
-from scheduling.policy import deadline_for, may_dispatch
 from scheduling.stop import notify_executor_stop
 from tasks.choices import ExecutionMode
 

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 
 from django.db import DatabaseError, close_old_connections, transaction
 
+from core.clock import utc_now
 from executions.retention import purge_expired
-from scheduling.clock import utc_now
 from scheduling.config import tunable
 from scheduling.dispatch import Dispatcher
 from scheduling.firing import fire_due

@@ -16,13 +16,13 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 
+from core.cron import CronError
+from core.policy import FireAction, FirePlan, decide_fire, plan_fires
 from executions.choices import ExecutionStatus, TriggerType
 from executions.models import TaskExecution
 from executions.services import retried_on_deadlock
 from scheduling.config import tunable
-from scheduling.cron import CronError
 from scheduling.metrics import observe_fire_lateness
-from scheduling.policy import FireAction, FirePlan, decide_fire, plan_fires
 from tasks.choices import ONE_SHOT_TYPES, ExecutionMode, ScheduleType, TaskStatus
 from tasks.models import Task
 

@@ -37,12 +37,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from core.clock import utc_now
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from executors.choices import ExecutorStatus
 from executors.models import Executor
 from scheduler_project.security import metrics_token_accepted
-from scheduling.clock import utc_now
 from scheduling.selectors import current_leader
 
 logger = logging.getLogger(__name__)

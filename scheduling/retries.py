@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 
+from core.policy import retry_delay_seconds
 from executions.choices import RETRYABLE_STATUSES, ExecutionStatus
 from executions.models import TaskExecution
 from scheduling.config import tunable
 from scheduling.metrics import count_retry
-from scheduling.policy import retry_delay_seconds
 from tasks.choices import TaskStatus
 from tasks.models import Task
 

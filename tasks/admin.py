@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
+from core.clock import utc_now
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from executions.selectors import task_stats
@@ -31,7 +32,6 @@ from scheduler_project.admin_actions import (
 )
 from scheduler_project.admin_display import EMPTY, MaskedJSONFieldsMixin, badge, pretty_json, rate_text, when
 from scheduler_project.charts import RatePoint, rate_bars
-from scheduling.clock import utc_now
 from tasks import services
 from tasks.admin_forms import TaskAdminForm, TriggerForm
 from tasks.choices import ScheduleType, TaskStatus

@@ -1,5 +1,8 @@
 from django.db import models
 
+from core.policy import ExecutionMode as Mode
+from core.policy import MisfirePolicy as Misfire
+
 
 class TaskStatus(models.TextChoices):
     ACTIVE = "active", "Active"
@@ -8,9 +11,9 @@ class TaskStatus(models.TextChoices):
 
 
 class ExecutionMode(models.TextChoices):
-    PARALLEL = "parallel", "Parallel"
-    SEQUENTIAL = "sequential", "Sequential"
-    SKIP = "skip", "Skip"
+    PARALLEL = Mode.PARALLEL, "Parallel"
+    SEQUENTIAL = Mode.SEQUENTIAL, "Sequential"
+    SKIP = Mode.SKIP, "Skip"
 
 
 class LoadBalanceStrategy(models.TextChoices):
@@ -22,9 +25,9 @@ class LoadBalanceStrategy(models.TextChoices):
 
 
 class MisfirePolicy(models.TextChoices):
-    FIRE_ONCE = "fire_once", "Fire once for the missed window"
-    FIRE_ALL = "fire_all", "Fire every missed time (bounded)"
-    SKIP = "skip", "Skip missed times (recorded as skipped)"
+    FIRE_ONCE = Misfire.FIRE_ONCE, "Fire once for the missed window"
+    FIRE_ALL = Misfire.FIRE_ALL, "Fire every missed time (bounded)"
+    SKIP = Misfire.SKIP, "Skip missed times (recorded as skipped)"
 
 
 class ScheduleType(models.TextChoices):

@@ -2,8 +2,8 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from core.schedules import Schedule, build_schedule
 from scheduler_project.ids import new_id
-from scheduling.schedules import Schedule, build_schedule
 from tasks.choices import ExecutionMode, LoadBalanceStrategy, MisfirePolicy, ScheduleType, TaskStatus
 
 MAX_RETRY_LIMIT = 100

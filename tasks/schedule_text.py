@@ -8,7 +8,7 @@ from functools import lru_cache
 from cron_descriptor import ExpressionDescriptor, Options
 from cron_descriptor.Exception import FormatException, MissingFieldException, WrongArgumentException
 
-from scheduling.cron import zone
+from core.cron import zone
 from tasks.choices import ScheduleType
 from tasks.models import Task
 from tasks.selectors import preview_fires

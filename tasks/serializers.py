@@ -3,8 +3,8 @@ from __future__ import annotations
 from django.utils import timezone
 from rest_framework import serializers
 
+from core.cron import CronError, validate_cron, zone
 from scheduler_project.fields import JSONObjectField, StrictSerializer
-from scheduling.cron import CronError, validate_cron, zone
 from tasks.choices import ExecutionMode, LoadBalanceStrategy, MisfirePolicy, ScheduleType, TaskStatus
 from tasks.models import MAX_INTERVAL_SECONDS, MAX_RETRY_LIMIT, MAX_TIMEOUT_SECONDS, Task, TaskExecutor
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
-from scheduling.cron import parse_cron
+from core.cron import parse_cron
 from tests.chaos import harness
 from tests.chaos.harness import Audit
 

@@ -2,8 +2,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from core.clock import utc_now
 from executors.models import Executor
-from scheduling.clock import utc_now
 from tasks.models import Task, TaskExecutor
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)

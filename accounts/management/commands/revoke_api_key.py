@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts import services
-from scheduling.clock import utc_now
+from core.clock import utc_now
 
 
 class Command(BaseCommand):

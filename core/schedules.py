@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from scheduling.cron import parse_cron
+from core.cron import parse_cron
 
 
 class Schedule(Protocol):

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scheduling.cron import parse_cron
-from scheduling.policy import (
+from core.cron import parse_cron
+from core.policy import (
     FireAction,
     HealthState,
     decide_fire,

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from scheduling.cron import CronError, parse_cron, validate_cron
+from core.cron import CronError, parse_cron, validate_cron
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

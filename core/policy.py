@@ -9,7 +9,28 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
+from enum import Enum, StrEnum
+
+
+class ExecutionMode(StrEnum):
+    """What a fire does when earlier runs of its task are still in progress."""
+
+    PARALLEL = "parallel"
+    SEQUENTIAL = "sequential"
+    SKIP = "skip"
+
+
+class MisfirePolicy(StrEnum):
+    """What happens to fire times missed while no leader ran."""
+
+    FIRE_ONCE = "fire_once"
+    FIRE_ALL = "fire_all"
+    SKIP = "skip"
+
+
+class TriggerType(StrEnum):
+    SCHEDULED = "scheduled"
+    MANUAL = "manual"
 
 
 def retry_delay_seconds(attempt: int, *, base: float, cap: float) -> float:
@@ -71,9 +92,9 @@ def plan_fires(
     late = [t for t in due if now - t > misfire_threshold]
     if not late:
         return FirePlan(run=on_time + upcoming_runs, skip=[], missed=0, more_missed=False, next_run_time=upcoming)
-    if policy == "fire_all":
+    if policy == MisfirePolicy.FIRE_ALL:
         run, skip = due, []
-    elif policy == "skip":
+    elif policy == MisfirePolicy.SKIP:
         run, skip = on_time, late
     else:  # fire_once: one run stands for the whole missed window, unless an on-time fire already does
         run, skip = (on_time or [late[-1]]), []
@@ -101,17 +122,17 @@ def decide_fire(mode: str, *, running: int, waiting: int, max_instances: int | N
     sequential: queue to wait for the run in progress, but at most one waits.
     skip: a fire that finds a run in progress or waiting is recorded as skipped.
     """
-    if mode == "parallel":
+    if mode == ExecutionMode.PARALLEL:
         if max_instances is not None and running + waiting >= max_instances:
             return FireDecision(FireAction.SKIP, f"max_instances ({max_instances}) reached: {running} running, "
                                                  f"{waiting} waiting")
         return FireDecision(FireAction.QUEUE)
     busy = running + waiting > 0
-    if mode == "skip":
+    if mode == ExecutionMode.SKIP:
         if busy:
             return FireDecision(FireAction.SKIP, "skip mode: the previous run has not finished")
         return FireDecision(FireAction.QUEUE)
-    if mode == "sequential":
+    if mode == ExecutionMode.SEQUENTIAL:
         if waiting >= 1 and running >= 1 or waiting >= 2:
             return FireDecision(FireAction.SKIP, "sequential mode: a run is already waiting for the previous one")
         return FireDecision(FireAction.QUEUE)
@@ -120,7 +141,7 @@ def decide_fire(mode: str, *, running: int, waiting: int, max_instances: int | N
 
 def may_dispatch(mode: str, *, trigger_type: str, running: int) -> bool:
     """Sequential tasks dispatch a waiting scheduled run only when none is running; manual triggers bypass."""
-    return mode != "sequential" or trigger_type == "manual" or running == 0
+    return mode != ExecutionMode.SEQUENTIAL or trigger_type == TriggerType.MANUAL or running == 0
 
 
 # --- Executor health (spec 002 §4.2.2) ------------------------------------------------------------

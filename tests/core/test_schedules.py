@@ -8,8 +8,8 @@ from croniter import croniter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduling.cron import CronError, parse_cron, zone
-from scheduling.schedules import IntervalSchedule, OneShotSchedule, build_schedule
+from core.cron import CronError, parse_cron, zone
+from core.schedules import IntervalSchedule, OneShotSchedule, build_schedule
 
 NEW_YORK = ZoneInfo("America/New_York")
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -1,0 +1,43 @@
+"""An execution's statuses and the moves between them. ``executions.services.transition`` is the only
+writer of an execution's status and refuses any move this table does not allow."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ExecutionStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATUSES = frozenset({ExecutionStatus.PENDING, ExecutionStatus.RUNNING})
+TERMINAL_STATUSES = frozenset(set(ExecutionStatus) - ACTIVE_STATUSES)
+RETRYABLE_STATUSES = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT})
+# What an executor may report through the callback (spec 000 §7.4), plus cancelled for a cooperative stop.
+CALLBACK_STATUSES = (ExecutionStatus.SUCCESS, ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT,
+                     ExecutionStatus.CANCELLED)
+
+# Which statuses each status may move to. Terminal statuses have no way out.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    ExecutionStatus.PENDING: frozenset({
+        ExecutionStatus.RUNNING, ExecutionStatus.SUCCESS, ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT,
+        ExecutionStatus.SKIPPED, ExecutionStatus.CANCELLED,
+    }),
+    ExecutionStatus.RUNNING: frozenset({
+        ExecutionStatus.SUCCESS, ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT, ExecutionStatus.CANCELLED,
+        # Still running, with changed fields: failover to the next executor records the new one.
+        ExecutionStatus.RUNNING,
+        # Handed back: a leader stepping down returns runs it claimed ahead of their time and never sent.
+        ExecutionStatus.PENDING,
+    }),
+}
+
+
+def may_move(source: str, target: str) -> bool:
+    return target in ALLOWED_TRANSITIONS.get(source, ())
