@@ -51,7 +51,7 @@ def _iso(value: datetime | None, zone: tzinfo) -> str | None:
 def listed_execution(row: dict, zone: tzinfo) -> dict:
     """What ExecutionSerializer makes of the execution whose LISTED_COLUMNS are ``row``, key for key, at a
     fraction of the cost: DRF's fields were over a quarter of a list page's CPU (issue #8). The schema still
-    comes from ExecutionSerializer; tests/api/test_executions.py holds the two outputs equal."""
+    comes from ExecutionSerializer; tests/executions/test_executions.py holds the two outputs equal."""
     executor = None
     if row["executor_id"] is not None:
         executor = {"id": row["executor_id"], "name": row["executor__name"], "status": row["executor__status"]}

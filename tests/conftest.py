@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -22,7 +23,7 @@ from rest_framework.test import APIClient
 from accounts.services import api_key_create
 from executions.models import TaskExecution
 from executors.models import Executor
-from tasks.models import Task
+from tasks.models import Task, TaskExecutor
 
 _MISSING = object()
 
@@ -304,3 +305,29 @@ def fake_dns(monkeypatch) -> dict[str, list[str]]:
 
     monkeypatch.setattr(netguard, "resolve", resolve)
     return table
+
+
+# --- rows the API tests address by id --------------------------------------------------------------------
+
+@dataclass
+class World:
+    """A task assigned to an executor, and a running execution of it."""
+
+    task: str
+    executor: str
+    execution: str
+
+    def path(self, template: str) -> str:
+        """``template`` with ``{task}``, ``{executor}`` and ``{execution}`` filled in."""
+        for name in ("task", "executor", "execution"):
+            template = template.replace("{" + name + "}", getattr(self, name))
+        return template
+
+
+@pytest.fixture
+def world(make_task, make_executor, make_execution) -> World:
+    task = make_task()
+    executor = make_executor()
+    TaskExecutor.objects.create(task=task, executor=executor)
+    execution = make_execution(task=task, executor=executor, status="running", start_time=timezone.now())
+    return World(task=task.pk, executor=executor.pk, execution=execution.pk)

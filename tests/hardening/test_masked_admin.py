@@ -7,8 +7,8 @@ import html
 import json
 
 from scheduler_project.redaction import MASK
-from tests.admin.conftest import url
-from tests.admin.test_task_form import form_data
+from tests.console.conftest import url
+from tests.console.test_task_form import form_data
 
 PARAMETERS = {"source": "orders", "db": {"host": "db.internal", "password": "hunter2"}, "api_key": "k-123"}
 

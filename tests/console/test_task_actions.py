@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from executions.models import TaskExecution
-from tests.admin.conftest import changelist, messages_of, url
+from tests.console.conftest import changelist, messages_of, url
 
 
 def act(admin_client, action: str, tasks, *, query: str = "", **extra):

@@ -9,7 +9,7 @@ import executors.admin as executor_admin
 from executions.models import TaskExecution
 from executors.models import Executor
 from tasks.models import TaskExecutor
-from tests.admin.conftest import changelist, messages_of, url
+from tests.console.conftest import changelist, messages_of, url
 
 
 def act(admin_client, action: str, executors, **extra):

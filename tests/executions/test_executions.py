@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from executions.models import TaskExecution
-from tests.api.helpers import (
+from tests.helpers import (
     EXECUTION_KEYS,
     PAGE_KEYS,
     assert_error,

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tasks.models import Task, TaskExecutor
-from tests.admin.conftest import url
+from tests.console.conftest import url
 
 INLINE = "task_executors"
 

@@ -15,7 +15,7 @@ from executors.channel import purge_old_nonces
 from executors.models import SeenNonce
 from executors.services import executor_rotate_secret
 from scheduler_sdk.signing import HEADER_EXECUTOR, HEADER_SIGNATURE, signature_headers
-from tests.api.helpers import assert_error, assert_ok
+from tests.helpers import assert_error, assert_ok
 
 EXECUTIONS = "/api/v1/executions"
 MESSAGES = {

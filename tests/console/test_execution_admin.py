@@ -11,7 +11,7 @@ from django.utils import timezone
 
 import executions.admin as execution_admin
 from executions.models import TaskExecution
-from tests.admin.conftest import changelist, messages_of, url
+from tests.console.conftest import changelist, messages_of, url
 
 
 def ids(admin_client, query: str = "") -> set[str]:

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from executions.models import TaskExecution
-from tests.api.helpers import PAGE_KEYS, assert_error, assert_ok, is_iso_z, parse_iso, same_instant
+from tests.helpers import PAGE_KEYS, assert_error, assert_ok, is_iso_z, parse_iso, same_instant
 
 EXECUTIONS = "/api/v1/executions"
 RUNNING = "/api/v1/scheduler/running"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tasks.models import TaskExecutor
-from tests.api.helpers import assert_assignment_shape, assert_error, assert_ok, same_instant
+from tests.helpers import assert_assignment_shape, assert_error, assert_ok, same_instant
 
 TASKS = "/api/v1/tasks"
 

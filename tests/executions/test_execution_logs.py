@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from executions import live
 from executions.models import TaskExecution
-from tests.api.helpers import assert_error, assert_ok
+from tests.helpers import assert_error, assert_ok
 
 EXECUTIONS = "/api/v1/executions"
 MARKER_PREFIX = "[... "

@@ -15,7 +15,7 @@ from executions.models import TaskExecution
 from executions.serializers import MAX_CALLBACK_BATCH
 from executors.models import SeenNonce
 from scheduler_project.errors import DomainError
-from tests.api.helpers import assert_error, assert_ok
+from tests.helpers import assert_error, assert_ok
 
 CALLBACKS = "/api/v1/executions/callbacks"
 

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from tasks.models import Task, TaskExecutor
-from tests.api.helpers import (
+from tests.helpers import (
     PAGE_KEYS,
     assert_error,
     assert_ok,

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from executions.models import TaskExecution
 from tasks.models import Task
-from tests.api.helpers import assert_error, assert_ok, is_iso_z, parse_iso
+from tests.helpers import assert_error, assert_ok, is_iso_z, parse_iso
 
 TASKS = "/api/v1/tasks"
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.api.helpers import assert_error, assert_ok, is_int, is_number
+from tests.helpers import assert_error, assert_ok, is_int, is_number
 
 TASKS = "/api/v1/tasks"
 

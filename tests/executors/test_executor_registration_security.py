@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from executors.models import Executor
-from tests.api.helpers import assert_error, assert_ok
+from tests.helpers import assert_error, assert_ok
 
 EXECUTORS = "/api/v1/executors"
 REGISTER = f"{EXECUTORS}/register"

@@ -3,7 +3,7 @@ filters and search, and a constant number of queries whatever the number of rows
 
 from __future__ import annotations
 
-from tests.admin.conftest import changelist
+from tests.console.conftest import changelist
 
 
 def test_list_shows_schedule_in_words_last_run_and_success_rate(admin_client, make_task, run):

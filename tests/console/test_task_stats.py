@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from tests.admin.conftest import url
+from tests.console.conftest import url
 
 
 def test_stats_page_shows_the_figures_and_a_ninety_day_chart(admin_client, make_task, run):

@@ -16,9 +16,8 @@ from django.test import override_settings
 from django.utils import timezone
 from drf_spectacular.generators import EndpointEnumerator
 
-from tests.api.conftest import World
-from tests.api.helpers import assert_error
-from tests.conftest import Api
+from tests.conftest import Api, World
+from tests.helpers import assert_error
 
 PUBLIC = {("GET", "/api/v1/health"), ("POST", "/api/v1/auth/token"), ("POST", "/api/v1/auth/token/refresh")}
 # Executor -> server messages: accepted only with the dispatched executor's signature (executors.channel).

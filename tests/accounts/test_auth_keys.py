@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import ApiKey
-from tests.api.helpers import assert_error
 from tests.conftest import Api
+from tests.helpers import assert_error
 
 
 def create_key_by_command(*args: str) -> str:

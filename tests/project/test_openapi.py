@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from tests.api.helpers import ERROR_KEYS
+from tests.helpers import ERROR_KEYS
 
 # Spec 000 §4.1, with ``:id`` written the OpenAPI way.
 SPEC_OPERATIONS = [

@@ -10,7 +10,7 @@ from executors import services as executor_services
 from executors.models import Executor
 from scheduler_project.errors import DomainError, ErrorCode
 from tasks.models import Task, TaskExecutor
-from tests.api.helpers import (
+from tests.helpers import (
     PAGE_KEYS,
     assert_error,
     assert_executor_shape,

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from loadbalance.models import LoadBalanceState
 from scheduling.models import SchedulerInstance
-from tests.admin.conftest import url
+from tests.console.conftest import url
 
 
 def test_instances_show_role_and_heartbeat_freshness(admin_client, db):

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scheduling import metrics
 from scheduling.models import SchedulerInstance
-from tests.api.helpers import assert_ok, is_int, is_iso_z, is_number, same_instant
+from tests.helpers import assert_ok, is_int, is_iso_z, is_number, same_instant
 
 METRICS = "/api/v1/scheduler/metrics"
 

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from scheduling.models import SchedulerInstance
-from tests.api.helpers import assert_ok, is_int, is_iso_z, parse_iso, same_instant
+from tests.helpers import assert_ok, is_int, is_iso_z, parse_iso, same_instant
 
 HEALTH = "/api/v1/health"
 STATUS = "/api/v1/scheduler/status"

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from tasks.models import Task
-from tests.api.conftest import World
-from tests.api.helpers import ERROR_KEYS, assert_client_error, assert_error, assert_ok
+from tests.conftest import World
+from tests.helpers import ERROR_KEYS, assert_client_error, assert_error, assert_ok
 
 TASKS = "/api/v1/tasks"
 EXECUTORS = "/api/v1/executors"
