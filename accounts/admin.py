@@ -7,8 +7,8 @@ from django.contrib import admin, messages
 
 from accounts import services
 from accounts.models import ApiKey
+from console.display import EMPTY
 from core.clock import utc_now
-from scheduler_project.admin_display import EMPTY
 
 
 @admin.register(ApiKey)

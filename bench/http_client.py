@@ -33,7 +33,7 @@ def main() -> int:
     try:
         cold, warm = [], []
         for round_ in range(1, args.rounds + 1):
-            from scheduling.executor_http import HttpLoop
+            from executors.client import HttpLoop
 
             loop = HttpLoop()
             cold.append(_batch(loop, port, args.posts))
@@ -51,7 +51,7 @@ def main() -> int:
 def _batch(loop, port: int, posts: int) -> tuple[float, float, float]:
     from yarl import URL
 
-    from scheduling.executor_http import Prepared
+    from executors.client import Prepared
 
     body = json.dumps({"system": "selftest", "job": "bench", "scheduled": 0}).encode()
     headers = {"Host": f"127.0.0.1:{port}", "Content-Type": "application/json", "Accept": "application/json"}

@@ -524,7 +524,7 @@ def due_query_seconds(repeats: int = 100) -> float:
     rows, at both sizes); a change of plan would show here first."""
     from django.utils import timezone
 
-    from scheduling.config import tunable
+    from scheduler_project.config import tunable
     from scheduling.firing import due_tasks
 
     now = timezone.now()

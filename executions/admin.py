@@ -6,7 +6,6 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Q
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect
@@ -14,15 +13,14 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from console.actions import REFUSALS, refusal_text, run_each
+from console.display import EMPTY, age_text, badge, duration_text, log_block, pretty_json, when
+from console.filters import InputFilter, RecentFilter
 from core.clock import utc_now
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from executions.services import stop_execution
 from executors.models import Executor
-from scheduler_project.admin_actions import REFUSALS, refusal_text, run_each
-from scheduler_project.admin_display import EMPTY, age_text, badge, duration_text, log_block, pretty_json, when
-from scheduler_project.admin_filters import InputFilter, RecentFilter
-from scheduling.stop import notify_executor_stop
 from tasks.models import Task
 from tasks.services import task_trigger
 
@@ -56,12 +54,6 @@ class ExecutorFilter(InputFilter):
             Q(pk=value) | Q(name__icontains=value) | Q(instance_id__icontains=value)
         ).values_list("pk", flat=True)
         return queryset.filter(executor_id__in=list(ids[:MAX_FILTER_MATCHES]))
-
-
-def stop_and_notify(execution_id: str) -> None:
-    """Operator stop: the run becomes cancelled, then (after commit) its executor is told to stop."""
-    outcome = stop_execution(execution_id=execution_id, now=utc_now())
-    transaction.on_commit(lambda: notify_executor_stop(outcome.execution.pk))
 
 
 def rerun(execution: TaskExecution) -> TaskExecution:
@@ -202,7 +194,8 @@ class TaskExecutionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Stop (running executions)", permissions=["change"])
     def stop_selected(self, request, queryset):
-        run_each(request, queryset, lambda execution: stop_and_notify(execution.pk), done="Stopped")
+        run_each(request, queryset, lambda execution: stop_execution(execution_id=execution.pk, now=utc_now()),
+                 done="Stopped")
 
     @admin.action(description="Re-run (a new manual run with the same parameters)", permissions=["change"])
     def rerun_selected(self, request, queryset):
@@ -234,7 +227,7 @@ class TaskExecutionAdmin(admin.ModelAdmin):
         execution, response = self._execution(request, object_id)
         if response:
             return response
-        run_each(request, [execution], lambda run: stop_and_notify(run.pk), done="Stopped")
+        run_each(request, [execution], lambda run: stop_execution(execution_id=run.pk, now=utc_now()), done="Stopped")
         return redirect(self._change_url(execution.pk))
 
     def rerun_view(self, request, object_id):

@@ -1,5 +1,5 @@
 """API of live executions: executors stream log lines and progress while a run is in flight; clients tail
-the logs. Writes go through ``executions.live``."""
+the logs. Writes go through ``executions.services``."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.views import APIView
 
-from executions import live
+from executions import selectors, services
 from executions.choices import ExecutionStatus
-from executions.services import get_execution
 from executors.channel import ExecutorOnlyForPost, apply_signed_once
 from scheduler_project.envelope import ok
 from scheduler_project.errors import ErrorCode, reject_impossible_ids
@@ -84,7 +83,7 @@ class LogTailSerializer(serializers.Serializer):
 
 class ProgressSerializer(StrictSerializer):
     percent = PercentField(min_value=0, max_value=100)
-    step = serializers.CharField(required=False, allow_blank=True, max_length=live.PROGRESS_STEP_MAX_CHARS,
+    step = serializers.CharField(required=False, allow_blank=True, max_length=services.PROGRESS_STEP_MAX_CHARS,
                                  help_text="Left out: the step reported last is kept; empty: cleared.")
 
 
@@ -126,8 +125,8 @@ class ExecutionLogsView(ExecutorOnlyForPost, _ExecutionView):
     )
     def get(self, request, pk: str):
         count = _tail_size(request.query_params)
-        execution = get_execution(pk)
-        tail = live.tail_logs(execution, lines=count)
+        execution = services.get_execution(pk)
+        tail = selectors.tail_logs(execution, lines=count)
         data = {"execution_id": execution.pk, "status": execution.status, "lines": tail.lines,
                 "total_lines": tail.total_lines, "truncated": tail.truncated}
         return ok(LogTailSerializer(data).data)
@@ -145,7 +144,7 @@ class ExecutionLogsView(ExecutorOnlyForPost, _ExecutionView):
         def apply():
             body = LogAppendSerializer(data=request.data)
             body.is_valid(raise_exception=True)
-            return live.append_logs(execution_id=pk, lines=body.validated_data["lines"], now=timezone.now())
+            return services.append_logs(execution_id=pk, lines=body.validated_data["lines"], now=timezone.now())
 
         result = apply_signed_once(request, apply)  # the nonce and the lines commit together
         return ok(LogAppendResultSerializer(result).data)
@@ -164,7 +163,7 @@ class ExecutionProgressView(ExecutorOnlyForPost, _ExecutionView):
             body = ProgressSerializer(data=request.data)
             body.is_valid(raise_exception=True)
             data = body.validated_data
-            return live.report_progress(execution_id=pk, percent=data["percent"], step=data.get("step"),
+            return services.report_progress(execution_id=pk, percent=data["percent"], step=data.get("step"),
                                         now=timezone.now())
 
         execution = apply_signed_once(request, apply)  # the nonce and the progress commit together

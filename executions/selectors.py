@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
+from core import logtext
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from scheduler_project.pagination import Page, PageRequest
@@ -175,3 +176,19 @@ def execution_stats(queryset: QuerySet[TaskExecution], *, start_time: datetime |
         "start_time": start_time,
         "end_time": end_time,
     }
+
+
+@dataclass(frozen=True)
+class LogTail:
+    lines: list[str]
+    total_lines: int
+    truncated: bool
+
+
+def tail_logs(execution: TaskExecution, lines: int = 100) -> LogTail:
+    """The last ``lines`` lines of the logs (the truncation marker is not a line), their total count, and
+    whether earlier output was dropped by the cap."""
+    dropped, body = logtext.split_marker(execution.logs or "")
+    all_lines = body.split("\n") if body else []
+    return LogTail(lines=all_lines[-lines:] if lines > 0 else [], total_lines=len(all_lines),
+                   truncated=dropped > 0)

@@ -6,18 +6,24 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Cast
 
+from core import logtext
 from core.states import ACTIVE_STATUSES, ExecutionStatus, may_move
+from executions.metrics import count_finished
 from executions.models import TaskExecution
+from executions.retries import schedule_retry
+from executors.client import request_stop
 from scheduler_project.errors import DomainError, ErrorCode
 
 logger = logging.getLogger(__name__)
@@ -99,9 +105,6 @@ def finish(execution: TaskExecution, to: str, *, now: datetime, end_time: dateti
     One transaction: a node that dies between the status change and the retry insert must not leave a
     failed run whose retry never exists (the chaos suite caught exactly that after a SIGKILL).
     """
-    from scheduling.metrics import count_finished
-    from scheduling.retries import schedule_retry  # the retry policy belongs to the scheduler
-
     with transaction.atomic():
         done = transition(execution, to, expected=expected, **_ending(execution, now=now, end_time=end_time),
                           **changes)
@@ -173,20 +176,29 @@ def apply_callback(*, execution_id: str, status: str, result: dict | None, logs:
 @retried_on_deadlock
 @transaction.atomic
 def stop_execution(*, execution_id: str, now: datetime) -> CallbackOutcome:
-    """Operator stop: running -> cancelled (spec 000 §7.5). The executor is told after commit."""
+    """Operator stop: running -> cancelled (spec 000 §7.5); after commit the executor is told to stop (the API and
+    the console both call this)."""
     execution = get_execution(execution_id, for_update=True)
     previous = execution.status
     if previous != ExecutionStatus.RUNNING or not finish(
-        execution, ExecutionStatus.CANCELLED, now=now, logs=_appended_logs(execution.logs, "stopped by operator")
+        execution, ExecutionStatus.CANCELLED, now=now, logs=logs_with(execution.logs, "stopped by operator")
     ):
         raise _forbid(execution, "stop", {ExecutionStatus.RUNNING})
+    transaction.on_commit(lambda: notify_executor_stop(execution.pk))
     return CallbackOutcome(execution=execution, previous_status=previous)
 
 
-def _appended_logs(existing: str, addition: str) -> str:
-    from executions.live import appended_logs  # live.py builds on this module
+def notify_executor_stop(execution_id: str) -> bool:
+    """Tell the run's executor to stop it (after the run became final here). True if acknowledged."""
+    execution = TaskExecution.objects.select_related("executor").filter(pk=execution_id).first()
+    if execution is None or execution.executor is None:
+        return False
+    return request_stop(execution.executor, execution_id, log_extra=execution.log_extra())
 
-    return appended_logs(existing, addition)
+
+def logs_with(existing: str, addition: str) -> str:
+    """``existing`` with ``addition`` on a new line, capped at ``EXECUTION_LOG_MAX_CHARS`` (the tail kept)."""
+    return logtext.appended_logs(existing, addition, settings.EXECUTION_LOG_MAX_CHARS)
 
 
 # --- results reported in batches (POST /api/v1/executions/callbacks) ---------------------------------------
@@ -267,9 +279,6 @@ def _finish_all(pairs: list[tuple[TaskExecution, ResultReport]], *, now: datetim
     moved all the same, its group is undone (savepoint) and applied row by row through ``finish()``, whose
     own compare-and-set then decides, exactly as for a single callback.
     """
-    from scheduling.metrics import count_finished
-    from scheduling.retries import schedule_retry
-
     changes = {row.pk: _final_changes(row, report, now=now) for row, report in pairs}
     by_status: dict[str, list[tuple[TaskExecution, ResultReport]]] = {}
     for row, report in pairs:
@@ -312,7 +321,7 @@ def _callback_changes(row: TaskExecution, result: dict | None, logs: str | None)
     """What a callback writes besides the status and end: its result, and its logs after the run's own."""
     changes: dict[str, Any] = {"result": result}
     if logs:
-        changes["logs"] = _appended_logs(row.logs, logs)
+        changes["logs"] = logs_with(row.logs, logs)
     return changes
 
 
@@ -350,3 +359,55 @@ def _per_row(name: str, values: dict[str, Any]) -> Any:
              for pk, value in values.items()]
     case = Case(*whens, default=F(name), output_field=field)
     return Cast(case, output_field=field) if connection.features.requires_casted_case_in_updates else case
+
+
+# --- live executions: log lines streamed and progress reported while a run is in flight -----------------
+
+PROGRESS_STEP_MAX_CHARS = 255
+
+
+@dataclass(frozen=True)
+class LogAppend:
+    appended: int
+    total_chars: int
+    truncated: bool
+
+
+@transaction.atomic
+def append_logs(*, execution_id: str, lines: list[str], now: datetime) -> LogAppend:
+    """Append ``lines`` to a pending or running execution's logs (30002 otherwise), capped.
+
+    The row is locked (SELECT ... FOR UPDATE) for the read-modify-write, so concurrent appends queue
+    instead of overwriting each other; on SQLite the write transaction itself serialises them. ``now`` is
+    taken for the services' uniform signature: nothing here records a time.
+    """
+    execution = get_execution(execution_id, for_update=True)
+    if execution.status not in ACTIVE_STATUSES:
+        raise _forbid(execution, "append logs to", ACTIVE_STATUSES)
+    logs = logs_with(execution.logs, "\n".join(lines))
+    # The status condition is belt and braces: the lock already keeps a transition out until commit.
+    if TaskExecution.objects.filter(pk=execution.pk, status__in=ACTIVE_STATUSES).update(logs=logs) != 1:
+        execution.refresh_from_db(fields=["status"])
+        raise _forbid(execution, "append logs to", ACTIVE_STATUSES)
+    return LogAppend(appended=len(lines), total_chars=len(logs), truncated=logtext.is_truncated(logs))
+
+
+def report_progress(*, execution_id: str, percent: float, step: str | None = None,
+                    now: datetime) -> TaskExecution:
+    """Record a pending or running execution's progress (30002 otherwise).
+
+    ``step`` None keeps the step last reported; ``""`` clears it. One conditional UPDATE: a report racing
+    the run's end either lands before it or is refused.
+    """
+    if not (isinstance(percent, int | float) and math.isfinite(percent) and 0 <= percent <= 100):
+        raise ValueError(f"percent must be a number from 0 to 100, got {percent!r}")
+    if step is not None and len(step) > PROGRESS_STEP_MAX_CHARS:
+        raise ValueError(f"step must be at most {PROGRESS_STEP_MAX_CHARS} characters")
+    changes = {"progress_percent": float(percent), "progress_updated_at": now}
+    if step is not None:
+        changes["progress_step"] = step
+    updated = TaskExecution.objects.filter(pk=execution_id, status__in=ACTIVE_STATUSES).update(**changes)
+    execution = get_execution(execution_id)
+    if updated != 1:
+        raise _forbid(execution, "report progress for", ACTIVE_STATUSES)
+    return execution

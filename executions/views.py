@@ -1,6 +1,5 @@
 from datetime import datetime, tzinfo
 
-from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -25,7 +24,6 @@ from scheduler_project.errors import ErrorCode, reject_impossible_ids
 from scheduler_project.fields import EmptyBodySerializer, optional_body
 from scheduler_project.pagination import parse_page_request
 from scheduler_project.schema import PAGING_PARAMETERS, envelope, errors, page_envelope
-from scheduling.stop import notify_executor_stop
 
 _FILTERS = [
     OpenApiParameter("task_id", str, description="Only this task's executions."),
@@ -139,7 +137,6 @@ class ExecutionViewSet(viewsets.ViewSet):
         optional_body(EmptyBodySerializer, request)
         outcome = services.stop_execution(execution_id=pk, now=timezone.now())
         execution = outcome.execution
-        transaction.on_commit(lambda: notify_executor_stop(execution.pk))
         change = {
             "execution_id": execution.pk, "previous_status": outcome.previous_status,
             "current_status": execution.status, "stopped_at": execution.end_time,

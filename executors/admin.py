@@ -16,6 +16,12 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from console.actions import (
+    RefusalsAsMessagesMixin,
+    intermediate_page,
+    run_each,
+)
+from console.display import EMPTY, age_text, badge
 from core.clock import utc_now
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
@@ -23,13 +29,7 @@ from executors import services
 from executors.admin_forms import ExecutorAdminForm, StatusReasonForm
 from executors.choices import ExecutorStatus
 from executors.models import Executor
-from scheduler_project.admin_actions import (
-    RefusalsAsMessagesMixin,
-    intermediate_page,
-    run_each,
-)
-from scheduler_project.admin_display import EMPTY, age_text, badge
-from scheduling.config import tunable
+from scheduler_project.config import tunable
 from scheduling.health import health_url, probe, record_check
 from tasks.models import TaskExecutor
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django import forms
 
+from console.display import MaskedJSONFieldsMixin
+from console.forms import JSONObjectFormField, run_drf_validator
 from executors.models import Executor
 from executors.serializers import validate_executor_url
-from scheduler_project.admin_display import MaskedJSONFieldsMixin
-from scheduler_project.admin_forms import JSONObjectFormField, run_drf_validator
 
 
 class ExecutorAdminForm(MaskedJSONFieldsMixin, forms.ModelForm):

@@ -2,8 +2,8 @@
 
 from django.contrib import admin
 
+from console.display import pretty_json
 from loadbalance.models import LoadBalanceState
-from scheduler_project.admin_display import pretty_json
 
 
 @admin.register(LoadBalanceState)

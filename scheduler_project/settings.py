@@ -20,7 +20,7 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 INSTALLED_APPS = [
-    "scheduler_project.apps.ConsoleAdminConfig",  # django.contrib.admin with the operators' console site
+    "console.apps.ConsoleAdminConfig",  # django.contrib.admin with the operators' console site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "executions",
     "loadbalance",
     "scheduling",
+    "monitoring",  # status, health and metrics endpoints; the cluster in the console
 ]
 
 MIDDLEWARE = [
@@ -243,7 +244,7 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# Scheduler tunables (spec 002 §7.2 defaults). Read at call time through scheduling.config so
+# Scheduler tunables (spec 002 §7.2 defaults). Read at call time through scheduler_project.config so
 # override_settings works in tests.
 SCHEDULER = {
     "TICK_SECONDS": env_float("SCHEDULER_TICK_SECONDS", 0.2, minimum=0.01),

@@ -9,10 +9,9 @@ from executions.callback_views import ExecutionCallbacksView
 from executions.live_views import ExecutionLogsView, ExecutionProgressView
 from executions.views import ExecutionViewSet
 from executors.views import ExecutorViewSet
+from monitoring.prometheus import metrics_view
+from monitoring.views import HealthView, RunningExecutionsView, SchedulerMetricsView, SchedulerStatusView
 from scheduler_project.errors import json_error_view
-from scheduling.live_views import RunningExecutionsView, SchedulerMetricsView
-from scheduling.metrics import metrics_view
-from scheduling.views import HealthView, SchedulerStatusView
 from tasks.views import TaskViewSet
 
 # An optional trailing slash. Written as a non-capturing group (not ``/?``) so that the OpenAPI schema,

@@ -27,16 +27,15 @@ from django.db.models import Count
 
 from core.policy import deadline_for, may_dispatch
 from executions.choices import ExecutionStatus
-from executions.live import appended_logs
+from executions.metrics import count_timeout
 from executions.models import TaskExecution
-from executions.services import finish, release_unsent, transition, transition_many
+from executions.services import finish, logs_with, notify_executor_stop, release_unsent, transition, transition_many
+from executors.client import WAIT_MARGIN_SECONDS, Answer, Unreachable, post_json, post_soon, prepare_post
 from executors.models import Executor
 from executors.netguard import RefusedURL
 from loadbalance.services import Ranking, Rankings, record_failover
-from scheduling.config import tunable
-from scheduling.executor_http import WAIT_MARGIN_SECONDS, Answer, Unreachable, post_json, post_soon, prepare_post
-from scheduling.metrics import count_timeout, observe_dispatch_latency
-from scheduling.stop import notify_executor_stop
+from scheduler_project.config import tunable
+from scheduling.metrics import observe_dispatch_latency
 from tasks.choices import ExecutionMode
 
 logger = logging.getLogger(__name__)
@@ -336,7 +335,7 @@ class Dispatcher:
                   if assigned else "no eligible executor: none is assigned to this task")
         logger.warning("execution %s of task %s failed: %s", execution.pk, execution.task.name, reason,
                        extra=execution.log_extra())
-        finish(execution, ExecutionStatus.FAILED, now=now, logs=appended_logs(execution.logs, reason))
+        finish(execution, ExecutionStatus.FAILED, now=now, logs=logs_with(execution.logs, reason))
 
     def sweep_timeouts(self, now: datetime) -> int:
         """Step: running executions past deadline + grace become ``timeout``; their executors get a stop."""
@@ -347,7 +346,7 @@ class Dispatcher:
         )
         for execution in overdue:
             line = f"timed out: no result within {execution.task.timeout_seconds}s"
-            if finish(execution, ExecutionStatus.TIMEOUT, now=now, logs=appended_logs(execution.logs, line)):
+            if finish(execution, ExecutionStatus.TIMEOUT, now=now, logs=logs_with(execution.logs, line)):
                 count_timeout()
                 logger.warning("execution %s of task %s %s", execution.pk, execution.task.name, line,
                                extra=execution.log_extra())
@@ -447,7 +446,7 @@ class Dispatcher:
                            extra=execution.log_extra())
         reason = "dispatch failed on every eligible executor: " + "; ".join(refusals)
         finish(execution, ExecutionStatus.FAILED, now=self.clock(), expected=[ExecutionStatus.RUNNING],
-               logs=appended_logs(execution.logs, reason))
+               logs=logs_with(execution.logs, reason))
         return False
 
     def _post(self, executor: Executor, payload: dict) -> str | None:

@@ -15,7 +15,7 @@ from django.db import DatabaseError, close_old_connections, transaction
 
 from core.clock import utc_now
 from executions.retention import purge_expired
-from scheduling.config import tunable
+from scheduler_project.config import tunable
 from scheduling.dispatch import Dispatcher
 from scheduling.firing import fire_due
 from scheduling.health import HealthChecker

@@ -21,7 +21,7 @@ from core.policy import FireAction, FirePlan, decide_fire, plan_fires
 from executions.choices import ExecutionStatus, TriggerType
 from executions.models import TaskExecution
 from executions.services import retried_on_deadlock
-from scheduling.config import tunable
+from scheduler_project.config import tunable
 from scheduling.metrics import observe_fire_lateness
 from tasks.choices import ONE_SHOT_TYPES, ExecutionMode, ScheduleType, TaskStatus
 from tasks.models import Task

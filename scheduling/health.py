@@ -12,11 +12,11 @@ from django.db import close_old_connections
 
 from core.policy import HealthState, next_health
 from executors.choices import ExecutorStatus
+from executors.client import Unreachable, get
 from executors.models import Executor
 from executors.netguard import RefusedURL
 from executors.services import default_health_url
-from scheduling.config import tunable
-from scheduling.executor_http import Unreachable, get
+from scheduler_project.config import tunable
 
 logger = logging.getLogger(__name__)
 

@@ -19,19 +19,19 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 
-from core.clock import utc_now
-from executions.choices import ExecutionStatus
-from executions.models import TaskExecution
-from executions.selectors import task_stats
-from scheduler_project.admin_actions import (
+from console.actions import (
     REFUSALS,
     RefusalsAsMessagesMixin,
     intermediate_page,
     refusal_text,
     run_each,
 )
-from scheduler_project.admin_display import EMPTY, MaskedJSONFieldsMixin, badge, pretty_json, rate_text, when
-from scheduler_project.charts import RatePoint, rate_bars
+from console.charts import RatePoint, rate_bars
+from console.display import EMPTY, MaskedJSONFieldsMixin, badge, pretty_json, rate_text, when
+from core.clock import utc_now
+from executions.choices import ExecutionStatus
+from executions.models import TaskExecution
+from executions.selectors import task_stats
 from tasks import services
 from tasks.admin_forms import TaskAdminForm, TriggerForm
 from tasks.choices import ScheduleType, TaskStatus

@@ -10,9 +10,9 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from rest_framework import serializers
 
+from console.forms import MONO, JSONObjectFormField, drf_messages
 from core.clock import utc_now
 from core.cron import CronError, validate_cron, zone
-from scheduler_project.admin_forms import MONO, JSONObjectFormField, drf_messages
 from tasks.choices import ScheduleType
 from tasks.models import Task
 from tasks.serializers import TaskWriteSerializer

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-import scheduler_project.admin_site as admin_site
+import console.site as admin_site
 from executions.models import TaskExecution
 from executors.models import Executor
 from scheduling.models import SchedulerInstance

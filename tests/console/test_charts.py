@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from scheduler_project.charts import Bucket, RatePoint, Series, divisions, nice_ceiling, rate_bars, stacked_bars
+from console.charts import Bucket, RatePoint, Series, divisions, nice_ceiling, rate_bars, stacked_bars
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from scheduler_project.dashboard import dashboard, failing_tasks, hourly_buckets
+from console.dashboard import dashboard, failing_tasks, hourly_buckets
 from scheduling.models import SchedulerInstance
 
 INDEX = "/admin/"

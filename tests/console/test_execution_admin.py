@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-import executions.admin as execution_admin
+import executions.services as execution_services
 from executions.models import TaskExecution
 from tests.console.conftest import changelist, messages_of, url
 
@@ -24,7 +24,7 @@ def ids(admin_client, query: str = "") -> set[str]:
 def stops(monkeypatch):
     """The executors told to stop (the HTTP call is replaced)."""
     told = []
-    monkeypatch.setattr(execution_admin, "notify_executor_stop", lambda execution_id: told.append(execution_id))
+    monkeypatch.setattr(execution_services, "notify_executor_stop", lambda execution_id: told.append(execution_id))
     return told
 
 

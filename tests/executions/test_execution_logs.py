@@ -10,7 +10,8 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from executions import live
+from core import logtext
+from executions import services
 from executions.models import TaskExecution
 from tests.helpers import assert_error, assert_ok
 
@@ -108,7 +109,7 @@ def test_append_past_the_cap_keeps_the_tail_behind_one_marker(api, running):
     logs = stored_logs(running)
     assert data["total_chars"] == len(logs) <= 1000
     assert logs.count(MARKER_PREFIX) == 1
-    dropped, body = live.split_marker(logs)
+    dropped, body = logtext.split_marker(logs)
     everything = "\n".join(sent)
     # What is kept is exactly the end of everything sent, starting at a line boundary, and the marker
     # counts every character before it.
@@ -124,16 +125,16 @@ def test_cap_logs_never_stacks_markers_and_counts_add_up():
     for i in range(300):
         line = f"line {i}"
         everything.append(line)
-        text = live.appended_logs(text, line, max_chars=200)
+        text = logtext.appended_logs(text, line, max_chars=200)
         assert len(text) <= 200
     assert text.count("truncated") == 1
-    dropped, body = live.split_marker(text)
+    dropped, body = logtext.split_marker(text)
     assert body == "\n".join(everything)[dropped:]
 
 
 def test_cap_logs_keeps_a_single_huge_line_partially():
-    capped = live.cap_logs("a" * 5000, max_chars=1000)
-    dropped, body = live.split_marker(capped)
+    capped = logtext.cap_logs("a" * 5000, max_chars=1000)
+    dropped, body = logtext.split_marker(capped)
     assert len(capped) <= 1000
     assert body == "a" * (5000 - dropped)
 
@@ -147,7 +148,7 @@ def test_callback_logs_use_the_same_cap(api, running):
     logs = stored_logs(running)
     assert len(logs) <= 1000
     assert logs.count(MARKER_PREFIX) == 1
-    dropped, kept = live.split_marker(logs)
+    dropped, kept = logtext.split_marker(logs)
     assert kept == ("streamed line\n" + report)[dropped:]
     assert logs.endswith("callback line 0199")
 
@@ -222,7 +223,7 @@ def test_concurrent_appends_lose_no_line(make_execution):
         try:
             start.wait(timeout=10)
             for n in range(appends):
-                live.append_logs(execution_id=execution.pk, lines=[f"w{writer}-{n}"], now=timezone.now())
+                services.append_logs(execution_id=execution.pk, lines=[f"w{writer}-{n}"], now=timezone.now())
         except BaseException as exc:  # reported below, in the test's thread
             errors.append(exc)
         finally:

@@ -24,7 +24,7 @@ def test_a_failure_while_scheduling_the_retry_leaves_the_run_unfinished(make_tas
     def die(*args, **kwargs):
         raise NodeDied
 
-    monkeypatch.setattr("scheduling.retries.schedule_retry", die)
+    monkeypatch.setattr("executions.services.schedule_retry", die)
     with pytest.raises(NodeDied):
         finish(execution, ExecutionStatus.FAILED, now=timezone.now())
     execution.refresh_from_db()

@@ -7,7 +7,7 @@ from django.test import RequestFactory
 from django.views.debug import get_default_exception_reporter_filter
 
 from scheduler_project.redaction import MASK
-from tests.test_logformat import formatted, record
+from tests.project.test_logformat import formatted, record
 
 
 def test_json_log_masks_secret_extras_and_secrets_inside_extra_dicts():

@@ -16,7 +16,9 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from scheduling import metrics
+from executions import metrics as execution_metrics
+from monitoring import prometheus as metrics
+from scheduling import metrics as engine_metrics
 from scheduling.models import SchedulerInstance
 from tests.helpers import assert_ok, is_int, is_iso_z, is_number, same_instant
 
@@ -118,7 +120,7 @@ def test_api_metrics_without_a_live_leader_say_null(api, known):
 
 
 def test_completed_today_is_the_utc_day_of_now(make_task, make_execution):
-    from scheduling.observability import completed_on_day
+    from monitoring.selectors import completed_on_day
 
     task = make_task()
     noon = datetime(2031, 3, 10, 12, 0, tzinfo=UTC)
@@ -164,9 +166,9 @@ def test_prometheus_engine_counters_count_each_call(api, db):
     key = ("scheduler_executions_finished_total", (("status", "timeout"),))
     before = samples(scrape(api)).get(key, 0)
     retries_before = REGISTRY.get_sample_value("scheduler_retries_total")
-    metrics.count_finished("timeout")
-    metrics.count_finished("timeout")
-    metrics.count_retry()
+    execution_metrics.count_finished("timeout")
+    execution_metrics.count_finished("timeout")
+    execution_metrics.count_retry()
     assert samples(scrape(api))[key] == before + 2
     assert REGISTRY.get_sample_value("scheduler_retries_total") == retries_before + 1
 
@@ -179,21 +181,21 @@ def test_engine_histograms_and_gauge_record_observations(db):
         return REGISTRY.get_sample_value(f"{name}_bucket", {"le": le})
 
     lateness, first_bucket = count("scheduler_fire_lateness_seconds"), bucket("scheduler_fire_lateness_seconds", "0.01")
-    metrics.observe_fire_lateness(-2.0)  # a node whose clock runs ahead: counted as on time
+    engine_metrics.observe_fire_lateness(-2.0)  # a node whose clock runs ahead: counted as on time
     assert count("scheduler_fire_lateness_seconds") == lateness + 1
     assert bucket("scheduler_fire_lateness_seconds", "0.01") == first_bucket + 1
     dispatch = REGISTRY.get_sample_value("scheduler_dispatch_latency_seconds_sum")
-    metrics.observe_dispatch_latency(0.25)
+    engine_metrics.observe_dispatch_latency(0.25)
     assert REGISTRY.get_sample_value("scheduler_dispatch_latency_seconds_sum") == pytest.approx(dispatch + 0.25)
     ticks = count("scheduler_tick_duration_seconds")
-    metrics.observe_tick(0.003)
+    engine_metrics.observe_tick(0.003)
     assert count("scheduler_tick_duration_seconds") == ticks + 1
     timeouts = REGISTRY.get_sample_value("scheduler_timeouts_total")
-    metrics.count_timeout()
+    execution_metrics.count_timeout()
     assert REGISTRY.get_sample_value("scheduler_timeouts_total") == timeouts + 1
-    metrics.set_leader(True)
+    engine_metrics.set_leader(True)
     assert REGISTRY.get_sample_value("scheduler_is_leader") == 1
-    metrics.set_leader(False)
+    engine_metrics.set_leader(False)
     assert REGISTRY.get_sample_value("scheduler_is_leader") == 0
 
 
@@ -218,7 +220,7 @@ def test_multiprocess_mode_merges_the_workers_files(api, known, tmp_path, monkey
     # that directory (its own in-memory values, not in multiprocess mode, must not show).
     worker = (
         "import django; django.setup()\n"
-        "from scheduling import metrics\n"
+        "from executions import metrics\n"
         "metrics.count_finished('success'); metrics.count_finished('success'); metrics.count_retry()\n"
     )
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
@@ -226,7 +228,7 @@ def test_multiprocess_mode_merges_the_workers_files(api, known, tmp_path, monkey
     for _ in range(2):
         subprocess.run([sys.executable, "-c", worker], env=env, cwd=settings.BASE_DIR, check=True, timeout=60)
     assert list(tmp_path.glob("counter_*.db"))
-    metrics.count_finished("success")  # in memory only: not part of the merged view
+    execution_metrics.count_finished("success")  # in memory only: not part of the merged view
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     values = samples(scrape(api))
     assert values[("scheduler_executions_finished_total", (("status", "success"),))] == 4
@@ -253,7 +255,7 @@ def metrics_server():
 
 
 def test_metrics_server_serves_the_engine_metrics_without_database_gauges(metrics_server, db):
-    metrics.observe_tick(0.01)
+    engine_metrics.observe_tick(0.01)
     response = requests.get(metrics_server(), timeout=5)
     assert response.status_code == 200
     values = samples(response.text)

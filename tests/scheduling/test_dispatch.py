@@ -13,11 +13,11 @@ from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from executions.services import transition_many
 from executors.choices import ExecutorStatus
+from executors.client import Answer, Unreachable
 from executors.netguard import RefusedURL
 from loadbalance.models import LoadBalanceState
 from loadbalance.services import Rankings
 from scheduling.dispatch import QUEUED_PER_WORKER, Dispatcher
-from scheduling.executor_http import Answer, Unreachable
 from scheduling.firing import fire_due
 from tests.scheduling.conftest import T0
 from tests.scheduling.loopback_executor import LoopbackExecutor

@@ -6,10 +6,10 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from scheduling.config import tunable
+from monitoring.prometheus import start_metrics_server
+from scheduler_project.config import tunable
 from scheduling.engine import SchedulerNode
 from scheduling.leader import lock_for_database
-from scheduling.metrics import start_metrics_server
 
 
 class Command(BaseCommand):

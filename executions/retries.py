@@ -9,9 +9,9 @@ from django.db import IntegrityError, transaction
 
 from core.policy import retry_delay_seconds
 from executions.choices import RETRYABLE_STATUSES, ExecutionStatus
+from executions.metrics import count_retry
 from executions.models import TaskExecution
-from scheduling.config import tunable
-from scheduling.metrics import count_retry
+from scheduler_project.config import tunable
 from tasks.choices import TaskStatus
 from tasks.models import Task
 

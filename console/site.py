@@ -6,8 +6,8 @@ from django.contrib import admin
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from console.dashboard import dashboard
 from core.clock import utc_now
-from scheduler_project.dashboard import dashboard
 
 # The dashboard reloads its panel this often (seconds).
 REFRESH_SECONDS = 10

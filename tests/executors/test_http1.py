@@ -1,4 +1,4 @@
-"""scheduling.http1 against scripted servers on loopback: framing, keep-alive, and what it refuses."""
+"""executors.http1 against scripted servers on loopback: framing, keep-alive, and what it refuses."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from scheduling import http1
-from scheduling.http1 import ConnectionPool, ProtocolError
+from executors import http1
+from executors.http1 import ConnectionPool, ProtocolError
 
 
 class Scripted:

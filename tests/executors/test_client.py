@@ -1,13 +1,13 @@
-"""scheduling.executor_http: stop instructions are signed; https keeps the host name for TLS."""
+"""executors.client: stop instructions are signed; https keeps the host name for TLS."""
 
 import json
 
 import pytest
 
 from executions.choices import ExecutionStatus
+from executions.services import notify_executor_stop
+from executors.client import Unreachable, post_json, post_soon, prepare, prepare_post
 from executors.netguard import RefusedURL
-from scheduling.executor_http import Unreachable, post_json, post_soon, prepare, prepare_post
-from scheduling.stop import notify_executor_stop
 from tests.scheduling.loopback_executor import LoopbackExecutor
 
 pytestmark = pytest.mark.django_db(transaction=True)

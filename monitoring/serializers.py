@@ -1,17 +1,76 @@
-"""What the cluster is doing now: the running executions and the scheduler's metrics (JSON, under /api/v1).
-The Prometheus exposition (``/metrics``) is ``scheduling.metrics.metrics_view``."""
-
-from __future__ import annotations
-
-from django.utils import timezone
-from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.views import APIView
 
-from scheduler_project.envelope import ok
-from scheduler_project.pagination import paginate, parse_page_request
-from scheduler_project.schema import PAGING_PARAMETERS, envelope, errors, page_envelope
-from scheduling.observability import running_executions, running_seconds, scheduler_metrics
+from scheduling.models import SchedulerInstance
+
+
+class SchedulerInstanceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SchedulerInstance
+        fields = ["id", "instance_id", "host", "port", "is_leader", "leader_since", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class LeaderInfoSerializer(serializers.Serializer):
+    instance_id = serializers.CharField()
+    host = serializers.CharField()
+    since = serializers.DateTimeField()
+
+
+class ClusterStatusSerializer(serializers.Serializer):
+    total_instances = serializers.IntegerField()
+    healthy_instances = serializers.IntegerField()
+    has_leader = serializers.BooleanField()
+
+
+class SystemMetricsSerializer(serializers.Serializer):
+    total_tasks = serializers.IntegerField()
+    active_tasks = serializers.IntegerField()
+    paused_tasks = serializers.IntegerField()
+    total_executors = serializers.IntegerField()
+    online_executors = serializers.IntegerField()
+    healthy_executors = serializers.IntegerField()
+    running_executions = serializers.IntegerField()
+    pending_executions = serializers.IntegerField()
+
+
+class SchedulerStatusSerializer(serializers.Serializer):
+    instances = SchedulerInstanceSerializer(many=True)
+    leader_info = LeaderInfoSerializer(allow_null=True)
+    cluster_status = ClusterStatusSerializer()
+    system_metrics = SystemMetricsSerializer()
+    timestamp = serializers.DateTimeField()
+
+
+class _DatabaseHealth(serializers.Serializer):
+    status = serializers.CharField()
+    response_time = serializers.IntegerField(help_text="milliseconds")
+
+
+class _SchedulerHealth(serializers.Serializer):
+    status = serializers.CharField()
+    is_leader = serializers.BooleanField(help_text="whether some scheduler node currently leads")
+    leader_instance_id = serializers.CharField(allow_null=True)
+    active_tasks = serializers.IntegerField()
+
+
+class _ExecutorsHealth(serializers.Serializer):
+    status = serializers.CharField()
+    total = serializers.IntegerField()
+    online = serializers.IntegerField()
+    offline = serializers.IntegerField()
+    healthy = serializers.IntegerField()
+
+
+class _Components(serializers.Serializer):
+    database = _DatabaseHealth()
+    scheduler = _SchedulerHealth()
+    executors = _ExecutorsHealth()
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["healthy", "degraded"])
+    timestamp = serializers.DateTimeField()
+    components = _Components()
 
 
 class _TaskRef(serializers.Serializer):
@@ -90,29 +149,3 @@ class SchedulerMetricsSerializer(serializers.Serializer):
     timestamp = serializers.DateTimeField()
 
 
-class RunningExecutionsView(APIView):
-    @extend_schema(
-        parameters=[
-            *PAGING_PARAMETERS,
-        ],
-        responses={200: page_envelope("RunningExecutionList", RunningExecutionSerializer), **errors(400)},
-        description="Executions running now, longest-running first, with their progress.",
-    )
-    def get(self, request):
-        now = timezone.now()
-        page = paginate(running_executions(), parse_page_request(request.query_params))
-        rows = []
-        for execution in page.items:
-            execution.running_seconds = running_seconds(execution, now)
-            rows.append(execution)
-        return ok({"data": RunningExecutionSerializer(rows, many=True).data, **page.meta()})
-
-
-class SchedulerMetricsView(APIView):
-    @extend_schema(
-        responses={200: envelope("SchedulerMetrics", SchedulerMetricsSerializer()), **errors(503)},
-        description="This node's CPU, memory and disk, the cluster's pending and running executions, those "
-        "completed today (UTC), and the leader. Prometheus scrapes `/metrics` instead.",
-    )
-    def get(self, request):
-        return ok(SchedulerMetricsSerializer(scheduler_metrics(timezone.now())).data)

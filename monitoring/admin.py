@@ -4,9 +4,9 @@ themselves; an operator may only remove the row of a node that is gone for good.
 from django.contrib import admin
 from django.utils.html import format_html
 
+from console.display import age_text, badge
 from core.clock import utc_now
-from scheduler_project.admin_display import age_text, badge
-from scheduling.config import tunable
+from scheduler_project.config import tunable
 from scheduling.models import SchedulerInstance
 
 

@@ -20,6 +20,7 @@ import atexit
 import collections
 import contextlib
 import json as jsonlib
+import logging
 import ssl
 import threading
 from concurrent.futures import Future
@@ -31,15 +32,18 @@ import aiohttp
 import certifi
 from yarl import URL
 
+from executors import http1
 from executors.models import Executor
 from executors.netguard import RefusedURL, Target, check_url
+from scheduler_project.config import tunable
 from scheduler_sdk.signing import signature_headers
-from scheduling import http1
 
 # Concurrent connections per executor address; further requests wait for one (inside aiohttp).
 CONNECTIONS_PER_EXECUTOR = 32
 # How much longer than its own timeout a waiting caller gives a request (the loop thread may be busy).
 WAIT_MARGIN_SECONDS = 1.0
+
+logger = logging.getLogger(__name__)
 
 
 class Unreachable(Exception):
@@ -233,3 +237,22 @@ def post_json(executor: Executor, url: str, payload: dict[str, Any], *, timeout:
 
 def get(executor: Executor, url: str, *, timeout: float) -> Answer:
     return send(executor, "GET", url, timeout=timeout)
+
+
+def request_stop(executor, execution_id: str, *, log_extra: dict | None = None) -> bool:
+    """POST {base_url}/stop (spec 000 §7.5); best effort, since the run is already final on our side. True if
+    acknowledged."""
+    url = executor.base_url.rstrip("/") + "/stop"
+    try:
+        response = post_json(executor, url, {"execution_id": execution_id},
+                             timeout=tunable("DISPATCH_TIMEOUT_SECONDS"))
+    except RefusedURL as exc:
+        logger.warning("stop of execution %s: not sent: %s", execution_id, exc.reason, extra=log_extra)
+        return False
+    except Unreachable as exc:
+        logger.warning("stop of execution %s: executor %s unreachable: %s", execution_id, url, exc, extra=log_extra)
+        return False
+    if not response.ok:
+        logger.warning("stop of execution %s: executor answered %s", execution_id, response.status_code,
+                       extra=log_extra)
+    return response.ok

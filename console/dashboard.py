@@ -1,6 +1,6 @@
 """What the console's dashboard shows, read in a fixed handful of queries whatever the size of the history.
 
-Cluster and counts come from ``scheduling.selectors``, success figures from ``executions.selectors``; the
+Cluster and counts come from ``monitoring.selectors``, success figures from ``executions.selectors``; the
 per-hour and per-task breakdowns below are the dashboard's own reads, each a single grouped query over the
 last 24 hours (``scheduled_time`` is indexed).
 """
@@ -13,13 +13,13 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Max, Q
 from django.db.models.functions import TruncHour
 
+from console.charts import STATUS_COLOURS, Bucket, Series, stacked_bars
+from console.display import age_text
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from executions.selectors import execution_stats, percent
-from scheduler_project.admin_display import age_text
-from scheduler_project.charts import STATUS_COLOURS, Bucket, Series, stacked_bars
-from scheduling.config import tunable
-from scheduling.selectors import cluster_status
+from monitoring.selectors import cluster_status
+from scheduler_project.config import tunable
 
 WINDOW = timedelta(hours=24)
 FAILED_STATUSES = (ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT)
