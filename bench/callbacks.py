@@ -29,6 +29,7 @@ from pathlib import Path
 import psutil
 
 from bench.ours import Ours, prepare_database
+from core.clock import utc_now
 
 BATCH_PATH = "/api/v1/executions/callbacks"
 
@@ -51,13 +52,12 @@ class Phase:
 
 def running_executions(executor, count: int, label: str) -> list[str]:
     """``count`` running executions of a new task (no retries), dispatched to ``executor``."""
-    from django.utils import timezone
 
     from executions.models import TaskExecution
     from tasks.models import Task
 
     task = Task.objects.create(name=f"callbacks-{label}", cron_expression="0 0 0 1 1 *", max_retry=0)
-    start = timezone.now()
+    start = utc_now()
     rows = [TaskExecution(task=task, executor=executor, status="running", start_time=start,
                           scheduled_time=start - timedelta(milliseconds=n)) for n in range(count)]
     TaskExecution.objects.bulk_create(rows, batch_size=1000)

@@ -20,6 +20,7 @@ from pathlib import Path
 import requests
 
 from bench.failover import create_database
+from core.clock import utc_now
 from tests.processes import Child, Processes, free_port, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -164,13 +165,12 @@ class Ours:
     def create_tasks(self, specs: Iterable[dict], *, assign: bool = True) -> list[str]:
         """Bulk-inserts active tasks. Each spec holds Task fields; next_run_time is computed by the
         service's own ``next_fire_after`` (cached per schedule, as croniter costs ~0.1 ms a call)."""
-        from django.utils import timezone
 
         from tasks.choices import TaskStatus
         from tasks.models import Task, TaskExecutor
         from tasks.services import next_fire_after
 
-        now = timezone.now()
+        now = utc_now()
         cache: dict[tuple, datetime | None] = {}
         tasks = []
         for spec in specs:

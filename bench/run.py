@@ -28,6 +28,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from core.clock import utc_now
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scheduler_project.settings")
@@ -522,12 +524,11 @@ def due_query_seconds(repeats: int = 100) -> float:
     """Median time of the engine's own due-task read (``scheduling.firing.due_tasks``), run here against the
     same rows. Under the (status, next_run_time) index it reads the due rows only (EXPLAIN: a range, ~10
     rows, at both sizes); a change of plan would show here first."""
-    from django.utils import timezone
 
     from scheduler_project.config import tunable
     from scheduling.firing import due_tasks
 
-    now = timezone.now()
+    now = utc_now()
     timings = []
     for _ in range(repeats):
         began = time.perf_counter()

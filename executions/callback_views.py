@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework.views import APIView
 
+from core.clock import utc_now
 from executions import services
 from executions.serializers import MAX_CALLBACK_BATCH, CallbackBatchResultSerializer, CallbackBatchSerializer
 from executors.channel import EXECUTOR_AUTHENTICATION, IsSignedExecutor, apply_signed_once
@@ -38,7 +38,7 @@ class ExecutionCallbacksView(APIView):
             body = CallbackBatchSerializer(data=request.data)
             body.is_valid(raise_exception=True)
             reports = [services.ResultReport(**item) for item in body.validated_data["results"]]
-            return services.apply_callbacks(executor_id=request.auth.pk, reports=reports, now=timezone.now())
+            return services.apply_callbacks(executor_id=request.auth.pk, reports=reports, now=utc_now())
 
         verdicts = apply_signed_once(request, apply)  # the nonce and every result commit together
         counts = Counter(verdict.outcome for verdict in verdicts)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.views import APIView
 
+from core.clock import utc_now
 from executions import selectors, services
 from executions.choices import ExecutionStatus
 from executors.channel import ExecutorOnlyForPost, apply_signed_once
@@ -144,7 +144,7 @@ class ExecutionLogsView(ExecutorOnlyForPost, _ExecutionView):
         def apply():
             body = LogAppendSerializer(data=request.data)
             body.is_valid(raise_exception=True)
-            return services.append_logs(execution_id=pk, lines=body.validated_data["lines"], now=timezone.now())
+            return services.append_logs(execution_id=pk, lines=body.validated_data["lines"], now=utc_now())
 
         result = apply_signed_once(request, apply)  # the nonce and the lines commit together
         return ok(LogAppendResultSerializer(result).data)
@@ -164,7 +164,7 @@ class ExecutionProgressView(ExecutorOnlyForPost, _ExecutionView):
             body.is_valid(raise_exception=True)
             data = body.validated_data
             return services.report_progress(execution_id=pk, percent=data["percent"], step=data.get("step"),
-                                        now=timezone.now())
+                                        now=utc_now())
 
         execution = apply_signed_once(request, apply)  # the nonce and the progress commit together
         return ok(ProgressStateSerializer(execution).data)

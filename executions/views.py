@@ -7,6 +7,7 @@ from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 
+from core.clock import utc_now
 from executions import services
 from executions.filters import ExecutionFilter
 from executions.models import TaskExecution
@@ -104,7 +105,7 @@ class ExecutionViewSet(viewsets.ViewSet):
     def stats(self, request):
         filters = _valid_filters(request)
         window = {name: filters.form.cleaned_data.get(name) for name in ("start_time", "end_time")}
-        return ok(ExecutionStatsSerializer(execution_stats(filters.qs, now=timezone.now(), **window)).data)
+        return ok(ExecutionStatsSerializer(execution_stats(filters.qs, now=utc_now(), **window)).data)
 
     @extend_schema(responses={200: envelope("ExecutionDetail", ExecutionDetailSerializer()), **errors(404)})
     def retrieve(self, request, pk=None):
@@ -124,7 +125,7 @@ class ExecutionViewSet(viewsets.ViewSet):
             data = body.validated_data
             services.apply_callback(
                 execution_id=pk, status=data["status"], result=data.get("result"), logs=data.get("logs"),
-                end_time=data.get("end_time"), now=timezone.now(),
+                end_time=data.get("end_time"), now=utc_now(),
             )
 
         apply_signed_once(request, apply)  # the nonce and the result commit together
@@ -135,7 +136,7 @@ class ExecutionViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["post"])
     def stop(self, request, pk=None):
         optional_body(EmptyBodySerializer, request)
-        outcome = services.stop_execution(execution_id=pk, now=timezone.now())
+        outcome = services.stop_execution(execution_id=pk, now=utc_now())
         execution = outcome.execution
         change = {
             "execution_id": execution.pk, "previous_status": outcome.previous_status,

@@ -1,10 +1,10 @@
 from django.db.models import Prefetch
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers as drf_serializers
 from rest_framework import viewsets
 from rest_framework.decorators import action
 
+from core.clock import utc_now
 from executors import services
 from executors.choices import ExecutorStatus
 from executors.models import Executor
@@ -89,7 +89,7 @@ class ExecutorViewSet(viewsets.ViewSet):
     def register(self, request):
         body = RegisterSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        registration = services.executor_register(data=dict(body.validated_data), now=timezone.now())
+        registration = services.executor_register(data=dict(body.validated_data), now=utc_now())
         registration.executor.registered_tasks = registration.tasks
         data = RegistrationSerializer(registration.executor).data
         if registration.created:

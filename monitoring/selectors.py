@@ -178,7 +178,7 @@ def completed_on_day(now: datetime) -> dict[str, int]:
 
 
 def scheduler_metrics(now: datetime) -> dict:
-    """``now`` must be UTC (the API passes ``timezone.now()``): "today" is the UTC day."""
+    """``now`` must be UTC (the API passes ``utc_now()``): "today" is the UTC day."""
     executions = active_execution_counts()
     leader = current_leader(now)
     return {

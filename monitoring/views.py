@@ -2,11 +2,11 @@
 (JSON, under /api/v1). The Prometheus exposition (``/metrics``) is ``monitoring.prometheus.metrics_view``."""
 from __future__ import annotations
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 
+from core.clock import utc_now
 from monitoring.selectors import cluster_status, health, running_executions, running_seconds, scheduler_metrics
 from monitoring.serializers import (
     HealthSerializer,
@@ -27,13 +27,13 @@ class HealthView(APIView):
     @extend_schema(responses={200: envelope("Health", HealthSerializer()), **errors(503)},
                    description="Spec 000 §8.1. Answers 503 (40002) when the database is unreachable.")
     def get(self, request):
-        return ok(HealthSerializer(health(timezone.now())).data)
+        return ok(HealthSerializer(health(utc_now())).data)
 
 
 class SchedulerStatusView(APIView):
     @extend_schema(responses={200: envelope("SchedulerStatus", SchedulerStatusSerializer())})
     def get(self, request):
-        return ok(SchedulerStatusSerializer(cluster_status(timezone.now())).data)
+        return ok(SchedulerStatusSerializer(cluster_status(utc_now())).data)
 
 
 class RunningExecutionsView(APIView):
@@ -45,7 +45,7 @@ class RunningExecutionsView(APIView):
         description="Executions running now, longest-running first, with their progress.",
     )
     def get(self, request):
-        now = timezone.now()
+        now = utc_now()
         page = paginate(running_executions(), parse_page_request(request.query_params))
         rows = []
         for execution in page.items:
@@ -61,4 +61,4 @@ class SchedulerMetricsView(APIView):
         "completed today (UTC), and the leader. Prometheus scrapes `/metrics` instead.",
     )
     def get(self, request):
-        return ok(SchedulerMetricsSerializer(scheduler_metrics(timezone.now())).data)
+        return ok(SchedulerMetricsSerializer(scheduler_metrics(utc_now())).data)

@@ -15,14 +15,16 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
-from django.utils import timezone
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+
+from core.clock import utc_now
 
 logger = logging.getLogger(__name__)
 
 
 class ErrorCode(IntEnum):
+    INVALID_INPUT = 400  # a field's value breaks a rule only a service can check; no business code of its own
     TASK_NAME_EXISTS = 10001
     INVALID_CRON = 10002
     TASK_NOT_FOUND = 10003
@@ -37,6 +39,7 @@ class ErrorCode(IntEnum):
 
 
 _BUSINESS = {
+    ErrorCode.INVALID_INPUT: (status.HTTP_400_BAD_REQUEST, "参数验证失败"),
     ErrorCode.TASK_NAME_EXISTS: (status.HTTP_409_CONFLICT, "任务名称已存在"),
     ErrorCode.INVALID_CRON: (status.HTTP_400_BAD_REQUEST, "Cron表达式格式错误"),
     ErrorCode.TASK_NOT_FOUND: (status.HTTP_404_NOT_FOUND, "任务不存在"),
@@ -79,6 +82,12 @@ class DomainError(Exception):
         self.error = error
         self.details = details or {}
 
+    @classmethod
+    def invalid(cls, field: str, message: str, constraint: str) -> DomainError:
+        """A field refused by a service's rule, rendered like a serializer's validation error (400)."""
+        return cls(ErrorCode.INVALID_INPUT, f"{field}: {message}",
+                   {"field": field, "constraint": constraint, "errors": {field: [message]}})
+
     @property
     def http_status(self) -> int:
         return _BUSINESS[self.code][0]
@@ -116,7 +125,7 @@ def error_body(*, http_status: int, code: int, error: str, details: dict | None,
         "message": message or _GENERIC_MESSAGES.get(http_status, "请求失败"),
         "error": _encodable(error),
         "details": _encodable(details or {}),
-        "timestamp": timezone.now().isoformat().replace("+00:00", "Z"),
+        "timestamp": utc_now().isoformat().replace("+00:00", "Z"),
         "path": _encodable(path),
     }
 
@@ -204,6 +213,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
     request = context.get("request")
     path = request.path if request is not None else ""
     if isinstance(exc, DomainError):
+        if exc.code == ErrorCode.INVALID_INPUT:
+            exc.details = {**exc.details, "value": _field_value(request, exc.details.get("field", ""))}
         body = error_body(
             http_status=exc.http_status, code=int(exc.code), error=exc.error, details=exc.details,
             path=path, message=exc.message,

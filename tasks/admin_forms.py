@@ -8,11 +8,11 @@ from typing import Any
 
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
-from rest_framework import serializers
 
-from console.forms import MONO, JSONObjectFormField, drf_messages
+from console.forms import MONO, JSONObjectFormField
 from core.clock import utc_now
 from core.cron import CronError, validate_cron, zone
+from scheduler_project.errors import DomainError
 from tasks.choices import ScheduleType
 from tasks.models import Task
 from tasks.serializers import TaskWriteSerializer
@@ -92,10 +92,10 @@ class TaskAdminForm(forms.ModelForm):
         run_at_changed = self.instance._state.adding or "run_at" in self.changed_data
         try:
             check_schedule_fields(copy.copy(self.instance), utc_now(), run_at_changed=run_at_changed)
-        except serializers.ValidationError as exc:
-            detail = exc.detail if isinstance(exc.detail, dict) else {None: exc.detail}
-            for field, errors in detail.items():
-                self.add_error(field if field in self.fields else None, drf_messages(errors))
+        except DomainError as exc:
+            field = exc.details.get("field")
+            for message in exc.details.get("errors", {}).get(field, [exc.error]):
+                self.add_error(field if field in self.fields else None, message)
 
 
 class TriggerForm(forms.Form):

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from django.utils import timezone
 from rest_framework import serializers
 
+from core.clock import utc_now
 from core.cron import CronError, validate_cron, zone
 from scheduler_project.fields import JSONObjectField, StrictSerializer
 from tasks.choices import ExecutionMode, LoadBalanceStrategy, MisfirePolicy, ScheduleType, TaskStatus
@@ -11,7 +11,7 @@ from tasks.models import MAX_INTERVAL_SECONDS, MAX_RETRY_LIMIT, MAX_TIMEOUT_SECO
 
 def cron_field_validator(value: str) -> str:
     try:
-        validate_cron(value, timezone.now())
+        validate_cron(value, utc_now())
     except CronError as exc:
         raise serializers.ValidationError(str(exc), code="invalid_cron") from None
     return value

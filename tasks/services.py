@@ -6,8 +6,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from rest_framework import serializers
-from rest_framework.exceptions import ErrorDetail
 
 from executions.choices import ExecutionStatus, TriggerType
 from executions.models import TaskExecution
@@ -46,11 +44,9 @@ def check_schedule_fields(task: Task, now: datetime, *, run_at_changed: bool) ->
         ScheduleType.CRON: "cron_expression", ScheduleType.INTERVAL: "interval_seconds", ScheduleType.DATE: "run_at",
     }.get(task.schedule_type)
     if required and not getattr(task, required):
-        raise serializers.ValidationError(
-            {required: [ErrorDetail(f"required when schedule_type is '{task.schedule_type}'", code="required")]}
-        )
+        raise DomainError.invalid(required, f"required when schedule_type is '{task.schedule_type}'", "required")
     if task.schedule_type == ScheduleType.DATE and run_at_changed and task.run_at <= now:
-        raise serializers.ValidationError({"run_at": [ErrorDetail("must be in the future", code="past_run_at")]})
+        raise DomainError.invalid("run_at", "must be in the future", "past_run_at")
     if task.schedule_type == ScheduleType.INTERVAL and task.start_at is None:
         task.start_at = now
 

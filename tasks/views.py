@@ -1,10 +1,10 @@
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers as drf_serializers
 from rest_framework import viewsets
 from rest_framework.decorators import action
 
 from accounts.roles import request_creator
+from core.clock import utc_now
 from executions.selectors import task_stats
 from executions.serializers import TriggeredExecutionSerializer
 from scheduler_project.envelope import created, ok
@@ -70,7 +70,7 @@ class TaskViewSet(viewsets.ViewSet):
     def create(self, request):
         body = TaskWriteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        task = services.task_create(data=body.validated_data, now=timezone.now(), **request_creator(request))
+        task = services.task_create(data=body.validated_data, now=utc_now(), **request_creator(request))
         return created(TaskSerializer(task_get(task.pk)).data, message="任务创建成功")
 
     @extend_schema(responses={200: envelope("TaskDetail", TaskSerializer()), **errors(404)})
@@ -82,12 +82,12 @@ class TaskViewSet(viewsets.ViewSet):
     def update(self, request, pk=None):
         body = TaskUpdateSerializer(data=request.data, partial=True)
         body.is_valid(raise_exception=True)
-        services.task_update(task_id=pk, data=body.validated_data, now=timezone.now())
+        services.task_update(task_id=pk, data=body.validated_data, now=utc_now())
         return ok(TaskSerializer(task_get(pk)).data, message="任务更新成功")
 
     @extend_schema(responses={200: envelope("TaskDeleted"), **errors(404, 409)})
     def destroy(self, request, pk=None):
-        services.task_delete(task_id=pk, now=timezone.now())
+        services.task_delete(task_id=pk, now=utc_now())
         return ok(message="任务删除成功")
 
     @extend_schema(request=TriggerSerializer,
@@ -95,7 +95,7 @@ class TaskViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["post"])
     def trigger(self, request, pk=None):
         body = optional_body(TriggerSerializer, request)
-        execution = services.task_trigger(task_id=pk, parameters=body.get("parameters"), now=timezone.now())
+        execution = services.task_trigger(task_id=pk, parameters=body.get("parameters"), now=utc_now())
         return ok(TriggeredExecutionSerializer(execution).data, message="任务触发成功")
 
     @extend_schema(request=None,
@@ -103,7 +103,7 @@ class TaskViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
         optional_body(EmptyBodySerializer, request)
-        previous, current = services.task_pause(task_id=pk, now=timezone.now())
+        previous, current = services.task_pause(task_id=pk, now=utc_now())
         return ok(_status_change(pk, previous, current), message="任务暂停成功")
 
     @extend_schema(request=None,
@@ -111,7 +111,7 @@ class TaskViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
         optional_body(EmptyBodySerializer, request)
-        previous, current = services.task_resume(task_id=pk, now=timezone.now())
+        previous, current = services.task_resume(task_id=pk, now=utc_now())
         return ok(_status_change(pk, previous, current), message="任务恢复成功")
 
     @extend_schema(parameters=[NextRunsQuery],
@@ -122,7 +122,7 @@ class TaskViewSet(viewsets.ViewSet):
         query = NextRunsQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         task = task_get(pk)
-        fires = preview_fires(task, timezone.now(), query.validated_data["count"])
+        fires = preview_fires(task, utc_now(), query.validated_data["count"])
         preview = {"task_id": task.pk, "schedule_type": task.schedule_type, "timezone": task.timezone,
                    "next_runs": fires}
         return ok(NextRunsSerializer(preview).data)
@@ -131,7 +131,7 @@ class TaskViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["get"])
     def stats(self, request, pk=None):
         task_must_exist(pk)
-        return ok(TaskStatsSerializer(task_stats(pk, timezone.now())).data)
+        return ok(TaskStatsSerializer(task_stats(pk, utc_now())).data)
 
     @extend_schema(methods=["GET"], request=None,
                    responses={200: envelope("TaskExecutorList", AssignmentDetailSerializer(many=True)), **errors(404)})

@@ -2,8 +2,8 @@
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 
+from core.clock import utc_now
 from executions.retention import purge_executions, purgeable, retention_cutoff
 
 
@@ -37,7 +37,7 @@ class Command(BaseCommand):
     def handle(self, *args, days=None, batch_size=None, dry_run=False, **options):
         days = settings.EXECUTION_RETENTION_DAYS if days is None else days
         batch_size = settings.EXECUTION_PURGE_BATCH_SIZE if batch_size is None else batch_size
-        cutoff = retention_cutoff(timezone.now(), days)
+        cutoff = retention_cutoff(utc_now(), days)
         if cutoff is None:
             self.stdout.write("Retention is off (0 days): nothing deleted.")
             return
