@@ -41,13 +41,12 @@ R = TypeVar("R")
 
 REPLAYED = "replayed request: nonce already used"  # the reason scheduler_sdk.signing.verify gives
 
-PURGE_EVERY_SECONDS = 60
 PURGE_BATCH = 1000
-_next_purge: datetime | None = None
 
 
 def purge_old_nonces(now: datetime) -> int:
-    """Deletes nonces too old to matter (a replay of them is stale anyway), in batches. Returns how many."""
+    """Deletes nonces too old to matter (a replay of them is stale anyway), in batches. Returns how many.
+    The leader runs it every minute (``scheduling.housekeeping``)."""
     cutoff = now - timedelta(seconds=NONCE_TTL_SECONDS)
     deleted = 0
     while True:
@@ -56,14 +55,6 @@ def purge_old_nonces(now: datetime) -> int:
             deleted += SeenNonce.objects.filter(pk__in=batch).delete()[0]
         if len(batch) < PURGE_BATCH:
             return deleted
-
-
-def _purge_now_and_then(now: datetime) -> None:
-    # At most once a minute per process; several processes purging at once only delete the same rows.
-    global _next_purge
-    if _next_purge is None or now >= _next_purge:
-        _next_purge = now + timedelta(seconds=PURGE_EVERY_SECONDS)
-        purge_old_nonces(now)
 
 
 class SignedExecutor:
@@ -113,7 +104,6 @@ class ExecutorSignatureAuthentication(BaseAuthentication):
     def _keep_for_the_view(signed: SignedExecutor) -> NonceStore:
         def keep(nonce: str, now: float) -> bool:
             seen_at = datetime.fromtimestamp(now, tz=UTC)
-            _purge_now_and_then(seen_at)  # on its own: a purge must not hold locks for the view's transaction
             signed.unspent_nonce = (nonce, seen_at)
             return True
 

@@ -46,7 +46,7 @@ class SeenNonce(models.Model):
     """A nonce of a signed message from an executor, kept while a replay of it could still look fresh.
 
     The unique constraint is the replay check, so it holds across scheduler processes; rows older than
-    ``NONCE_TTL_SECONDS`` are purged as new ones arrive (``executors.channel``).
+    ``NONCE_TTL_SECONDS`` are purged every minute by the leader (``scheduling.housekeeping``).
     """
 
     executor = models.ForeignKey(Executor, on_delete=models.CASCADE, related_name="+")

@@ -8,17 +8,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from datetime import datetime, timedelta
 
 from django.db import DatabaseError, close_old_connections, transaction
 
 from core.clock import utc_now
 from executions.retention import purge_expired
+from executors.channel import purge_old_nonces
 from scheduler_project.config import tunable
 from scheduling.dispatch import Dispatcher
 from scheduling.firing import fire_due
 from scheduling.health import HealthChecker
+from scheduling.housekeeping import PeriodicPurge
 from scheduling.leader import LeaderLock
 from scheduling.metrics import observe_tick, set_leader
 from scheduling.models import SchedulerInstance
@@ -29,7 +30,8 @@ logger = logging.getLogger(__name__)
 # (a SIGSTOP or a long stall mid-tick). Below the smallest lock idle timeout (2 s), so a lock confirmed more
 # recently than this cannot have been freed by the server's idle timeout.
 FENCE_RECHECK_SECONDS = 1.0
-PURGE_INTERVAL = timedelta(days=1)
+HISTORY_PURGE_INTERVAL = timedelta(days=1)
+NONCE_PURGE_INTERVAL = timedelta(minutes=1)
 # The shortest sleep before a staged run's due time: when the due runs wait for a free worker, the loop
 # polls at this pace instead of spinning.
 MIN_WAKE_SECONDS = 0.005
@@ -57,9 +59,9 @@ class SchedulerNode:
         self.is_leader = False
         self._next_heartbeat: datetime | None = None
         self._next_election: datetime | None = None
-        self._confirmed_at = 0.0
-        self._next_purge: datetime | None = None
-        self._purge: Future | None = None  # time.monotonic() of the last check that the lock is ours
+        self._confirmed_at = 0.0  # time.monotonic() of the last check that the lock is ours
+        self.purges = (PeriodicPurge("executions past retention", HISTORY_PURGE_INTERVAL, purge_expired_at),
+                       PeriodicPurge("executor nonces", NONCE_PURGE_INTERVAL, purge_old_nonces))
         self._progress_at = time.monotonic()  # when the loop last began a step (read by the keep-alive)
 
     # --- membership -------------------------------------------------------------------------------
@@ -184,24 +186,10 @@ class SchedulerNode:
         return min(idle, max(MIN_WAKE_SECONDS, (due - now).total_seconds()))
 
     def purge_history(self, now: datetime) -> bool:
-        """Step: once a day the leader deletes final executions older than the retention (in batches, on a
-        worker thread so the tick is not held up). Returns whether a purge was started."""
-        if self._next_purge is not None and now < self._next_purge:
-            return False
-        if self._purge is not None and not self._purge.done():
-            return False
-        self._next_purge = now + PURGE_INTERVAL
-        self._purge = self.dispatcher.pool.submit(self._purge_safely, now)
-        return True
-
-    def _purge_safely(self, now: datetime) -> None:
-        try:
-            close_old_connections()
-            deleted = purge_expired(now=now)
-            if deleted:
-                logger.info("scheduler %s purged %s executions past retention", self.instance_id, deleted)
-        except DatabaseError as exc:
-            logger.error("scheduler %s: purging history failed: %s", self.instance_id, exc)
+        """Step: the leader's periodic deletions (``scheduling.housekeeping``), each started when due on a
+        worker thread. Returns whether one was started."""
+        started = [purge.start_if_due(now, self.dispatcher.pool) for purge in self.purges]
+        return any(started)
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; then release the lock, mark not leader, finish in-flight dispatches."""
@@ -234,3 +222,7 @@ class SchedulerNode:
         self.step_down(self.clock(), "shutting down")
         self.dispatcher.shutdown(wait=True)
         logger.info("scheduler %s stopped", self.instance_id)
+
+
+def purge_expired_at(now: datetime) -> int:
+    return purge_expired(now=now)

@@ -106,11 +106,25 @@ def test_leader_purges_history_past_retention_once_a_day(node, clock, settings, 
     recent = TaskExecution.objects.create(task=task, scheduled_time=T0 - timedelta(days=29),
                                           status=ExecutionStatus.SUCCESS)
     node.tick(T0)
-    node._purge.result(timeout=10)
+    node.purges[0].running.result(timeout=10)
     assert list(TaskExecution.objects.values_list("pk", flat=True)) == [recent.pk]
     assert old.pk
-    assert node.purge_history(T0 + timedelta(hours=23)) is False  # once a day
-    assert node.purge_history(T0 + timedelta(days=1)) is True
+    node.purges[1].running.result(timeout=10)
+    assert node.purges[0].start_if_due(T0 + timedelta(hours=23), node.dispatcher.pool) is False  # once a day
+    assert node.purges[0].start_if_due(T0 + timedelta(days=1), node.dispatcher.pool) is True
+
+
+def test_leader_purges_nonces_too_old_to_replay_every_minute(node, make_executor):
+    from executors.models import SeenNonce
+
+    executor = make_executor()
+    SeenNonce.objects.create(executor=executor, nonce="old-" + "x" * 16, seen_at=T0 - timedelta(hours=1))
+    fresh = SeenNonce.objects.create(executor=executor, nonce="new-" + "x" * 16, seen_at=T0)
+    node.tick(T0)
+    node.purges[1].running.result(timeout=10)
+    assert list(SeenNonce.objects.values_list("pk", flat=True)) == [fresh.pk]
+    assert node.purges[1].start_if_due(T0 + timedelta(seconds=30), node.dispatcher.pool) is False
+    assert node.purges[1].start_if_due(T0 + timedelta(minutes=1), node.dispatcher.pool) is True
 
 
 def test_ticks_and_leadership_are_measured(node, clock):
