@@ -109,10 +109,16 @@ def finish(execution: TaskExecution, to: str, *, now: datetime, end_time: dateti
         done = transition(execution, to, expected=expected, **_ending(execution, now=now, end_time=end_time),
                           **changes)
         if done:
-            schedule_retry(execution, now=now)
-    if done:
-        count_finished(to)
+            _after_ending(execution, now=now)
     return done
+
+
+def _after_ending(execution: TaskExecution, *, now: datetime) -> None:
+    """What follows a run's end, in its transaction: the retry policy (one query for a failed run, none for
+    a success), and the finished counter once committed. Single and batched results both end through here."""
+    schedule_retry(execution, now=now)
+    status = execution.status
+    transaction.on_commit(lambda: count_finished(status))
 
 
 def _ending(execution: TaskExecution, *, now: datetime, end_time: datetime | None) -> dict[str, Any]:
@@ -295,8 +301,7 @@ def _finish_all(pairs: list[tuple[TaskExecution, ResultReport]], *, now: datetim
         for row, _ in group:
             for field, value in changes[row.pk].items():
                 setattr(row, field, value)
-            schedule_retry(row, now=now)  # one query for a failed run, none for a success
-            count_finished(row.status)
+            _after_ending(row, now=now)
             done.append((row, True))
     return done
 
@@ -326,7 +331,8 @@ def _callback_changes(row: TaskExecution, result: dict | None, logs: str | None)
 
 
 def _final_changes(row: TaskExecution, report: ResultReport, *, now: datetime) -> dict[str, Any]:
-    """Every column ``finish(row, report.status, ...)`` would write for this report."""
+    """The columns a report ends its run with: the status, ``_ending``'s end and duration (as ``finish``
+    writes them) and the callback's result and logs."""
     return {"status": report.status, **_ending(row, now=now, end_time=report.end_time),
             **_callback_changes(row, report.result, report.logs)}
 

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 class ErrorCode(IntEnum):
     INVALID_INPUT = 400  # a field's value breaks a rule only a service can check; no business code of its own
+    CONFLICT = 409  # collides with the current state of a resource; no business code of its own
     TASK_NAME_EXISTS = 10001
     INVALID_CRON = 10002
     TASK_NOT_FOUND = 10003
@@ -40,6 +41,7 @@ class ErrorCode(IntEnum):
 
 _BUSINESS = {
     ErrorCode.INVALID_INPUT: (status.HTTP_400_BAD_REQUEST, "参数验证失败"),
+    ErrorCode.CONFLICT: (status.HTTP_409_CONFLICT, "资源冲突"),
     ErrorCode.TASK_NAME_EXISTS: (status.HTTP_409_CONFLICT, "任务名称已存在"),
     ErrorCode.INVALID_CRON: (status.HTTP_400_BAD_REQUEST, "Cron表达式格式错误"),
     ErrorCode.TASK_NOT_FOUND: (status.HTTP_404_NOT_FOUND, "任务不存在"),

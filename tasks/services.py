@@ -9,9 +9,8 @@ from django.db import IntegrityError, transaction
 
 from executions.choices import ExecutionStatus, TriggerType
 from executions.models import TaskExecution
-from executions.services import retried_on_deadlock
+from executions.services import retried_on_deadlock, transition_many
 from executors.models import Executor
-from scheduler_project.conflicts import Conflict
 from scheduler_project.errors import DomainError, ErrorCode
 from tasks.choices import ONE_SHOT_TYPES, ScheduleType, TaskStatus
 from tasks.models import Task, TaskExecutor
@@ -191,9 +190,7 @@ def _withdraw(pending, now: datetime, *, logs: str) -> None:
     # also lock the index gaps the leader inserts fired runs into, and deadlock with it on MariaDB.
     ids = list(pending.values_list("pk", flat=True))
     if ids:
-        TaskExecution.objects.filter(pk__in=ids, status=ExecutionStatus.PENDING).update(
-            status=ExecutionStatus.CANCELLED, end_time=now, logs=logs
-        )
+        transition_many(ids, ExecutionStatus.CANCELLED, expected=ExecutionStatus.PENDING, end_time=now, logs=logs)
 
 
 @retried_on_deadlock
@@ -217,7 +214,7 @@ def task_trigger(*, task_id: str, parameters: dict[str, Any] | None, now: dateti
         except IntegrityError:
             # Two triggers in the same microsecond share the unique fire key; nudge this one.
             scheduled += timedelta(microseconds=1)
-    raise Conflict("too many simultaneous triggers of this task; try again")
+    raise DomainError(ErrorCode.CONFLICT, "too many simultaneous triggers of this task; try again")
 
 
 def _executor(executor_id: str) -> Executor:
@@ -245,7 +242,7 @@ def assignment_create(*, task_id: str, executor_id: str, priority: int = 0, weig
         raise _forbid(task, "assign executors to")
     executor = _executor(executor_id)
     if TaskExecutor.objects.filter(task=task, executor=executor).exists():
-        raise Conflict(f"executor '{executor_id}' is already assigned to task '{task_id}'")
+        raise DomainError(ErrorCode.CONFLICT, f"executor '{executor_id}' is already assigned to task '{task_id}'")
     return TaskExecutor.objects.create(task=task, executor=executor, priority=priority, weight=weight)
 
 
