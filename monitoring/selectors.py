@@ -13,10 +13,12 @@ from pathlib import Path
 import psutil
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
+from django.db.models.functions import TruncHour
 
 from executions.choices import TERMINAL_STATUSES, ExecutionStatus
 from executions.models import TaskExecution
+from executions.selectors import percent
 from executors.choices import ExecutorStatus
 from executors.models import Executor
 from scheduler_project.config import tunable
@@ -194,3 +196,57 @@ def scheduler_metrics(now: datetime) -> dict:
         ),
         "timestamp": now,
     }
+
+
+# --- the console's dashboard: the last 24 hours --------------------------------------------------------------
+
+WINDOW = timedelta(hours=24)
+FAILED_STATUSES = (ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT)
+
+
+def last_day(now: datetime) -> QuerySet[TaskExecution]:
+    return TaskExecution.objects.filter(scheduled_time__gte=now - WINDOW, scheduled_time__lte=now)
+
+
+def hourly_status_counts(hour_starts: list[datetime], now: datetime) -> dict[datetime, dict[str, int]]:
+    """Executions per status for each hour starting at ``hour_starts`` (by ``scheduled_time``, up to ``now``)."""
+    rows = (
+        TaskExecution.objects.filter(scheduled_time__gte=hour_starts[0], scheduled_time__lte=now)
+        .annotate(hour=TruncHour("scheduled_time"))
+        .values("hour", "status")
+        .annotate(count=Count("id"))
+        .order_by()
+    )
+    counts: dict[datetime, dict[str, int]] = {start: {} for start in hour_starts}
+    for row in rows:
+        hour = row["hour"].replace(minute=0, second=0, microsecond=0)
+        if hour in counts:
+            counts[hour][row["status"]] = row["count"]
+    return counts
+
+
+def failing_tasks(now: datetime, limit: int = 5) -> list[dict]:
+    """The tasks with the most failed or timed-out runs in the last 24 h, with their totals."""
+    rows = (
+        last_day(now)
+        .values("task_id", "task__name", "task__status")
+        .annotate(
+            failures=Count("id", filter=Q(status__in=FAILED_STATUSES)),
+            successes=Count("id", filter=Q(status=ExecutionStatus.SUCCESS)),
+            total=Count("id"),
+            last_failure=Max("scheduled_time", filter=Q(status__in=FAILED_STATUSES)),
+        )
+        .filter(failures__gt=0)
+        .order_by("-failures", "task__name")[:limit]
+    )
+    return [{**row, "failure_rate": percent(row["failures"], row["total"])} for row in rows]
+
+
+def executor_load(limit: int = 8) -> list[dict]:
+    """Running executions per executor, busiest first (spec 002 §6.2.4: executor load distribution)."""
+    return list(
+        TaskExecution.objects.filter(status=ExecutionStatus.RUNNING, executor__isnull=False)
+        .values("executor_id", "executor__name", "executor__instance_id")
+        .annotate(running=Count("id"))
+        .order_by("-running", "executor__name")[:limit]
+    )

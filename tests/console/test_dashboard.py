@@ -9,7 +9,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from console.dashboard import dashboard, failing_tasks, hourly_buckets
+from console.dashboard import dashboard, hourly_buckets
+from monitoring.selectors import failing_tasks
 from scheduling.models import SchedulerInstance
 
 INDEX = "/admin/"
