@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from html import escape
 
 # One colour per execution status, readable on light and dark backgrounds.
@@ -177,5 +178,75 @@ def rate_bars(
         if index % label_every == 0 or index == len(points) - 1:
             parts.append(f'<text x="{_fmt(x + bar_w / 2)}" y="{height - 8}" text-anchor="middle" '
                          f'fill="currentColor" fill-opacity="0.7">{escape(point.label)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+_TICKS = {"1h": (600, "%H:%M"), "6h": (3600, "%H:%M"), "24h": (3 * 3600, "%H:%M"), "7d": (86400, "%m-%d")}
+
+
+def timeline_svg(window, lanes, *, execution_url, width: int = 1200, lane_height: int = 24) -> str:
+    """Lanes of runs over ``window`` (``core.timeline.Window``): a bar per run linking to it (``execution_url(id)``),
+    folded cells for busy lanes, a tick per upcoming fire, time ticks in UTC and a "now" line."""
+    left, right, top, bottom = 210, 12, 26, 26
+    plot_w = width - left - right
+    height = top + max(len(lanes), 1) * lane_height + bottom
+    label = f"Timeline: {len(lanes)} task{'s' if len(lanes) != 1 else ''}, {window.zoom} to now and ahead"
+    parts = _svg_open(width, height, label)
+
+    def x_of(instant) -> float:
+        return left + plot_w * window.fraction(instant)
+
+    step, fmt = _TICKS[str(window.zoom)]
+    first = window.start.timestamp() // step * step + step
+    tick = first
+    while tick < window.end.timestamp():
+        instant = datetime.fromtimestamp(tick, tz=UTC)
+        x = _fmt(x_of(instant))
+        parts.append(f'<line x1="{x}" x2="{x}" y1="{top - 4}" y2="{height - bottom}" stroke="currentColor" '
+                     f'stroke-opacity="0.1"/>')
+        parts.append(f'<text x="{x}" y="{top - 8}" text-anchor="middle" fill="currentColor" fill-opacity="0.7">'
+                     f"{escape(instant.strftime(fmt))}</text>")
+        tick += step
+    if not lanes:
+        parts.append(f'<text x="{left + plot_w / 2}" y="{top + 16}" text-anchor="middle" fill="currentColor">'
+                     "No runs or upcoming fires in this window for these filters.</text>")
+    for index, lane in enumerate(lanes):
+        y = top + index * lane_height
+        if index % 2:
+            parts.append(f'<rect x="0" y="{y}" width="{width}" height="{lane_height}" fill="currentColor" '
+                         f'fill-opacity="0.04"/>')
+        name = lane.name if len(lane.name) <= 30 else lane.name[:29] + "…"
+        parts.append(f'<text x="{left - 8}" y="{y + lane_height / 2 + 4}" text-anchor="end" fill="currentColor">'
+                     f"<title>{escape(lane.name)}: {lane.total} run{'s' if lane.total != 1 else ''} in the window"
+                     f"</title>{escape(name)}</text>")
+        for cell in lane.cells:
+            x0, x1 = x_of(cell["start"]), x_of(cell["end"])
+            parts.append(f'<rect x="{_fmt(x0)}" y="{y + 5}" width="{_fmt(max(x1 - x0, 1))}" '
+                         f'height="{lane_height - 10}" fill="{STATUS_COLOURS.get(cell["status"], "#9ca3af")}" '
+                         f'fill-opacity="0.75">'
+                         f'<title>{escape(cell["title"])}</title></rect>')
+        for bar in lane.bars:
+            x0, x1 = x_of(bar["start"]), x_of(bar["end"])
+            parts.append(f'<a href="{escape(execution_url(bar["id"]))}"><rect x="{_fmt(x0)}" y="{y + 4}" '
+                         f'width="{_fmt(max(x1 - x0, 2))}" height="{lane_height - 8}" rx="2" '
+                         f'fill="{STATUS_COLOURS.get(bar["status"], "#9ca3af")}" class="timeline-bar">'
+                         f'<title>{escape(bar["title"])}</title></rect></a>')
+        for fire in lane.fires:
+            x = _fmt(x_of(fire))
+            parts.append(f'<line x1="{x}" x2="{x}" y1="{y + 6}" y2="{y + lane_height - 6}" stroke="currentColor" '
+                         f'stroke-opacity="0.55" stroke-width="1.5" class="timeline-fire">'
+                         f'<title>fires {escape(fire.strftime("%Y-%m-%d %H:%M:%S"))} UTC</title></line>')
+        if lane.more_fires and lane.fires:
+            x0 = x_of(lane.fires[-1])
+            parts.append(f'<rect x="{_fmt(x0)}" y="{y + 9}" width="{_fmt(max(left + plot_w - x0, 1))}" '
+                         f'height="{lane_height - 18}" fill="currentColor" fill-opacity="0.2">'
+                         f'<title>more fires than shown until the window ends</title></rect>')
+    now_x = _fmt(x_of(window.now))
+    parts.append(f'<line x1="{now_x}" x2="{now_x}" y1="{top - 4}" y2="{height - bottom}" stroke="#d64541" '
+                 f'stroke-width="1.5" stroke-dasharray="4 3" class="timeline-now"><title>now '
+                 f'{escape(window.now.strftime("%Y-%m-%d %H:%M:%S"))} UTC</title></line>')
+    legend = [Series(status, status.capitalize(), colour) for status, colour in STATUS_COLOURS.items()]
+    parts += _legend(legend, left, height - 8)
     parts.append("</svg>")
     return "".join(parts)

@@ -6,13 +6,15 @@ whole table; aggregates read covering indexes only.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Trunc, TruncDate
 
 from core import logtext
+from core.timeline import BAR_BUDGET_PER_LANE, TRUNCATION, Window
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from scheduler_project.pagination import Page, PageRequest
@@ -192,3 +194,74 @@ def tail_logs(execution: TaskExecution, lines: int = 100) -> LogTail:
     all_lines = body.split("\n") if body else []
     return LogTail(lines=all_lines[-lines:] if lines > 0 else [], total_lines=len(all_lines),
                    truncated=dropped > 0)
+
+
+# --- the console's timeline: what ran when, per task ----------------------------------------------------------
+
+# The busiest lanes are ranked over at most this many of the window's newest runs: over a million-row window
+# an exact GROUP BY costs seconds, the newest runs through the scheduled_time index a few milliseconds.
+RANKING_SAMPLE = 20_000
+
+
+@dataclass(frozen=True)
+class TimelineFilters:
+    task_ids: tuple[str, ...] | None = None  # None: every task
+    executor_ids: tuple[str, ...] | None = None  # None: any executor
+    statuses: tuple[str, ...] = ()  # empty: every status
+    lanes: int = 20
+
+
+@dataclass(frozen=True)
+class LaneRuns:
+    """One lane's runs in the window: each run (``bars``) when few, else counts per cell (``cells``)."""
+
+    task_id: str
+    total: int
+    bars: list[dict]
+    groups: list[tuple[datetime, str, int]]
+
+
+def _window_runs(window: Window, filters: TimelineFilters) -> QuerySet[TaskExecution]:
+    runs = TaskExecution.objects.filter(scheduled_time__gte=window.start, scheduled_time__lte=window.now)
+    if filters.task_ids is not None:
+        runs = runs.filter(task_id__in=filters.task_ids)
+    if filters.executor_ids is not None:
+        runs = runs.filter(executor_id__in=filters.executor_ids)
+    if filters.statuses:
+        runs = runs.filter(status__in=filters.statuses)
+    return runs
+
+
+def busiest_tasks(window: Window, filters: TimelineFilters) -> list[str]:
+    """Up to ``filters.lanes`` task ids, busiest in the window first (ranked over ``RANKING_SAMPLE`` newest
+    runs at most)."""
+    newest = _window_runs(window, filters).order_by("-scheduled_time").values_list("task_id", flat=True)
+    return [task_id for task_id, _ in Counter(newest[:RANKING_SAMPLE]).most_common(filters.lanes)]
+
+
+def lane_runs(window: Window, task_ids: list[str], filters: TimelineFilters) -> dict[str, LaneRuns]:
+    """The runs of ``task_ids`` in the window, one bar each for lanes within ``BAR_BUDGET_PER_LANE`` runs,
+    grouped by minute or hour and status for busier ones; three queries whatever the number of rows."""
+    runs = _window_runs(window, filters).filter(task_id__in=task_ids)
+    totals = dict(runs.values_list("task_id").annotate(n=Count("id")).order_by())
+    sparse = [task_id for task_id, n in totals.items() if n <= BAR_BUDGET_PER_LANE]
+    busy = [task_id for task_id, n in totals.items() if n > BAR_BUDGET_PER_LANE]
+    lanes = {task_id: LaneRuns(task_id, totals.get(task_id, 0), [], []) for task_id in task_ids}
+    if sparse:
+        for row in runs.filter(task_id__in=sparse).values(
+                "id", "task_id", "status", "scheduled_time", "start_time", "end_time", "executor__name"):
+            lanes[row["task_id"]].bars.append(row)
+    if busy:
+        grouped = (runs.filter(task_id__in=busy)
+                   .annotate(bucket=Trunc("scheduled_time", TRUNCATION[window.zoom]))
+                   .values_list("task_id", "bucket", "status").annotate(n=Count("id")).order_by())
+        for task_id, bucket, status, n in grouped:
+            lanes[task_id].groups.append((bucket, status, n))
+    return lanes
+
+
+def running_since_before(window: Window, task_ids: list[str]) -> list[dict]:
+    """Runs of ``task_ids`` still running that were scheduled before the window: drawn from its left edge."""
+    return list(TaskExecution.objects.filter(
+        Q(status=ExecutionStatus.RUNNING) & Q(scheduled_time__lt=window.start) & Q(task_id__in=task_ids)
+    ).values("id", "task_id", "status", "scheduled_time", "start_time", "end_time", "executor__name")[:1000])
