@@ -244,7 +244,7 @@ def timeline_svg(window, lanes, *, execution_url, width: int = 1200, lane_height
                          f'<title>more fires than shown until the window ends</title></rect>')
     now_x = _fmt(x_of(window.now))
     parts.append(f'<line x1="{now_x}" x2="{now_x}" y1="{top - 4}" y2="{height - bottom}" stroke="#d64541" '
-                 f'stroke-width="1.5" stroke-dasharray="4 3" class="timeline-now"><title>now '
+                 f'stroke-width="1.5" stroke-dasharray="4 3" pointer-events="none" class="timeline-now"><title>now '
                  f'{escape(window.now.strftime("%Y-%m-%d %H:%M:%S"))} UTC</title></line>')
     legend = [Series(status, status.capitalize(), colour) for status, colour in STATUS_COLOURS.items()]
     parts += _legend(legend, left, height - 8)

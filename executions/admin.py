@@ -17,13 +17,15 @@ from console.actions import REFUSALS, refusal_text, run_each
 from console.display import EMPTY, age_text, badge, duration_text, log_block, pretty_json, when
 from console.filters import InputFilter, RecentFilter
 from core.clock import utc_now
-from executions.choices import ExecutionStatus
+from executions.choices import ACTIVE_STATUSES, ExecutionStatus
 from executions.models import TaskExecution
 from executions.services import stop_execution
 from executors.models import Executor
 from tasks.models import Task
 from tasks.services import task_trigger
 
+# The live tail shows this many of the last lines of a running execution.
+LIVE_TAIL_LINES = 2000
 # A typed filter value matches at most this many tasks or executors (by id, or by name containing it).
 MAX_FILTER_MATCHES = 200
 
@@ -63,6 +65,9 @@ def rerun(execution: TaskExecution) -> TaskExecution:
 
 @admin.register(TaskExecution)
 class TaskExecutionAdmin(admin.ModelAdmin):
+    class Media:
+        js = ["console/live_tail.js"]
+
     list_display = ["short_id", "task_link", "executor_link", "status_badge", "trigger", "scheduled", "started",
                     "duration"]
     list_filter = ["status", "trigger_type", RecentFilter, TaskFilter, ExecutorFilter]
@@ -177,7 +182,17 @@ class TaskExecutionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Logs")
     def logs_block(self, obj):
-        return log_block(obj.logs)
+        if obj.status not in ACTIVE_STATUSES:
+            return log_block(obj.logs)
+        # Followed live (static/console/live_tail.js polls the tail endpoint) until the run ends.
+        return format_html(
+            '<div id="live-tail" data-url="{}" data-lines="{}" data-status="{}">'
+            '<p class="console-quiet"><span id="live-tail-state">following new lines while the run is {}</span> '
+            '<progress id="live-progress" max="100" value="{}"></progress> <span id="live-step">{}</span></p>'
+            '<pre class="console-pre console-logs" id="live-logs">{}</pre></div>',
+            reverse("execution-logs", args=[obj.pk]), LIVE_TAIL_LINES, obj.status, obj.status,
+            obj.progress_percent or 0, obj.progress_step, obj.logs,
+        )
 
     @admin.display(description="Attempts of this fire")
     def lineage(self, obj):

@@ -79,6 +79,9 @@ class LogTailSerializer(serializers.Serializer):
     lines = serializers.ListField(child=serializers.CharField())
     total_lines = serializers.IntegerField(help_text="Lines stored (after any truncation).")
     truncated = serializers.BooleanField(help_text="Whether earlier output was dropped to respect the cap.")
+    progress_percent = serializers.FloatField(allow_null=True, help_text="The last progress reported, 0-100.")
+    progress_step = serializers.CharField(allow_blank=True)
+    progress_updated_at = serializers.DateTimeField(allow_null=True)
 
 
 class ProgressSerializer(StrictSerializer):
@@ -121,14 +124,17 @@ class ExecutionLogsView(ExecutorOnlyForPost, _ExecutionView):
             f"at most {MAX_TAIL_LINES})."
         )],
         responses={200: envelope("ExecutionLogTail", LogTailSerializer()), **errors(400, 404)},
-        description="The end of an execution's logs, whatever its status.",
+        description="The end of an execution's logs, whatever its status, with its status and last progress "
+        "(what the console's live tail polls while a run is pending or running).",
     )
     def get(self, request, pk: str):
         count = _tail_size(request.query_params)
         execution = services.get_execution(pk)
         tail = selectors.tail_logs(execution, lines=count)
         data = {"execution_id": execution.pk, "status": execution.status, "lines": tail.lines,
-                "total_lines": tail.total_lines, "truncated": tail.truncated}
+                "total_lines": tail.total_lines, "truncated": tail.truncated,
+                "progress_percent": execution.progress_percent, "progress_step": execution.progress_step,
+                "progress_updated_at": execution.progress_updated_at}
         return ok(LogTailSerializer(data).data)
 
     @extend_schema(

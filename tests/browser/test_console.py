@@ -170,3 +170,50 @@ def test_operator_journey(page, live_server):
     for name in ("01-login", "02-task-add", "03-task-list", "04-trigger-form", "05-executions",
                  "06-execution-detail", "07-task-paused", "08-dashboard", "09-task-stats"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000, name
+
+
+def log_in(page, base: str) -> None:
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", USERNAME)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    expect(page.locator("#console-dashboard")).to_be_visible()
+
+
+def test_timeline_and_live_log_tail(page, live_server, history):
+    from executions import services
+
+    base = live_server.url
+    log_in(page, base)
+
+    # The timeline: the task with history has a lane of bars; a bar opens its execution.
+    page.click("#nav-timeline")
+    expect(page.locator("h1")).to_have_text("Timeline")
+    page.click("#zoom-24h")
+    expect(page.locator("#zoom-24h")).to_have_class(re.compile("default"))
+    expect(page.locator("#timeline-chart svg")).to_contain_text("nightly-report")
+    expect(page.locator("#timeline-chart .timeline-now")).to_have_count(1)
+    assert page.locator("#timeline-chart .timeline-bar").count() > 10
+    shot(page, "10-timeline")
+    page.locator("#timeline-chart a").nth(10).click()
+    expect(page.locator(".field-task_link")).to_contain_text("nightly-report")
+
+    # A running execution's page follows new lines and progress without a reload, and stops when it ends.
+    nightly = Task.objects.get(name="nightly-report")
+    running = TaskExecution.objects.create(task=nightly, executor=history, status="running",
+                                           scheduled_time=timezone.now(), start_time=timezone.now(),
+                                           logs="started")
+    page.goto(f"{base}/admin/executions/taskexecution/{running.pk}/change/")
+    expect(page.locator("#live-logs")).to_have_text("started")
+    services.append_logs(execution_id=running.pk, lines=["copied 500 rows", "copied 1000 rows"],
+                         now=timezone.now())
+    services.report_progress(execution_id=running.pk, percent=60, step="copying", now=timezone.now())
+    expect(page.locator("#live-logs")).to_contain_text("copied 1000 rows")
+    expect(page.locator("#live-step")).to_have_text("copying")
+    shot(page, "11-live-tail")
+    services.apply_callback(execution_id=running.pk, status="success", result={"rows": 1000}, logs="done",
+                            end_time=None, now=timezone.now())
+    expect(page.locator("#live-tail-state")).to_contain_text("the run ended: success")
+    expect(page.locator("#live-logs")).to_contain_text("done")
+    for name in ("10-timeline", "11-live-tail"):
+        assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000, name

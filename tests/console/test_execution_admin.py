@@ -143,3 +143,13 @@ def test_rerun_of_a_deleted_task_is_refused_with_a_message(admin_client, make_ta
     assert response.status_code == 200
     assert any("cannot trigger" in text for text in messages_of(response))
     assert TaskExecution.objects.count() == 1
+
+
+def test_a_running_execution_page_follows_its_logs_live_and_a_final_one_does_not(admin_client, make_execution):
+    running = make_execution(status="running", logs="first line", progress_percent=10, progress_step="loading")
+    page = admin_client.get(url("executions_taskexecution_change", running.pk)).content.decode()
+    assert 'id="live-tail"' in page and f'data-url="/api/v1/executions/{running.pk}/logs"' in page
+    assert "console/live_tail.js" in page and "first line" in page and "loading" in page
+    done = make_execution(status="success", logs="all done")
+    page = admin_client.get(url("executions_taskexecution_change", done.pk)).content.decode()
+    assert 'id="live-tail"' not in page and "all done" in page

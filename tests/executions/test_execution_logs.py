@@ -167,7 +167,13 @@ def test_tail_returns_the_last_lines_and_the_total(api, make_execution):
     execution = make_execution(status="success", logs="\n".join(f"l{i}" for i in range(1, 6)))
     data = assert_ok(*api.get(logs_path(execution), {"lines": 2}))
     assert data == {"execution_id": execution.pk, "status": "success", "lines": ["l4", "l5"], "total_lines": 5,
-                    "truncated": False}
+                    "truncated": False, "progress_percent": None, "progress_step": "", "progress_updated_at": None}
+
+
+def test_tail_carries_the_last_progress_for_the_console_live_tail(api, make_execution):
+    execution = make_execution(status="running", logs="a", progress_percent=42.5, progress_step="writing")
+    data = assert_ok(*api.get(logs_path(execution)))
+    assert (data["progress_percent"], data["progress_step"]) == (42.5, "writing")
 
 
 def test_tail_defaults_to_100_lines(api, make_execution):
