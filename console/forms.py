@@ -47,33 +47,3 @@ class JSONObjectFormField(forms.JSONField):
             return value
         return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
-
-class TimelineForm(forms.Form):
-    """The timeline's filters (GET): a zoom preset, task and executor (name or id), statuses, lane count.
-    A bad value falls back to its default: the page always renders."""
-
-    zoom = forms.ChoiceField(choices=[(zoom, zoom) for zoom in ("1h", "6h", "24h", "7d")], required=False,
-                             initial="6h")
-    task = forms.CharField(required=False, max_length=200, label="Task", help_text="name or id")
-    executor = forms.CharField(required=False, max_length=200, label="Executor", help_text="name, instance or id")
-    status = forms.MultipleChoiceField(
-        required=False, widget=forms.CheckboxSelectMultiple,
-        choices=[(status, status) for status in ("success", "failed", "timeout", "running", "pending", "skipped",
-                                                 "cancelled")])
-    lanes = forms.IntegerField(required=False, min_value=1, max_value=100, initial=20, label="Lanes")
-
-    def cleaned_value(self, name: str) -> Any:
-        """The field's value, or its default when left out or invalid (each field on its own)."""
-        if self.is_bound and not self.is_valid() and name in self.errors:
-            return self.fields[name].initial
-        value = self.cleaned_data.get(name) if self.is_bound else None
-        return self.fields[name].initial if value in (None, "", []) else value
-
-    def filters(self):
-        from console.timeline import matching_executors, matching_tasks
-        from executions.selectors import TimelineFilters
-
-        return TimelineFilters(task_ids=matching_tasks(self.cleaned_value("task") or ""),
-                               executor_ids=matching_executors(self.cleaned_value("executor") or ""),
-                               statuses=tuple(self.cleaned_value("status") or ()),
-                               lanes=self.cleaned_value("lanes"))

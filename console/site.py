@@ -7,8 +7,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from console.dashboard import dashboard
-from console.forms import TimelineForm
-from console.timeline import timeline, timeline_chart
+from console.timeline import TimelineForm, timeline, timeline_chart
 from core.clock import utc_now
 from core.timeline import Window, Zoom
 
