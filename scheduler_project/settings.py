@@ -42,6 +42,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from STATIC_ROOT, before anything that touches the database or the session.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -122,8 +124,23 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where `manage.py serve` (collectstatic) puts the files WhiteNoise serves: give each web node on one host
+# its own, so one node's collectstatic never rewrites a file another node is serving.
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Production (DEBUG=0): collectstatic writes content-hashed names plus gzip copies and a manifest, and
+# WhiteNoise serves the hashed names with a ten-year immutable Cache-Control. Development serves the
+# source files as they are, found anew on each request. The choice follows the DEBUG variable, not
+# settings.DEBUG at run time, so the test suite (which turns DEBUG off) renders pages without a manifest.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage",
+    },
+}
+WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_USE_FINDERS = DEBUG
 
 # Request bodies: DRF >= 3.17.2 applies this to JSON too (413 in the API's error body). 1 MiB holds the
 # SDK's largest requests (a callback with its 64 KiB log tail and a 64 KiB result; log batches of ~256 KiB);

@@ -9,15 +9,21 @@
 - SQLite: an OS file lock next to the database file (one machine only).
 
 Not supported: Galera (GET_LOCK refused under wsrep), PgBouncer transaction pooling, ProxySQL multiplexing.
+
+The same locks make one-at-a-time jobs: :func:`held` waits for a lock, keeps it alive and releases it, so
+web nodes starting together migrate one after the other (``manage.py serve``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -235,3 +241,36 @@ def lock_for_database(settings_dict: dict[str, Any], base_name: str, idle_timeou
     if engine.endswith("sqlite3"):
         return FileLock(settings_dict["NAME"], base_name)
     raise ValueError(f"no leader lock for database engine {engine}")
+
+
+@contextlib.contextmanager
+def held(lock: LeaderLock, *, wait_seconds: float, poll_seconds: float = 0.5,
+         on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Runs the body holding ``lock``: takes it, polling every ``poll_seconds`` (``on_wait`` is called once
+    if it has to wait), raises TimeoutError if it is still taken after ``wait_seconds``; touches its session
+    every ``keepalive_seconds`` while the body runs (a migration outlasts the idle timeout that frees a
+    frozen holder's lock); releases it at the end. A process killed in the body frees it with its session."""
+    deadline = time.monotonic() + wait_seconds
+    waited = False
+    while not lock.try_acquire():
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"lock {lock.name} still taken after {wait_seconds:g} s")
+        if not waited and on_wait is not None:
+            on_wait()
+        waited = True
+        time.sleep(poll_seconds)
+    done = threading.Event()
+    if lock.keepalive_seconds:
+        threading.Thread(target=_keep_alive, args=(lock, done), name="lock-keepalive", daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
+        lock.release()
+
+
+def _keep_alive(lock: LeaderLock, done: threading.Event) -> None:
+    while not done.wait(lock.keepalive_seconds):
+        if not lock.still_held():
+            logger.warning("lock %s was lost while held (its session ended)", lock.name)
+            return

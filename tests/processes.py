@@ -181,18 +181,38 @@ class Child:
 
 
 class WebServer(Child):
-    def __init__(self, port: int, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(self, port: int, env: Mapping[str, str], log_path: Path, *, argv: list[str] | None = None,
+                 name: str = "web") -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         # --skip-checks: the system checks cost a second of CPU per start and the suite runs them anyway.
-        argv = [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"]
-        super().__init__("web", argv, env, log_path)
+        argv = argv or [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"]
+        super().__init__(name, argv, env, log_path)
 
     def ready(self) -> bool:
         try:
             return requests.get(f"{self.url}/api/v1/health", timeout=1).status_code == 200
         except requests.RequestException:
             return False
+
+
+# A production web node as the README's Deploying section runs it, on loopback without TLS: DEBUG off, the
+# plain-HTTP API reachable (no redirect to HTTPS), two small workers instead of 2 x CPUs + 1.
+PRODUCTION_WEB_ENV = {
+    "DEBUG": "0",
+    "SECURE_SSL_REDIRECT": "0",
+    "WEB_CONCURRENCY": "2",
+    "WEB_THREADS": "4",
+}
+
+
+def production_web(port: int, env: Mapping[str, str], log_path: Path, name: str) -> WebServer:
+    """``manage.py serve`` (migrate under the lock, collectstatic, gunicorn with deploy/gunicorn.conf.py).
+    Its static files go to a directory of its own beside its log, as the README advises per node."""
+    static_root = log_path.with_name(f"static-{slug(name)}")
+    argv = [sys.executable, str(MANAGE), "serve", "--bind", f"127.0.0.1:{port}"]
+    return WebServer(port, {**env, **PRODUCTION_WEB_ENV, "STATIC_ROOT": str(static_root)}, log_path,
+                     argv=argv, name=name)
 
 
 class SchedulerProcess(Child):
@@ -247,6 +267,7 @@ class Processes:
         self.env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",
+            "SECRET_KEY": secrets.token_urlsafe(40),  # required by production web nodes (DEBUG=0)
             "DATABASE_URL": database_url,
             "SCHEDULER_LOCK_NAME": self.lock_name,
             "SCHEDULER_REGISTRATION_KEY": self.registration_key,
@@ -272,23 +293,37 @@ class Processes:
         self.env["SCHEDULER_CALLBACK_BASE_URL"] = self.web.url
         return self.web
 
+    def start_production_web(self, name: str = "web", **env: str) -> WebServer:
+        """A production web node (``manage.py serve``) on a free port; the first one started becomes
+        ``self.web``, the callback address of schedulers started after it. ``env`` overrides for this node."""
+        port = free_port()
+        child = production_web(port, {**self.env, **env}, self._log_path(name), name)
+        self.children.append(child)
+        if self.web is None:
+            self.web = child
+            self.env["SCHEDULER_CALLBACK_BASE_URL"] = child.url
+        return child
+
     def start_scheduler(self, instance_id: str, **env: str) -> SchedulerProcess:
         """A ``manage.py runscheduler`` node; ``env`` overrides tunables for this node only."""
         child = SchedulerProcess(instance_id, {**self.env, **env}, self._log_path(f"scheduler-{instance_id}"))
         self.children.append(child)
         return child
 
-    def start_executor(self, instance_id: str, *, demo: bool = False, max_workers: int = 8) -> ExecutorProcess:
-        """The journalling test executor (handlers echo, fail, sleep), or the SDK's demo executor."""
-        if self.web is None:
+    def start_executor(self, instance_id: str, *, demo: bool = False, max_workers: int = 8,
+                       scheduler: str | None = None) -> ExecutorProcess:
+        """The journalling test executor (handlers echo, fail, sleep), or the SDK's demo executor.
+        ``scheduler``: the address(es) it talks to, comma-separated (default: the web server's)."""
+        if self.web is None and scheduler is None:
             raise RuntimeError("start the web server first: executors register with it")
+        scheduler = scheduler or self.web.url
         journal = None
         if demo:
-            argv = [sys.executable, "-m", "scheduler_sdk.demo", "--scheduler", self.web.url, "--port", "0",
+            argv = [sys.executable, "-m", "scheduler_sdk.demo", "--scheduler", scheduler, "--port", "0",
                     "--name", "demo-executor", "--instance-id", instance_id, "--max-workers", str(max_workers)]
         else:
             journal = self.log_dir / f"journal-{slug(instance_id)}.jsonl"
-            argv = [sys.executable, "-m", "tests.e2e.journal_executor", "--scheduler", self.web.url,
+            argv = [sys.executable, "-m", "tests.e2e.journal_executor", "--scheduler", scheduler,
                     "--instance-id", instance_id, "--journal", str(journal), "--max-workers", str(max_workers)]
         child = ExecutorProcess(instance_id, argv, self.env, self._log_path(f"executor-{instance_id}"), journal)
         self.children.append(child)
@@ -296,10 +331,10 @@ class Processes:
 
     # -- waiting ----------------------------------------------------------------------------------------
 
-    def wait_web(self, timeout: float = 30) -> WebServer:
-        web = self.web
+    def wait_web(self, timeout: float = 30, web: WebServer | None = None) -> WebServer:
+        web = web or self.web
         assert web is not None
-        self._wait_alive(web, web.ready, timeout, "the web server to answer /api/v1/health")
+        self._wait_alive(web, web.ready, timeout, f"{web.name} to answer /api/v1/health")
         return web
 
     def _wait_alive(self, child: Child, condition: Callable[[], Any], timeout: float, message: str) -> Any:
