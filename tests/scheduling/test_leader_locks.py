@@ -5,7 +5,7 @@ import time
 import pytest
 from django.db import connection
 
-from scheduling.leader import FileLock, MySQLLock, PostgresLock, lock_for_database, lock_name
+from scheduling.leader import FileLock, MySQLLock, PostgresLock, held, lock_for_database, lock_name
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -85,3 +85,27 @@ def test_a_session_lock_touched_within_its_idle_timeout_outlives_it(tmp_path):
     finally:
         for lock in (kept, idle, contender):
             lock.release()
+
+
+def test_held_waits_for_the_holder_then_gives_up_with_timeout(tmp_path):
+    holder, waiter = make_lock(tmp_path), make_lock(tmp_path)
+    waits = []
+    try:
+        assert holder.try_acquire()
+        with pytest.raises(TimeoutError), held(waiter, wait_seconds=0.3, poll_seconds=0.05,
+                                               on_wait=lambda: waits.append(1)):
+            pytest.fail("the body ran without the lock")
+        assert waits == [1]  # told once, however long it waited
+    finally:
+        holder.release()
+
+
+def test_held_runs_the_body_holding_the_lock_and_releases_it_after(tmp_path):
+    first, other = make_lock(tmp_path), make_lock(tmp_path)
+    try:
+        with held(first, wait_seconds=1):
+            assert not other.try_acquire()
+        assert other.try_acquire()
+    finally:
+        first.release()
+        other.release()
