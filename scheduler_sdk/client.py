@@ -3,18 +3,27 @@
 Every method returns the unwrapped ``data`` of the scheduler's ``{code, message, data}`` envelope.
 A non-2xx answer raises :class:`SchedulerAPIError` carrying the business code; a scheduler that cannot be
 reached raises :class:`SchedulerUnavailable`. Both derive from :class:`SchedulerError`.
+
+Several web nodes: give the client their addresses (a list, or one string with commas). It talks to one
+at a time and moves to the next when the one it uses cannot be reached. A request whose connection was
+refused (or could not be opened in time) was never sent, so it is sent to the next address at once; one
+that failed after it was sent (reset, read timeout) may have been applied, so it raises
+SchedulerUnavailable and only the caller, which knows whether it is safe, sends it again (to the next
+address, now current).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import requests
 from requests.auth import AuthBase
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from scheduler_sdk.errors import SchedulerAPIError, SchedulerUnavailable
 
@@ -84,6 +93,27 @@ def _failure_reason(exc: requests.RequestException) -> str:
     return str(getattr(inner, "reason", inner))
 
 
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the request cannot have reached the server: no connection was ever made (refused, no route,
+    name not resolved, connect timeout). NewConnectionError covers the first three."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    inner: Any = exc.args[0] if exc.args else None
+    return isinstance(getattr(inner, "reason", inner), (NewConnectionError, ConnectTimeoutError))
+
+
+def base_urls(addresses: str | Sequence[str]) -> list[str]:
+    """``"http://a:8000, http://b:8000"`` or a list of them -> the http(s) base URLs without a final slash."""
+    items = addresses.split(",") if isinstance(addresses, str) else list(addresses)
+    urls = [item.strip().rstrip("/") for item in items if item.strip()]
+    if not urls:
+        raise ValueError("no scheduler base URL given")
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"scheduler base_url must be http(s): {url!r}")
+    return urls
+
+
 def _error_from_response(response: requests.Response) -> SchedulerAPIError:
     try:
         body = response.json()
@@ -135,11 +165,14 @@ class SchedulerClient:
     returning headers to add; it is applied to every request, so request signing can be introduced
     without touching call sites. ``session`` lets callers share a connection pool or mount adapters.
     The client is safe to share between threads as far as ``requests.Session`` is.
+
+    ``base_url`` may name several web nodes of one scheduler (a list, or commas): see the module's
+    docstring for how the client moves between them. ``base_url`` (the attribute) is the one in use.
     """
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         *,
         session: requests.Session | None = None,
         timeout: float = 10,
@@ -147,9 +180,9 @@ class SchedulerClient:
         auth: Auth | None = None,
         api_key: str | None = None,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"scheduler base_url must be http(s): {base_url!r}")
-        self.base_url = base_url.rstrip("/")
+        self.base_urls = base_urls(base_url)
+        self._current = 0
+        self._moving = threading.Lock()
         self.timeout = timeout
         self._session = session or requests.Session()
         self._owns_session = session is None
@@ -160,12 +193,23 @@ class SchedulerClient:
         self._auth = _as_auth(auth)
 
     def __repr__(self) -> str:  # never the headers: they may hold the API key
-        return f"SchedulerClient({self.base_url!r})"
+        return f"SchedulerClient({', '.join(self.base_urls)!r})"
+
+    @property
+    def base_url(self) -> str:
+        """The address requests go to now."""
+        return self.base_urls[self._current]
+
+    def _move_past(self, index: int) -> None:
+        # Compare-and-set: threads that saw the same address fail move on once, not once each.
+        with self._moving:
+            if self._current == index:
+                self._current = (index + 1) % len(self.base_urls)
 
     def with_auth(self, auth: Auth) -> SchedulerClient:
         """A client for the same scheduler, sharing this one's session and settings, that also applies
         ``auth`` (after this client's own). Closing it leaves the shared session open."""
-        derived = SchedulerClient(self.base_url, session=self._session, timeout=self.timeout,
+        derived = SchedulerClient(self.base_urls, session=self._session, timeout=self.timeout,
                                   headers=self._headers, api_key="")
         extra = _as_auth(auth)
         derived._auth = _AuthChain(self._auth, extra) if self._auth is not None else extra
@@ -186,18 +230,24 @@ class SchedulerClient:
         json: Any = None,
     ) -> Any:
         """Sends one request and returns the envelope's ``data``; raises SchedulerError subclasses."""
-        try:
-            response = self._session.request(
-                method,
-                self.url(path),
-                params=_clean_params(params),
-                json=json,
-                headers=self._headers,
-                auth=self._auth,
-                timeout=self.timeout,
-            )
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-            raise SchedulerUnavailable(f"{method} {self.url(path)}: {_failure_reason(exc)}") from exc
+        for attempt in range(len(self.base_urls)):
+            index = self._current
+            url = f"{self.base_urls[index]}{API_PREFIX}{path}"
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    params=_clean_params(params),
+                    json=json,
+                    headers=self._headers,
+                    auth=self._auth,  # runs per attempt: each address gets a fresh signature and nonce
+                    timeout=self.timeout,
+                )
+                break
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                self._move_past(index)
+                if not (_never_sent(exc) and attempt + 1 < len(self.base_urls)):
+                    raise SchedulerUnavailable(f"{method} {url}: {_failure_reason(exc)}") from exc
         if not 200 <= response.status_code < 300:
             raise _error_from_response(response)
         return _data_from_response(response)

@@ -203,7 +203,7 @@ def report(ctx: ExecutionContext) -> dict[str, Any]:
 HANDLERS = {"echo": echo, "sleep": sleep, "fail": fail, "http_get": http_get, "report": report}
 
 
-def build_executor(scheduler_url: str, *, seed_tasks: bool = False, **options: Any) -> Executor:
+def build_executor(scheduler_url: str | list[str], *, seed_tasks: bool = False, **options: Any) -> Executor:
     """An Executor with the demo handlers; ``options`` are passed to :class:`Executor`."""
     options.setdefault("name", "demo-executor")
     options.setdefault("instance_id", f"{options['name']}-{socket.gethostname()}-{options.get('port', 0)}")
@@ -215,7 +215,8 @@ def build_executor(scheduler_url: str, *, seed_tasks: bool = False, **options: A
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m scheduler_sdk.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--scheduler", default="http://127.0.0.1:8000", help="scheduler base URL")
+    parser.add_argument("--scheduler", default="http://127.0.0.1:8000",
+                        help="scheduler base URL; several web nodes' URLs comma-separated")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=9090, help="port to bind, 0 for any (default 9090)")
     parser.add_argument("--advertise-url", help="base URL the scheduler should call (default http://host:port)")

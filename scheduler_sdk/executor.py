@@ -10,7 +10,9 @@ Life of an execution::
     outcome        -> queued in the outbox, re-sent until the scheduler acknowledges it
 
 Results always go to the configured ``scheduler_url``; the ``callback_url`` of a dispatch body is not
-used, so credentials added by an ``auth`` hook are never sent to an address taken from a request.
+used, so credentials added by an ``auth`` hook are never sent to an address taken from a request. Several
+web nodes' addresses (a list, or commas) make the executor move to the next node when one goes down
+(``SchedulerClient``); results are re-sent there.
 
 Authentication (``scheduler_sdk.credentials``): registration carries the registration key
 (``registration_key=`` or SCHEDULER_REGISTRATION_KEY) and returns this executor's secret. Every request
@@ -30,7 +32,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
@@ -211,7 +213,7 @@ class Executor:
         self,
         name: str,
         instance_id: str,
-        scheduler_url: str,
+        scheduler_url: str | Sequence[str],
         *,
         host: str = "127.0.0.1",
         port: int = 0,
