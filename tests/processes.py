@@ -119,7 +119,7 @@ class Child:
         self.name = name
         self.argv = argv
         self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in close()
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in close(); a restarted node appends
         self.popen = subprocess.Popen(
             argv, cwd=REPO, env=dict(env), stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C aimed at pytest does not hit the children half-way
@@ -156,15 +156,22 @@ class Child:
     def wait(self, timeout: float) -> int:
         return self.popen.wait(timeout)
 
+    def kill_group(self) -> None:
+        """SIGKILL to the child and every process it started (it leads a process group of its own): a gunicorn
+        master and its workers die together, as on a host that fails. Killing the master alone leaves its
+        workers serving for a second or two."""
+        if self.alive:  # not reaped yet, so the group id is still this child's
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+
     def end(self) -> None:
-        """Ends the child: SIGCONT first if it was frozen, then SIGKILL. Only this child's pid is signalled."""
+        """Ends the child: SIGCONT first if it was frozen, then SIGKILL to it and the processes it started."""
         if self.alive:
             if self.frozen:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.pid, signal.SIGCONT)
                 self.frozen = False
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+            self.kill_group()
         try:
             self.popen.wait(10)
         finally:
@@ -293,10 +300,11 @@ class Processes:
         self.env["SCHEDULER_CALLBACK_BASE_URL"] = self.web.url
         return self.web
 
-    def start_production_web(self, name: str = "web", **env: str) -> WebServer:
-        """A production web node (``manage.py serve``) on a free port; the first one started becomes
-        ``self.web``, the callback address of schedulers started after it. ``env`` overrides for this node."""
-        port = free_port()
+    def start_production_web(self, name: str = "web", *, port: int | None = None, **env: str) -> WebServer:
+        """A production web node (``manage.py serve``) on ``port`` (default: a free one; a restarted node
+        keeps its own); the first one started becomes ``self.web``, the callback address of schedulers
+        started after it. ``env`` overrides for this node. A restart appends to the node's log."""
+        port = port or free_port()
         child = production_web(port, {**self.env, **env}, self._log_path(name), name)
         self.children.append(child)
         if self.web is None:
@@ -311,9 +319,10 @@ class Processes:
         return child
 
     def start_executor(self, instance_id: str, *, demo: bool = False, max_workers: int = 8,
-                       scheduler: str | None = None) -> ExecutorProcess:
+                       scheduler: str | None = None, port: int = 0) -> ExecutorProcess:
         """The journalling test executor (handlers echo, fail, sleep), or the SDK's demo executor.
-        ``scheduler``: the address(es) it talks to, comma-separated (default: the web server's)."""
+        ``scheduler``: the address(es) it talks to, comma-separated (default: the web server's); ``port``
+        of the journalling executor: 0 for any free one, a fixed one to restart it where it was."""
         if self.web is None and scheduler is None:
             raise RuntimeError("start the web server first: executors register with it")
         scheduler = scheduler or self.web.url
@@ -324,7 +333,8 @@ class Processes:
         else:
             journal = self.log_dir / f"journal-{slug(instance_id)}.jsonl"
             argv = [sys.executable, "-m", "tests.e2e.journal_executor", "--scheduler", scheduler,
-                    "--instance-id", instance_id, "--journal", str(journal), "--max-workers", str(max_workers)]
+                    "--instance-id", instance_id, "--journal", str(journal), "--max-workers", str(max_workers),
+                    "--port", str(port)]
         child = ExecutorProcess(instance_id, argv, self.env, self._log_path(f"executor-{instance_id}"), journal)
         self.children.append(child)
         return child
@@ -399,6 +409,7 @@ class Cluster:
     def __init__(self, procs: Processes) -> None:
         self.procs = procs
         self.web: WebServer | None = None
+        self.webs: dict[str, WebServer] = {}
         self.client: Any = None
         self.schedulers: dict[str, SchedulerProcess] = {}
         self.executors: dict[str, ExecutorProcess] = {}
@@ -422,6 +433,30 @@ class Cluster:
         if self.web is not None:
             self.procs.wait_web(timeout)
             self.client = SchedulerClient(self.web.url, timeout=10, api_key=self.admin_api_key())
+        return self._wait_started(timeout, wait_leader=wait_leader)
+
+    def start_production(self, *, webs: Iterable[str] = ("web-1", "web-2"), schedulers: Iterable[str] = ("s1",),
+                         executors: Iterable[str] = ("ex-a",), timeout: float = 120) -> Cluster:
+        """The README's deployment on loopback: web nodes started by ``manage.py serve`` (gunicorn), each on
+        its own port with no proxy in front, scheduler nodes, and executors given every web node's address."""
+        from scheduler_sdk import SchedulerClient
+
+        self.webs = {name: self.procs.start_production_web(name) for name in webs}
+        self.web = self.procs.web
+        addresses = ",".join(web.url for web in self.webs.values())
+        for instance_id in schedulers:
+            self.schedulers[instance_id] = self.procs.start_scheduler(instance_id)
+        for instance_id in executors:  # on fixed ports, as in production: a restart comes back where it was
+            self.executors[instance_id] = self.procs.start_executor(instance_id, scheduler=addresses,
+                                                                    port=free_port())
+        for web in self.webs.values():
+            self.procs.wait_web(timeout, web)
+        self.client = SchedulerClient([web.url for web in self.webs.values()], timeout=10,
+                                      api_key=self.admin_api_key())
+        return self._wait_started(timeout, wait_leader=True)
+
+    def _wait_started(self, timeout: float, *, wait_leader: bool) -> Cluster:
+        """Waits for every executor's registration and, if asked, for the nodes to run and elect a leader."""
         for instance_id, child in self.executors.items():
             self.executor_ids[instance_id] = self.procs.wait_until(
                 lambda i=instance_id: self.executor_pk(i), timeout, f"executor {instance_id} to register",

@@ -109,10 +109,11 @@ def main() -> int:
     parser.add_argument("--name", default="journal-executor")
     parser.add_argument("--journal", required=True, type=Path)
     parser.add_argument("--max-workers", type=int, default=8)
+    parser.add_argument("--port", type=int, default=0, help="0: any free port")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     executor = JournalExecutor(
-        args.name, args.instance_id, args.scheduler, port=0, max_workers=args.max_workers, journal=args.journal,
+        args.name, args.instance_id, args.scheduler, port=args.port, max_workers=args.max_workers, journal=args.journal,
         callback_retry=(0.1, 1.0), heartbeat_interval=2.0, stop_grace=2.0,
     )
     executor.serve_forever()
