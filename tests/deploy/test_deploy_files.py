@@ -57,3 +57,9 @@ def test_systemd_units_verify(tmp_path):
     verify = subprocess.run(["systemd-analyze", "verify", "--man=no", *(str(tmp_path / i) for i in UNITS.values())],
                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert verify.returncode == 0 and verify.stdout + verify.stderr == "", verify.stdout + verify.stderr
+
+
+def test_the_environment_file_example_reads_in_a_shell_as_systemd_reads_it():
+    script = f"set -a; . {REPO / 'deploy' / 'scheduler.env.example'}; printf %s \"$SECURE_PROXY_SSL_HEADER\""
+    shell = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
+    assert shell.returncode == 0 and shell.stderr == "" and shell.stdout == "X-Forwarded-Proto: https"
