@@ -14,6 +14,7 @@ address, now current).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -26,6 +27,8 @@ from requests.auth import AuthBase
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from scheduler_sdk.errors import SchedulerAPIError, SchedulerUnavailable
+
+log = logging.getLogger("scheduler_sdk.client")
 
 API_PREFIX = "/api/v1"
 MAX_CALLBACK_BATCH = 500  # results the scheduler takes in one POST /executions/callbacks
@@ -200,11 +203,13 @@ class SchedulerClient:
         """The address requests go to now."""
         return self.base_urls[self._current]
 
-    def _move_past(self, index: int) -> None:
+    def _move_past(self, index: int, reason: str) -> None:
         # Compare-and-set: threads that saw the same address fail move on once, not once each.
         with self._moving:
-            if self._current == index:
-                self._current = (index + 1) % len(self.base_urls)
+            if self._current != index or len(self.base_urls) == 1:
+                return
+            self._current = (index + 1) % len(self.base_urls)
+        log.warning("scheduler %s unreachable (%s); using %s", self.base_urls[index], reason, self.base_url)
 
     def with_auth(self, auth: Auth) -> SchedulerClient:
         """A client for the same scheduler, sharing this one's session and settings, that also applies
@@ -245,7 +250,7 @@ class SchedulerClient:
                 )
                 break
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                self._move_past(index)
+                self._move_past(index, _failure_reason(exc))
                 if not (_never_sent(exc) and attempt + 1 < len(self.base_urls)):
                     raise SchedulerUnavailable(f"{method} {url}: {_failure_reason(exc)}") from exc
         if not 200 <= response.status_code < 300:

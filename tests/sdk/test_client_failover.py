@@ -37,11 +37,12 @@ def test_addresses_come_as_a_list_or_comma_separated():
             base_urls(bad)
 
 
-def test_a_refused_address_is_skipped_at_once_and_the_next_one_stays_in_use(scheduler, refused_url):
+def test_a_refused_address_is_skipped_at_once_and_the_next_one_stays_in_use(scheduler, refused_url, caplog):
     scheduler.script("GET", "/api/v1/tasks/t-1", ok({"id": "t-1"}), ok({"id": "t-1"}))
     client = SchedulerClient(f"{refused_url},{scheduler.url}", timeout=2)
     assert client.get_task("t-1") == {"id": "t-1"}
     assert client.base_url == scheduler.url
+    assert f"scheduler {refused_url} unreachable" in caplog.text and f"using {scheduler.url}" in caplog.text
     assert client.get_task("t-1") == {"id": "t-1"}
     assert len(scheduler.seen("GET", "/api/v1/tasks/t-1")) == 2
 
