@@ -54,3 +54,8 @@ def counting_failures(request) -> Iterator[None]:
     except AuthenticationFailed:
         throttle.record_failure(request)
         raise
+
+
+def record_auth_failure(request) -> None:
+    """Counts a refusal that is not an AuthenticationFailed (an unproven executor registration) alike."""
+    AuthFailureThrottle().record_failure(request)

@@ -28,7 +28,7 @@ from executions.models import TaskExecution
 from executors import services
 from executors.admin_forms import ExecutorAdminForm, StatusReasonForm
 from executors.choices import ExecutorStatus
-from executors.models import Executor
+from executors.models import Executor, RevokedInstance
 from scheduler_project.config import tunable
 from scheduling.health import health_url, probe, record_check
 from tasks.models import TaskExecutor
@@ -96,7 +96,8 @@ class ExecutorAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
         ("Status", {"fields": ["status", "status_reason"]}),
         ("Metadata", {"fields": ["metadata"]}),
     ]
-    actions = ["set_online", "set_offline", "set_maintenance", "check_health_now", "rotate_secret", "delete_selected"]
+    actions = ["set_online", "set_offline", "set_maintenance", "check_health_now", "rotate_secret", "revoke",
+               "delete_selected"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(
@@ -178,7 +179,7 @@ class ExecutorAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
                 services.executor_update(executor_id=obj.pk, data=identity)
         else:
             registration = services.executor_register(
-                data={name: data[name] for name in IDENTITY_FIELDS if name in data}, now=utc_now())
+                data={name: data[name] for name in IDENTITY_FIELDS if name in data}, now=utc_now(), by_admin=True)
             # The admin keeps using ``obj`` (log entry, redirect): point it at the registered row.
             obj.pk = registration.executor.pk
             obj._state.adding = False
@@ -191,11 +192,11 @@ class ExecutorAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
         obj.refresh_from_db()
 
     def delete_model(self, request, obj):
-        services.executor_delete(executor_id=obj.pk)
+        services.executor_delete(executor_id=obj.pk, now=utc_now())
 
     def delete_queryset(self, request, queryset):
         for executor in queryset:
-            services.executor_delete(executor_id=executor.pk)
+            services.executor_delete(executor_id=executor.pk, now=utc_now())
 
     # --- actions -----------------------------------------------------------------------------------------
 
@@ -233,6 +234,11 @@ class ExecutorAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
             messages.warning(request, "Until they register again, these executors refuse the scheduler's requests "
                                       "and their results are refused (the SDK re-registers on its next refusal).")
 
+    @admin.action(description="Revoke (offline until an admin registers it again)", permissions=["change"])
+    def revoke(self, request, queryset):
+        run_each(request, queryset, lambda executor: services.executor_revoke(executor_id=executor.pk, now=utc_now()),
+                 done="Revoked")
+
     @admin.action(description="Check health now", permissions=["change"])
     def check_health_now(self, request, queryset):
         check_now(request, list(queryset))
@@ -256,3 +262,15 @@ class ExecutorAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         check_now(request, [executor])
         return redirect(reverse("admin:executors_executor_change", args=[quote(executor.pk)]))
+
+
+@admin.register(RevokedInstance)
+class RevokedInstanceAdmin(admin.ModelAdmin):
+    """Instance ids only an admin may register again; deleting a row here lifts the revocation."""
+
+    list_display = ["instance_id", "reason", "revoked_at"]
+    search_fields = ["instance_id"]
+    readonly_fields = ["instance_id", "reason", "revoked_at"]
+
+    def has_add_permission(self, request):
+        return False

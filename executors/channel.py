@@ -22,6 +22,7 @@ from core.clock import utc_now
 from executions.models import TaskExecution
 from executions.services import retried_on_deadlock
 from executors.models import Executor, SeenNonce
+from executors.services import Proof
 from scheduler_project.errors import DomainError, ErrorCode, reject_impossible_ids
 from scheduler_sdk.signing import (
     HEADER_EXECUTOR,
@@ -141,6 +142,43 @@ def apply_signed_once(request, apply: Callable[[], R]) -> R:
     if refusal is not None:
         raise refusal
     return result
+
+
+def registration_proof(request) -> Proof | None:
+    """The executor whose secret (current, or the one an admin rotated away) signed this registration request,
+    or None: not signed, an unknown executor (the scheduler's database was reset: it registers as new), a bad
+    signature, stale, or replayed. The nonce of an accepted signature is spent at once.
+
+    Call it before ``request.data``: it reads the raw body, which Django keeps once read this way.
+    """
+    executor_id = header(request.headers, HEADER_EXECUTOR)
+    executor = Executor.objects.filter(pk=executor_id).first() if executor_id else None
+    if executor is None:
+        return None
+    for secret in (executor.secret, executor.previous_secret):
+        if not secret:
+            continue
+        try:
+            verify(secret, request.method, request._request.get_full_path(), request._request.body, request.headers,
+                   remember_nonce=_spend_at_once(executor), now=utc_now().timestamp())
+        except SignatureError:
+            continue
+        return Proof(executor_id=executor.pk, secret=secret)
+    logger.warning("registration signed as executor %s carries no valid signature", executor.instance_id)
+    return None
+
+
+def _spend_at_once(executor: Executor) -> NonceStore:
+    def spend(nonce: str, now: float) -> bool:
+        seen_at = datetime.fromtimestamp(now, tz=UTC)
+        try:
+            with transaction.atomic():
+                SeenNonce.objects.create(executor=executor, nonce=nonce, seen_at=seen_at)
+        except IntegrityError:
+            return False
+        return True
+
+    return spend
 
 
 class IsDispatchedExecutor(BasePermission):

@@ -22,6 +22,9 @@ class Executor(models.Model):
     # Signs every message between the scheduler and this executor (scheduler_sdk.signing). Handed to the
     # executor in its registration response only; never listed, logged or shown in full.
     secret = models.CharField(max_length=128, default=new_secret, editable=False)
+    # The secret before an admin rotated it, until the executor proves it (a registration signed with it)
+    # and so receives the new one; empty otherwise. Never accepted for anything else.
+    previous_secret = models.CharField(max_length=128, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -59,3 +62,23 @@ class SeenNonce(models.Model):
 
     def __str__(self) -> str:
         return f"nonce of {self.executor_id} seen {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class RevokedInstance(models.Model):
+    """An instance id an admin revoked or deleted: only an admin registers it again (which lifts this).
+
+    Kept by instance id rather than on the executor row so that deleting an executor sticks too: without it
+    anyone holding the shared registration key would simply create it again.
+    """
+
+    instance_id = models.CharField(max_length=255, unique=True)
+    reason = models.CharField(max_length=16, choices=[("revoked", "Revoked"), ("deleted", "Deleted")])
+    revoked_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "executor_revocations"
+        ordering = ["-revoked_at"]
+        verbose_name = "revoked executor instance"
+
+    def __str__(self) -> str:
+        return f"{self.instance_id} ({self.reason})"

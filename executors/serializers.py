@@ -137,7 +137,8 @@ class RegisterSerializer(StrictSerializer):
 class RegisteredTaskSerializer(serializers.Serializer):
     task_id = serializers.CharField(allow_null=True)
     name = serializers.CharField()
-    outcome = serializers.ChoiceField(choices=["created", "updated", "skipped_deleted"])
+    outcome = serializers.ChoiceField(choices=["created", "updated", "skipped_deleted", "refused"])
+    reason = serializers.CharField(allow_blank=True, help_text="Why a task was skipped or refused; empty otherwise.")
 
 
 class RegistrationSerializer(ExecutorSerializer):
@@ -145,11 +146,17 @@ class RegistrationSerializer(ExecutorSerializer):
 
     tasks = RegisteredTaskSerializer(many=True, read_only=True, source="registered_tasks")
     secret = serializers.CharField(read_only=True, help_text="This executor's signing secret (HMAC-SHA256 key "
-                                   "for X-Scheduler-Signature); the same on every re-registration until rotated.")
+                                   "for X-Scheduler-Signature); the same on every re-registration until rotated. "
+                                   "Keep it: re-registering this instance_id needs a request signed with it.")
 
     class Meta(ExecutorSerializer.Meta):
         fields = [*ExecutorSerializer.Meta.fields, "tasks", "secret"]
         read_only_fields = fields
+
+
+class RotatedSecretSerializer(serializers.Serializer):
+    executor_id = serializers.CharField(source="pk")
+    secret = serializers.CharField(help_text="The new signing secret.")
 
 
 class ExecutorUpdateSerializer(StrictSerializer):

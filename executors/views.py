@@ -4,8 +4,12 @@ from rest_framework import serializers as drf_serializers
 from rest_framework import viewsets
 from rest_framework.decorators import action
 
+from accounts.choices import Role
+from accounts.roles import credential_roles
+from accounts.throttling import record_auth_failure
 from core.clock import utc_now
 from executors import services
+from executors.channel import registration_proof
 from executors.choices import ExecutorStatus
 from executors.models import Executor
 from executors.serializers import (
@@ -17,6 +21,7 @@ from executors.serializers import (
     ExecutorUpdateSerializer,
     RegisterSerializer,
     RegistrationSerializer,
+    RotatedSecretSerializer,
 )
 from scheduler_project.envelope import created, ok
 from scheduler_project.errors import ErrorCode, reject_impossible_ids
@@ -83,13 +88,21 @@ class ExecutorViewSet(viewsets.ViewSet):
             **errors(400, 409),
         },
         description="201 for a new executor; 200 when the same instance_id and name re-register (updated in "
-        "place). Declared `tasks` are created or updated and assigned to the executor, all in one transaction.",
+        "place), which needs the request signed with that executor's secret or an admin (409 otherwise). "
+        "Declared `tasks` are created, or updated when this executor created them, in one transaction.",
     )
     @action(detail=False, methods=["post"])
     def register(self, request):
+        proof = registration_proof(request)  # first: it reads the raw body
         body = RegisterSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        registration = services.executor_register(data=dict(body.validated_data), now=utc_now())
+        try:
+            registration = services.executor_register(
+                data=dict(body.validated_data), now=utc_now(), proof=proof,
+                by_admin=Role.ADMIN in credential_roles(request))
+        except services.UnprovenRegistration:
+            record_auth_failure(request)  # probing instance ids, or a stolen key trying one: throttled alike
+            raise
         registration.executor.registered_tasks = registration.tasks
         data = RegistrationSerializer(registration.executor).data
         if registration.created:
@@ -122,5 +135,22 @@ class ExecutorViewSet(viewsets.ViewSet):
 
     @extend_schema(responses={200: envelope("ExecutorDeleted"), **errors(404)})
     def destroy(self, request, pk=None):
-        services.executor_delete(executor_id=pk)
+        services.executor_delete(executor_id=pk, now=utc_now())
         return ok(message="执行器删除成功")
+
+    @extend_schema(request=None, responses={200: envelope("ExecutorRevoked", ExecutorSerializer()), **errors(404)},
+                   description="Offline, with a new secret nobody holds: the executor cannot re-register (nor sign "
+                   "anything) until an admin registers its instance_id again.")
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        executor = services.executor_revoke(executor_id=pk, now=utc_now())
+        return ok(ExecutorSerializer(executor).data, message="执行器已吊销")
+
+    @extend_schema(request=None, responses={200: envelope("ExecutorSecretRotated", RotatedSecretSerializer()),
+                                            **errors(404)},
+                   description="A new signing secret, answered to the admin. The executor receives it by "
+                   "re-registering with a request signed with its old secret.")
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request, pk=None):
+        executor = services.executor_rotate_secret(executor_id=pk)
+        return ok(RotatedSecretSerializer(executor).data, message="签名密钥已轮换")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import socket
 import threading
@@ -48,7 +49,7 @@ from scheduler_sdk.context import (
     LogTail,
     new_execution_logger,
 )
-from scheduler_sdk.credentials import ExecutorCredentials
+from scheduler_sdk.credentials import ExecutorCredentials, SecretFile, default_secret_path
 from scheduler_sdk.errors import SchedulerAPIError, SchedulerUnavailable
 from scheduler_sdk.live import LiveStream
 from scheduler_sdk.outbox import CallbackOutbox, Report, RetryPolicy
@@ -201,8 +202,11 @@ class Executor:
     long a handler asked to stop may keep running before ``cancelled`` is reported without it.
     ``client``/``auth`` configure the calls to the scheduler. ``registration_key`` (default: env
     SCHEDULER_REGISTRATION_KEY) is sent when registering; the secret the scheduler answers with signs
-    everything afterwards, both ways. Incoming calls must be signed with it; ``verify_request`` can refuse
-    more of them (False -> 401), never accept unsigned ones.
+    everything afterwards, both ways, and is kept in ``secret_file`` (mode 0600; default: env
+    SCHEDULER_SECRET_FILE, else ``~/.local/state/scheduler-sdk/{instance_id}.json``; ``{instance_id}`` is
+    replaced) so that the executor can prove it when it registers again after a restart. Incoming calls
+    must be signed with it; ``verify_request`` can refuse more of them (False -> 401), never accept
+    unsigned ones.
 
     While a handler runs, its log lines are streamed to the scheduler every ``live_flush_interval``
     seconds (``stream_logs=False``: they only travel with the result) and ``ctx.progress()`` reports at
@@ -232,6 +236,7 @@ class Executor:
         auth: Auth | None = None,
         verify_request: RequestVerifier | None = None,
         registration_key: str | None = None,
+        secret_file: str | os.PathLike | None = None,
         stream_logs: bool = True,
         live_flush_interval: float = 0.5,
         progress_interval: float = 1.0,
@@ -244,7 +249,9 @@ class Executor:
         self.port = port
         self.max_workers = max_workers
         self._extra_verify = verify_request
-        self._credentials = ExecutorCredentials(registration_key)
+        self.secret_file = SecretFile(default_secret_path(instance_id, None if secret_file is None else
+                                                          str(secret_file)))
+        self._credentials = ExecutorCredentials(registration_key, secret_file=self.secret_file)
         self.executor_id: str | None = None
         self._advertise_url = advertise_url.rstrip("/") if advertise_url else None
         self._tasks = [dict(task) for task in tasks or ()]

@@ -50,6 +50,9 @@ class Task(models.Model):
                                    on_delete=models.SET_NULL, related_name="+")
     created_by_key = models.ForeignKey("accounts.ApiKey", null=True, blank=True, editable=False,
                                        on_delete=models.SET_NULL, related_name="+")
+    # The executor whose registration created the task: the only registration that may update it later.
+    declared_by = models.ForeignKey("executors.Executor", null=True, blank=True, editable=False,
+                                    on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         db_table = "tasks"

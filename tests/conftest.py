@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -91,6 +92,13 @@ def django_db_setup(django_db_setup, django_db_blocker):
         with django_db_blocker.unblock(), connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _executor_secrets_in_a_temporary_directory(tmp_path_factory):
+    """SDK executors keep their signing secret in a file (scheduler_sdk.credentials): the tests' executors,
+    in this process or started as children, keep theirs here rather than in the home directory."""
+    os.environ["SCHEDULER_SECRET_FILE"] = str(tmp_path_factory.mktemp("executor-secrets") / "{instance_id}.json")
 
 
 @pytest.fixture(autouse=True)

@@ -129,9 +129,10 @@ def test_reregister_same_instance_id_and_name_answers_200_and_updates_in_place(a
     assert Executor.objects.filter(instance_id="dp-002").count() == 1
 
 
-def test_reregister_of_an_offline_executor_brings_it_back_online(api, make_executor):
+def test_reregister_of_an_offline_executor_keeps_it_offline(api, make_executor):
+    # Only an admin sets an executor offline, and only an admin brings it back (tests/security).
     make_executor(name="data-processor-2", instance_id="dp-002", status="offline")
-    assert assert_ok(*api.post(REGISTER, registration()), message="执行器注册成功")["status"] == "online"
+    assert assert_ok(*api.post(REGISTER, registration()), message="执行器注册成功")["status"] == "offline"
 
 
 def test_reregister_of_an_executor_in_maintenance_keeps_maintenance(api, make_executor):
@@ -173,11 +174,11 @@ def test_register_with_tasks_creates_them_and_assigns_the_executor(api):
 
 def test_reregister_with_tasks_updates_existing_tasks_without_duplicating_assignments(api, make_executor, make_task):
     executor = make_executor(name="data-processor-2", instance_id="dp-002")
-    task = make_task(name="daily_report", cron_expression="0 0 2 * * *", max_retry=3)
+    task = make_task(name="daily_report", cron_expression="0 0 2 * * *", max_retry=3, declared_by=executor)
     TaskExecutor.objects.create(task=task, executor=executor)
     data = assert_ok(*api.post(REGISTER, registration(tasks=[{"task_name": "daily_report", "cron": "0 0 3 * * *"}])),
                      message="执行器注册成功")
-    assert data["tasks"] == [{"task_id": task.pk, "name": "daily_report", "outcome": "updated"}]
+    assert data["tasks"] == [{"task_id": task.pk, "name": "daily_report", "outcome": "updated", "reason": ""}]
     task.refresh_from_db()
     assert (task.cron_expression, task.max_retry) == ("0 0 3 * * *", 3)
     assert TaskExecutor.objects.filter(task=task, executor=executor).count() == 1
@@ -187,7 +188,8 @@ def test_register_declaring_a_deleted_task_leaves_it_deleted(api, make_task):
     task = make_task(name="retired", status="deleted")
     data = assert_ok(*api.post(REGISTER, registration(tasks=[{"task_name": "retired", "cron": "0 0 3 * * *"}])),
                      http_status=201, message="执行器注册成功")
-    assert data["tasks"] == [{"task_id": task.pk, "name": "retired", "outcome": "skipped_deleted"}]
+    assert data["tasks"] == [{"task_id": task.pk, "name": "retired", "outcome": "skipped_deleted",
+                              "reason": "the task is deleted"}]
     assert Task.objects.get(pk=task.pk).status == "deleted"
 
 
