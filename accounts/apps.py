@@ -7,4 +7,4 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from accounts import schema  # noqa: F401 - registers the OpenAPI security schemes
+        from accounts import checks, schema  # noqa: F401 - register the system checks, the OpenAPI security schemes

@@ -50,6 +50,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "accounts.passwords.PasswordChecksBusyMiddleware",  # the console's login when password checks are busy
     # Last, as django-axes requires: turns a login refused during a lockout into the lockout response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -189,13 +190,23 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "scheduler_project.security.SecretsException
 # ``manage.py axes_reset`` lifts every lockout.
 AUTHENTICATION_BACKENDS = [
     "scheduler_project.security.LockoutBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "accounts.passwords.CappedModelBackend",
 ]
 AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env_float("LOGIN_LOCKOUT_MINUTES", 15, minimum=0.1))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "scheduler_project.security.lockout_response"
+# Lockouts and the failed-authentication throttle identify a client by its connection's address; behind a
+# reverse proxy list the proxies' networks (CIDRs) so that X-Forwarded-For is believed from them only.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+AXES_CLIENT_IP_CALLABLE = "accounts.client_address.client_address"
+# Password checks (PBKDF2: 0.3 s of CPU each here) run at most this many at a time per process; a login that
+# cannot start one within PASSWORD_CHECK_WAIT_SECONDS is answered 429 (busy) at once, so a flood of logins
+# holds neither the CPU nor the worker threads (bench/login_flood.py: 200 concurrent bad logins, other
+# clients' p99 0.22 s; without the cap 29 s). Waiting longer holds a thread per waiting login.
+PASSWORD_CHECK_CONCURRENCY = env_int("PASSWORD_CHECK_CONCURRENCY", 1, minimum=1)
+PASSWORD_CHECK_WAIT_SECONDS = env_float("PASSWORD_CHECK_WAIT_SECONDS", 0.0, minimum=0)
 
 # /metrics: open when empty (a Prometheus on loopback scrapes it as before); when set, scrapes must send
 # ``Authorization: Bearer <METRICS_TOKEN>``.
