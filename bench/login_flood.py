@@ -19,15 +19,13 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import statistics
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 
-from bench.failover import create_database
-from bench.ours import GunicornWeb
+from bench.ours import GunicornWeb, prepare_database
 from tests.processes import Processes, free_port, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,22 +33,13 @@ USERNAME, PASSWORD = "flood-target", "the-right-password-42"
 
 
 def prepare(database_url: str) -> str:
-    """Migrates the database, creates the user the flood guesses at and a viewer key; returns the key."""
-    import django
-    from django.core.management import call_command
-
-    create_database(database_url)
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scheduler_project.settings")
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
+    """An empty, migrated database with the user the flood guesses at and a viewer key; returns the key."""
+    prepare_database(database_url)
     from django.contrib.auth import get_user_model
 
     from accounts.services import api_key_create
 
-    user_model = get_user_model()
-    if not user_model.objects.filter(username=USERNAME).exists():
-        user_model.objects.create_user(USERNAME, password=PASSWORD)
+    get_user_model().objects.create_user(USERNAME, password=PASSWORD)
     return api_key_create(name="login flood viewer", role="viewer")[1]
 
 
