@@ -21,6 +21,7 @@ import collections
 import contextlib
 import json as jsonlib
 import logging
+import os
 import ssl
 import threading
 from concurrent.futures import Future
@@ -190,7 +191,21 @@ class HttpLoop:
                     return Answer(response.status, await response.read())
         except (aiohttp.ClientError, TimeoutError, OSError, EOFError, asyncio.LimitOverrunError,
                 http1.ProtocolError) as exc:
-            raise Unreachable(f"{type(exc).__name__}: {exc}".rstrip(": ")) from exc
+            raise Unreachable(what_failed(exc)) from exc
+
+
+def what_failed(exc: BaseException) -> str:
+    """A failed exchange in the scheduler's own words: these texts end up in execution logs that viewers read,
+    so they never carry bytes the peer sent (a parser's error quotes them: a Redis or SMTP banner, a
+    password in it). The exception's type, the system's error for a connection, or our parser's statement."""
+    name = type(exc).__name__
+    if isinstance(exc, http1.ProtocolError):
+        return f"{name}: {exc}"  # its messages state sizes, never content
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        exc = exc.os_error
+    if isinstance(exc, OSError) and not isinstance(exc, aiohttp.ClientError) and exc.errno:
+        return f"{name}: {os.strerror(exc.errno)}"
+    return name
 
 
 def _address(request: Prepared) -> tuple:

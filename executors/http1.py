@@ -116,12 +116,12 @@ async def _read_head(reader: asyncio.StreamReader) -> tuple[bytes, int, dict[byt
     parts = status_line.split(b" ", 2)
     if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0") or not (
             len(parts[1]) == 3 and parts[1].isdigit()):
-        raise ProtocolError(f"not an HTTP/1.x status line: {status_line[:80]!r}")
+        raise ProtocolError(f"not an HTTP/1.x status line ({len(status_line)} bytes)")
     headers: dict[bytes, bytes] = {}
     for line in lines:
         name, colon, value = line.partition(b":")
         if not colon or not name or name != name.strip():
-            raise ProtocolError(f"a malformed header line: {line[:80]!r}")
+            raise ProtocolError(f"a malformed header line ({len(line)} bytes)")
         name, value = name.lower(), value.strip()
         if name in headers:
             if name == b"content-length" and headers[name] != value:
@@ -137,7 +137,7 @@ def _tokens(value: bytes) -> set[bytes]:
 
 def _content_length(value: bytes) -> int:
     if not value.isdigit():
-        raise ProtocolError(f"a malformed Content-Length: {value[:40]!r}")
+        raise ProtocolError(f"a malformed Content-Length ({len(value)} bytes)")
     length = int(value)
     if length > MAX_BODY_BYTES:
         raise ProtocolError(f"an answer of {length} bytes (at most {MAX_BODY_BYTES})")
@@ -149,7 +149,7 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     while True:
         size_line = (await reader.readuntil(b"\r\n"))[:-2].split(b";", 1)[0].strip()
         if not size_line or size_line.strip(b"0123456789abcdefABCDEF"):
-            raise ProtocolError(f"a malformed chunk size: {size_line[:40]!r}")
+            raise ProtocolError(f"a malformed chunk size ({len(size_line)} bytes)")
         size = int(size_line, 16)
         if size == 0:
             while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers, ignored

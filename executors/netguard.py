@@ -4,12 +4,16 @@ Anyone who can register an executor chooses the URLs the scheduler will call. Wi
 the scheduler a proxy into its own network, and the classic target is the cloud metadata service
 (169.254.169.254, fd00:ec2::254), which hands out credentials (XXL-Job CVE-2022-43183, CVE-2024-24113).
 
-Rules: http(s) only; link-local addresses (169.254.0.0/16, fe80::/10, with the metadata services in them)
-and fd00:ec2::254 are always refused, also written as IPv4-mapped or NAT64 IPv6; when
-SCHEDULER_EXECUTOR_ALLOWED_NETWORKS is set, every address must be in one of its networks unless the host
-name itself is listed. A host name is resolved and EVERY address it resolves to is checked, then the
-caller connects to the checked address (``Target.address``), so a DNS answer that changes between check
-and connect (DNS rebinding) cannot redirect the request.
+Rules: http(s) only. Always refused, whatever the allowlist says: unspecified (0.0.0.0/8, ::), broadcast,
+multicast, link-local (169.254.0.0/16 and fe80::/10, with the metadata services in them) and
+fd00:ec2::254, also when written inside an IPv6 address that carries an IPv4 one (IPv4-mapped ::ffff:a.b.c.d,
+IPv4-compatible ::a.b.c.d, IPv4-translated ::ffff:0:a.b.c.d, 6to4 2002::/16, NAT64 64:ff9b::/96 and
+64:ff9b:1::/48, Teredo 2001::/32, ISATAP). Without SCHEDULER_EXECUTOR_ALLOWED_NETWORKS only public
+addresses are allowed: loopback, private and other special-purpose ranges (and IPv6 forms that reach them)
+are refused. With it, every address must be in one of its networks unless the host name itself is listed.
+A host name is resolved and EVERY address it resolves to is checked, then the caller connects to the
+checked address (``Target.address``), so a DNS answer that changes between check and connect (DNS
+rebinding) cannot redirect the request.
 """
 
 from __future__ import annotations
@@ -27,12 +31,25 @@ from django.core.exceptions import ImproperlyConfigured
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-ALWAYS_REFUSED: tuple[IPNetwork, ...] = (
-    ipaddress.ip_network("169.254.0.0/16"),  # IPv4 link-local; 169.254.169.254 is the metadata service
-    ipaddress.ip_network("fe80::/10"),  # IPv6 link-local
-    ipaddress.ip_network("fd00:ec2::254/128"),  # AWS metadata service over IPv6
-)
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # a NAT64 gateway turns these into the IPv4 in the low bits
+_LINK_LOCAL = "a link-local or cloud metadata address"
+_NOWHERE = "an unspecified, broadcast or multicast address"
+ALWAYS_REFUSED: dict[IPNetwork, str] = {ipaddress.ip_network(network): kind for network, kind in (
+    ("169.254.0.0/16", _LINK_LOCAL),  # IPv4 link-local; 169.254.169.254 is the metadata service
+    ("fe80::/10", _LINK_LOCAL),  # IPv6 link-local
+    ("fd00:ec2::254/128", _LINK_LOCAL),  # AWS metadata service over IPv6
+    ("0.0.0.0/8", _NOWHERE),  # "this network": 0.0.0.0 reaches the host itself
+    ("::/128", _NOWHERE),
+    ("255.255.255.255/32", _NOWHERE),
+    ("224.0.0.0/4", _NOWHERE),
+    ("ff00::/8", _NOWHERE),
+)}
+# IPv6 ranges whose addresses carry an IPv4 address the packets end up at (RFC 4291, 6052, 6145, 3056, 4380,
+# 5214): the guard judges that IPv4 address too.
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # the IPv4 address sits where its prefix length puts it
+_ISATAP_IDS = (0x00005EFE, 0x02005EFE)
 
 
 class RefusedURL(ValueError):
@@ -112,14 +129,33 @@ def allowlist() -> Allowlist | None:
     return parse_allowlist(entries) if entries else None
 
 
-def _effective(address: IPAddress) -> IPAddress:
-    """The IPv4 address an IPv6 one really reaches, for IPv4-mapped and NAT64 forms."""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return address.ipv4_mapped
-        if address in _NAT64:
-            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return address
+def embedded_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (and may reach through a translator or tunnel)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    low32 = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    found: list[ipaddress.IPv4Address] = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if (address in _IPV4_COMPATIBLE and int(address) > 1) or address in _IPV4_TRANSLATED or address in _NAT64:
+        found.append(low32)  # (:: and ::1 are IPv6's own unspecified and loopback addresses)
+    if address in _NAT64_LOCAL:
+        packed = address.packed  # RFC 6052 §2.2: the IPv4 bytes skip bits 64-71, for each prefix length
+        found += [ipaddress.IPv4Address(raw) for raw in (packed[6:8] + packed[9:11], packed[7:8] + packed[9:12],
+                                                         packed[9:13], packed[12:16])]
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found += list(address.teredo)
+    if (int(address) >> 32) & 0xFFFFFFFF in _ISATAP_IDS:
+        found.append(low32)
+    return found
+
+
+def _always_refused(address: IPAddress) -> str | None:
+    """What kind of never-allowed address ``address`` is, or None."""
+    return next((kind for network, kind in ALWAYS_REFUSED.items()
+                 if address.version == network.version and address in network), None)
 
 
 def refusal(host: str, raw_address: str) -> str | None:
@@ -128,15 +164,22 @@ def refusal(host: str, raw_address: str) -> str | None:
         address = ipaddress.ip_address(raw_address.split("%", 1)[0])
     except ValueError:
         return f"{raw_address!r} is not an IP address"
-    effective = _effective(address)
-    for candidate in {address, effective}:
-        if any(candidate.version == net.version and candidate in net for net in ALWAYS_REFUSED):
-            return f"{raw_address} is a link-local or cloud metadata address"
+    embedded = embedded_ipv4(address)
+    for candidate in (address, *embedded):
+        kind = _always_refused(candidate)
+        if kind is not None:
+            return f"{raw_address} is {kind}" + (f" (it carries {candidate})" if candidate != address else "")
     allowed = allowlist()
-    if allowed is not None and not allowed.allows_host(host) and not (
-        allowed.allows_address(address) or allowed.allows_address(effective)
-    ):
+    if allowed is not None:
+        if allowed.allows_host(host) or allowed.allows_address(address) or (
+                embedded and all(allowed.allows_address(candidate) for candidate in embedded)):
+            return None
         return f"{raw_address} is outside SCHEDULER_EXECUTOR_ALLOWED_NETWORKS"
+    for candidate in (address, *embedded):
+        if not candidate.is_global:
+            return (f"{raw_address} is a loopback, private or reserved address"
+                    + (f" (it carries {candidate})" if candidate != address else "")
+                    + ": admit it with SCHEDULER_EXECUTOR_ALLOWED_NETWORKS")
     return None
 
 

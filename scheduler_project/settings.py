@@ -304,9 +304,11 @@ SCHEDULER = {
 }
 
 # Addresses the scheduler may call executors at (executors.netguard): comma-separated CIDRs and host names
-# (".example.com" for a domain and its subdomains). Empty: any address except link-local and cloud metadata
-# ones, which are always refused.
-SCHEDULER_EXECUTOR_ALLOWED_NETWORKS = env_list("SCHEDULER_EXECUTOR_ALLOWED_NETWORKS", [])
+# (".example.com" for a domain and its subdomains). Empty: public addresses only (loopback and private
+# networks must be listed). Unspecified, multicast, link-local and cloud metadata addresses are always
+# refused. Development (DEBUG on) admits loopback unless the variable is set.
+SCHEDULER_EXECUTOR_ALLOWED_NETWORKS = env_list("SCHEDULER_EXECUTOR_ALLOWED_NETWORKS",
+                                               ["127.0.0.0/8", "::1/128"] if DEBUG else [])
 
 # Execution history: an execution's logs keep their last this many characters (callbacks and streamed
 # lines alike); final executions scheduled more than EXECUTION_RETENTION_DAYS ago are purged (0 keeps all).

@@ -30,7 +30,15 @@ from executions.choices import ExecutionStatus
 from executions.metrics import count_timeout
 from executions.models import TaskExecution
 from executions.services import finish, logs_with, notify_executor_stop, release_unsent, transition, transition_many
-from executors.client import WAIT_MARGIN_SECONDS, Answer, Unreachable, post_json, post_soon, prepare_post
+from executors.client import (
+    WAIT_MARGIN_SECONDS,
+    Answer,
+    Unreachable,
+    post_json,
+    post_soon,
+    prepare_post,
+    what_failed,
+)
 from executors.models import Executor
 from executors.netguard import RefusedURL
 from loadbalance.services import Ranking, Rankings, record_failover
@@ -482,4 +490,4 @@ def _refusal(done: Future) -> str | None:
     except CancelledError:
         return "unreachable: cancelled"
     except Exception as exc:  # never lose a run to an unexpected error on the HTTP loop
-        return f"unreachable: {type(exc).__name__}: {exc}"
+        return f"unreachable: {what_failed(exc)}"

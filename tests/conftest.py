@@ -94,11 +94,21 @@ def django_db_setup(django_db_setup, django_db_blocker):
                            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
+# Where the tests' executors live: loopback, and the private networks of the spec's examples. Stated here
+# rather than left to DEBUG's default, for this process and the children it starts alike.
+TEST_EXECUTOR_NETWORKS = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "192.168.0.0/16"]
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _executor_secrets_in_a_temporary_directory(tmp_path_factory):
-    """SDK executors keep their signing secret in a file (scheduler_sdk.credentials): the tests' executors,
-    in this process or started as children, keep theirs here rather than in the home directory."""
+def _test_environment(tmp_path_factory):
+    """The executor networks above; and SDK executors, which keep their signing secret in a file
+    (scheduler_sdk.credentials), keep theirs in a temporary directory rather than in the home directory."""
+    from django.test import override_settings
+
     os.environ["SCHEDULER_SECRET_FILE"] = str(tmp_path_factory.mktemp("executor-secrets") / "{instance_id}.json")
+    os.environ["SCHEDULER_EXECUTOR_ALLOWED_NETWORKS"] = ",".join(TEST_EXECUTOR_NETWORKS)
+    with override_settings(SCHEDULER_EXECUTOR_ALLOWED_NETWORKS=TEST_EXECUTOR_NETWORKS):
+        yield
 
 
 @pytest.fixture(autouse=True)

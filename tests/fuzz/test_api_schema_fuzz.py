@@ -222,6 +222,8 @@ KNOWN_GOOD_REQUESTS = {
         {"path_parameters": {"id": EXECUTOR_ID}, "body": {"status": "offline", "reason": "maintenance"}},
     ],
     "DELETE /api/v1/executors/{id}": [{"path_parameters": {"id": EXECUTOR_ID}}],
+    "POST /api/v1/executors/{id}/revoke": [{"path_parameters": {"id": EXECUTOR_ID}}],
+    "POST /api/v1/executors/{id}/rotate-secret": [{"path_parameters": {"id": EXECUTOR_ID}}],
     "GET /api/v1/executions/{id}": [{"path_parameters": {"id": FINISHED_EXECUTION_ID}}],
     "GET /api/v1/executions/{id}/logs": [{"path_parameters": {"id": FINISHED_EXECUTION_ID}}],
     "POST /api/v1/executions/{id}/logs": [

@@ -147,7 +147,7 @@ def test_re_registers_after_a_scheduler_outage(scheduler, make_executor):
 
     wait_until(lambda: len(scheduler.registrations) == 2)
     assert scheduler.registrations[1]["instance_id"] == executor.instance_id
-    assert executor.registered
+    wait_until(lambda: executor.registered, message="the answer taken in")  # it lands after the request
 
 
 def test_start_with_the_scheduler_down_registers_when_it_comes_up(scheduler, make_executor):

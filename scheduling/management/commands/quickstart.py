@@ -17,8 +17,11 @@ from django.core.management.base import BaseCommand
 from accounts.choices import Role
 from accounts.models import ApiKey
 from accounts.services import api_key_create
+from executors.models import Executor
+from scheduler_sdk.credentials import SecretFile, default_secret_path
 
 STOP_GRACE_SECONDS = 10
+DEMO_INSTANCE_ID = "quickstart-demo-executor"
 
 
 class Command(BaseCommand):
@@ -40,17 +43,23 @@ class Command(BaseCommand):
             "scheduler": [*manage, "runscheduler", "--instance-id", "quickstart-scheduler",
                           "--port", str(options["port"])],
             "executor": [sys.executable, "-m", "scheduler_sdk.demo", "--scheduler", base,
-                         "--port", str(options["executor_port"]), "--instance-id", "quickstart-demo-executor",
+                         "--port", str(options["executor_port"]), "--instance-id", DEMO_INSTANCE_ID,
                          "--seed-tasks"],
         }
         # Executors are told to call back to this server, whatever port it was given. The demo executor
         # registers with a registration key made up for this run (unless one is set), which the web server
         # child accepts because it gets the same environment.
+        # Everything runs on this machine: executors are admitted on loopback (unless networks are set).
+        secret_file = str(Path(settings.BASE_DIR) / "var" / "quickstart" / "{instance_id}.json")
         env = {
             **os.environ,
             "SCHEDULER_CALLBACK_BASE_URL": os.environ.get("SCHEDULER_CALLBACK_BASE_URL", base),
             "SCHEDULER_REGISTRATION_KEY": os.environ.get("SCHEDULER_REGISTRATION_KEY") or secrets.token_urlsafe(32),
+            "SCHEDULER_EXECUTOR_ALLOWED_NETWORKS": os.environ.get("SCHEDULER_EXECUTOR_ALLOWED_NETWORKS")
+            or "127.0.0.0/8,::1",
+            "SCHEDULER_SECRET_FILE": os.environ.get("SCHEDULER_SECRET_FILE") or secret_file,
         }
+        self._hand_the_demo_executor_its_secret(env["SCHEDULER_SECRET_FILE"])
         children = {
             name: subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env)  # noqa: S603 - our own commands
             for name, argv in commands.items()
@@ -88,6 +97,14 @@ class Command(BaseCommand):
         self.stdout.write(self.style.WARNING(
             "Created an admin API key (shown once; send it as 'Authorization: Bearer <key>'):\n" + raw_key
         ))
+
+    @staticmethod
+    def _hand_the_demo_executor_its_secret(secret_file: str) -> None:
+        """An earlier run registered the demo executor: it re-registers by proving its secret, which this
+        command (an admin of this database) puts where the SDK reads it, should the file be gone."""
+        executor = Executor.objects.filter(instance_id=DEMO_INSTANCE_ID).first()
+        if executor is not None:
+            SecretFile(default_secret_path(DEMO_INSTANCE_ID, secret_file)).save(executor.pk, executor.secret)
 
     @staticmethod
     def _stop_all(children: dict[str, subprocess.Popen]) -> None:
