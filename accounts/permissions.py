@@ -5,6 +5,7 @@ from rest_framework.permissions import BasePermission
 from accounts.authentication import RegistrationKey
 from accounts.choices import GRANTED_BY, Role
 from accounts.roles import credential_roles, required_role
+from scheduler_project.fields import secrets_visible
 
 
 class HasRole(BasePermission):
@@ -15,6 +16,7 @@ class HasRole(BasePermission):
     message = "your role does not allow this"
 
     def has_permission(self, request, view) -> bool:
+        secrets_visible.set(Role.ADMIN in credential_roles(request))  # what its answer may show (fields.py)
         needed = required_role(request, view)
         if isinstance(request.auth, RegistrationKey):
             if needed == Role.EXECUTOR:
@@ -28,3 +30,18 @@ class HasRole(BasePermission):
         wanted = " or ".join(sorted(GRANTED_BY[needed]))
         self.message = f"this needs the role {wanted}; the credentials have: {held}"
         return False
+
+
+class SecretsHiddenByDefault:
+    """Middleware: every request starts with secret values hidden (``secrets_visible`` False), whatever an
+    earlier request on the same thread was allowed; ``HasRole`` then lifts it for admins."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = secrets_visible.set(False)
+        try:
+            return self.get_response(request)
+        finally:
+            secrets_visible.reset(token)

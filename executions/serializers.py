@@ -5,7 +5,7 @@ from rest_framework import serializers
 from executions.choices import CALLBACK_STATUSES, ExecutionStatus
 from executions.models import TaskExecution
 from executions.services import ReportOutcome
-from scheduler_project.fields import JSONObjectField, StrictSerializer
+from scheduler_project.fields import JSONObjectField, MaskedJSONField, StrictSerializer
 
 MAX_CALLBACK_LOG_CHARS = 1_000_000
 
@@ -44,8 +44,8 @@ _BASE_FIELDS = [
 class ExecutionSerializer(serializers.ModelSerializer):
     """TaskExecutionResponse (spec 000 §3.2.3) with task and executor summaries, as in the list (§7.1)."""
 
-    result = serializers.JSONField(allow_null=True)
-    parameters = serializers.JSONField()
+    result = MaskedJSONField(allow_null=True)
+    parameters = MaskedJSONField()
     task = _TaskSummary()
     executor = _ExecutorSummary(allow_null=True)
 
@@ -64,6 +64,8 @@ class ExecutionDetailSerializer(ExecutionSerializer):
 
 class TriggeredExecutionSerializer(serializers.ModelSerializer):
     """What a trigger answers (spec 000 §5.6)."""
+
+    parameters = MaskedJSONField()
 
     class Meta:
         model = TaskExecution

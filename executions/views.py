@@ -22,7 +22,7 @@ from executions.serializers import (
 from executors.channel import EXECUTOR_AUTHENTICATION, EXECUTOR_PERMISSIONS, apply_signed_once
 from scheduler_project.envelope import ok
 from scheduler_project.errors import ErrorCode, reject_impossible_ids
-from scheduler_project.fields import EmptyBodySerializer, optional_body
+from scheduler_project.fields import EmptyBodySerializer, as_shown, optional_body
 from scheduler_project.pagination import parse_page_request
 from scheduler_project.schema import PAGING_PARAMETERS, envelope, errors, page_envelope
 
@@ -57,10 +57,10 @@ def listed_execution(row: dict, zone: tzinfo) -> dict:
     return {
         "id": row["id"], "task_id": row["task_id"], "executor_id": row["executor_id"],
         "scheduled_time": _iso(row["scheduled_time"], zone), "start_time": _iso(row["start_time"], zone),
-        "end_time": _iso(row["end_time"], zone), "status": row["status"], "result": row["result"],
+        "end_time": _iso(row["end_time"], zone), "status": row["status"], "result": as_shown(row["result"]),
         "logs": row["logs"], "retry_count": row["retry_count"], "created_at": _iso(row["created_at"], zone),
-        "trigger_type": row["trigger_type"], "parameters": row["parameters"], "duration_ms": row["duration_ms"],
-        "retry_of_id": row["retry_of_id"],
+        "trigger_type": row["trigger_type"], "parameters": as_shown(row["parameters"]),
+        "duration_ms": row["duration_ms"], "retry_of_id": row["retry_of_id"],
         "progress_percent": None if row["progress_percent"] is None else float(row["progress_percent"]),
         "progress_step": row["progress_step"], "progress_updated_at": _iso(row["progress_updated_at"], zone),
         "task": {"id": row["task_id"], "name": row["task__name"], "status": row["task__status"]},

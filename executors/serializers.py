@@ -9,7 +9,7 @@ from rest_framework import serializers
 from executors.choices import ExecutorStatus
 from executors.models import Executor
 from executors.netguard import RefusedURL, UnresolvableHost, check_url
-from scheduler_project.fields import JSONObjectField, StrictSerializer
+from scheduler_project.fields import JSONObjectField, MaskedJSONField, StrictSerializer
 from tasks.choices import ExecutionMode, LoadBalanceStrategy, MisfirePolicy
 from tasks.models import MAX_RETRY_LIMIT, MAX_TIMEOUT_SECONDS, TaskExecutor
 from tasks.serializers import TaskBriefSerializer, cron_field_validator
@@ -71,7 +71,7 @@ class HttpUrlField(serializers.CharField):
 class ExecutorSerializer(serializers.ModelSerializer):
     """ExecutorResponse (spec 000 §3.2.2)."""
 
-    metadata = serializers.JSONField()
+    metadata = MaskedJSONField()
 
     class Meta:
         model = Executor

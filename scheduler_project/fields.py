@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from contextvars import ContextVar
 from typing import Any
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from scheduler_project.redaction import mask_secrets
 
 # MariaDB's JSON_VALID check (its JSON columns) refuses documents nested deeper than 32 levels, so a deeper
 # object would pass validation here and fail on INSERT there. One limit for every database.
@@ -145,3 +148,22 @@ def optional_body(serializer_class: type[serializers.Serializer], request) -> di
     body = serializer_class(data=request.data if request.body else {})
     body.is_valid(raise_exception=True)
     return body.validated_data
+
+
+# Whether the request being answered may read secret values (scheduler_project.redaction) in JSON fields:
+# set by the API's permission check (accounts.permissions.HasRole) for admins; False for everything else,
+# every request starting from False (accounts.permissions.SecretsHiddenByDefault).
+secrets_visible: ContextVar[bool] = ContextVar("secrets_visible", default=False)
+
+
+def as_shown(value: Any) -> Any:
+    """A JSON value as stored for admins; for every other role, values under secret-looking keys
+    (``password``, ``api_token``, ``access_key``…) are replaced by the mask the console shows."""
+    return value if secrets_visible.get() else mask_secrets(value)
+
+
+class MaskedJSONField(serializers.JSONField):
+    """A JSON value the API shows ``as_shown``."""
+
+    def to_representation(self, value):
+        return as_shown(super().to_representation(value))

@@ -1,9 +1,9 @@
 """Secrets out of what people and log shippers see.
 
 ``mask_secrets(value)`` is applied where parameters, results and metadata are displayed or logged: the
-console's pretty-printers and change forms, and the JSON log formatter's extra fields. The API returns
-parameters unmasked: its clients are authenticated and own what they stored; hiding values there would only
-make a read-modify-write lose them.
+console's pretty-printers and change forms, the JSON log formatter's extra fields, and the API's answers to
+every role below admin (``scheduler_project.fields.MaskedJSONField``). Admins read values through the API:
+they are the ones who change tasks, and a read-modify-write must not write the mask back.
 
 Matching is by key, not by value: a value under a key that names a secret (``password``, ``db_password``,
 ``X-Api-Key``, ``sessionCookie``…) is replaced whatever its type, a dict or list included. Keys are

@@ -51,6 +51,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.passwords.PasswordChecksBusyMiddleware",  # the console's login when password checks are busy
+    "accounts.permissions.SecretsHiddenByDefault",  # the API shows secret values to admins only
     # Last, as django-axes requires: turns a login refused during a lockout into the lockout response.
     "axes.middleware.AxesMiddleware",
 ]

@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from core.clock import utc_now
 from core.cron import CronError, validate_cron, zone
-from scheduler_project.fields import JSONObjectField, StrictSerializer
+from scheduler_project.fields import JSONObjectField, MaskedJSONField, StrictSerializer
 from tasks.choices import ExecutionMode, LoadBalanceStrategy, MisfirePolicy, ScheduleType, TaskStatus
 from tasks.models import MAX_INTERVAL_SECONDS, MAX_RETRY_LIMIT, MAX_TIMEOUT_SECONDS, Task, TaskExecutor
 
@@ -35,7 +35,7 @@ class TaskExecutorInTaskSerializer(serializers.ModelSerializer):
 class TaskSerializer(serializers.ModelSerializer):
     """TaskResponse (spec 000 §3.2.1), plus the scheduler's misfire policy and next fire time."""
 
-    parameters = serializers.JSONField()
+    parameters = MaskedJSONField()
     task_executors = TaskExecutorInTaskSerializer(many=True, read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True,
                                               help_text="Username of the user who created the task.")
