@@ -2,13 +2,14 @@ from django.db import models
 
 from executors.choices import ExecutorStatus
 from scheduler_project.ids import new_id
+from scheduler_project.text import refuse_control_characters
 from scheduler_sdk.signing import new_secret
 
 
 class Executor(models.Model):
     id = models.CharField(primary_key=True, max_length=64, default=new_id, editable=False)
-    name = models.CharField(max_length=255)
-    instance_id = models.CharField(max_length=255, unique=True)
+    name = models.CharField(max_length=255, validators=[refuse_control_characters])
+    instance_id = models.CharField(max_length=255, unique=True, validators=[refuse_control_characters])
     base_url = models.CharField(max_length=500)
     health_check_url = models.CharField(max_length=500, blank=True, default="")
     status = models.CharField(max_length=16, choices=ExecutorStatus.choices, default=ExecutorStatus.ONLINE)

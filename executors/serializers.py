@@ -10,6 +10,7 @@ from executors.choices import ExecutorStatus
 from executors.models import Executor
 from executors.netguard import RefusedURL, UnresolvableHost, check_url
 from scheduler_project.fields import JSONObjectField, MaskedJSONField, StrictSerializer
+from scheduler_project.text import refuse_control_characters
 from tasks.choices import ExecutionMode, LoadBalanceStrategy, MisfirePolicy
 from tasks.models import MAX_RETRY_LIMIT, MAX_TIMEOUT_SECONDS, TaskExecutor
 from tasks.serializers import TaskBriefSerializer, cron_field_validator
@@ -108,7 +109,7 @@ class ExecutorListItemSerializer(ExecutorDetailSerializer):
 class RegisterTaskSerializer(StrictSerializer):
     """A task an executor declares at registration (spec 004 "注册执行器")."""
 
-    task_name = serializers.CharField(max_length=255)
+    task_name = serializers.CharField(max_length=255, validators=[refuse_control_characters])
     cron = serializers.CharField(max_length=100, validators=[cron_field_validator])
     execution_mode = serializers.ChoiceField(choices=ExecutionMode.choices, required=False)
     load_balance_strategy = serializers.ChoiceField(choices=LoadBalanceStrategy.choices, required=False)
@@ -119,8 +120,8 @@ class RegisterTaskSerializer(StrictSerializer):
 
 
 class RegisterSerializer(StrictSerializer):
-    name = serializers.CharField(max_length=255)
-    instance_id = serializers.CharField(max_length=255)
+    name = serializers.CharField(max_length=255, validators=[refuse_control_characters])
+    instance_id = serializers.CharField(max_length=255, validators=[refuse_control_characters])
     base_url = HttpUrlField()
     health_check_url = HttpUrlField(required=False, allow_blank=True)
     metadata = JSONObjectField(required=False)
@@ -162,7 +163,7 @@ class RotatedSecretSerializer(serializers.Serializer):
 class ExecutorUpdateSerializer(StrictSerializer):
     tolerated_read_only = frozenset(set(ExecutorSerializer.Meta.fields) | {"task_executors"})
 
-    name = serializers.CharField(max_length=255, required=False)
+    name = serializers.CharField(max_length=255, required=False, validators=[refuse_control_characters])
     base_url = HttpUrlField(required=False)
     health_check_url = HttpUrlField(required=False, allow_blank=True)
     metadata = JSONObjectField(required=False)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scheduler_project.redaction import mask_secrets
+from scheduler_project.text import escape_control_characters
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -54,3 +55,12 @@ class JSONFormatter(logging.Formatter):
 
 def _timestamp(created: float) -> str:
     return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class PlainFormatter(logging.Formatter):
+    """The plain format, one record per line as far as the message goes: control characters in it (a newline
+    in a name someone registered) are escaped, so nobody can forge a log line. Tracebacks keep their lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = escape_control_characters(record.message)
+        return super().formatMessage(record)

@@ -8,15 +8,15 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from scheduler_project.env import env_bool, env_float, env_int, env_list, env_str
+from scheduler_project.secret_key import installation_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", True)
-SECRET_KEY = env_str("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "dev-only-insecure-key-change-me-in-production-0123456789abcdef"  # noqa: S105 - DEBUG only
+# Unset: a random key made for this installation and kept in SECRET_KEY_FILE (mode 0600). Several web
+# servers on different hosts must share one: set SECRET_KEY (or the same file) on all of them.
+SECRET_KEY = env_str("SECRET_KEY", "") or installation_secret_key(
+    Path(env_str("SECRET_KEY_FILE", str(BASE_DIR / "var" / "secret_key"))))
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 INSTALLED_APPS = [
@@ -52,6 +52,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "accounts.passwords.PasswordChecksBusyMiddleware",  # the console's login when password checks are busy
     "accounts.permissions.SecretsHiddenByDefault",  # the API shows secret values to admins only
+    "scheduler_project.security.ConsoleContentSecurityPolicy",
     # Last, as django-axes requires: turns a login refused during a lockout into the lockout response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -243,6 +244,9 @@ SIMPLE_JWT = {
     "REFRESH_TOKEN_LIFETIME": timedelta(hours=env_float("JWT_REFRESH_TOKEN_HOURS", 24, minimum=1)),
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": False,
+    # Tokens carry a digest of the password hash: a password change ends every access and refresh token.
+    "CHECK_REVOKE_TOKEN": True,
+    "TOKEN_REFRESH_SERIALIZER": "accounts.tokens.PasswordBoundTokenRefreshSerializer",
 }
 # The shared secret executors present to POST /api/v1/executors/register (and nowhere else). Empty: only
 # API keys / users with the executor or admin role can register executors.
@@ -325,7 +329,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "scheduler_project.logformat.PlainFormatter",
+                  "format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "scheduler_project.logformat.JSONFormatter"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},

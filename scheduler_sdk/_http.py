@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +15,11 @@ from urllib.parse import urlsplit
 log = logging.getLogger("scheduler_sdk.http")
 
 MAX_BODY_BYTES = 1024 * 1024
+# A client that has not sent its whole request within this many seconds is cut off (the scheduler sends
+# each request at once), and at most MAX_CONNECTIONS are served at a time (the rest are closed unanswered):
+# 300 half-open connections held 301 threads before.
+READ_TIMEOUT_SECONDS = 10.0
+MAX_CONNECTIONS = 64
 
 # verify_request(method, target, headers, body) -> True to serve the request, False to answer 401.
 # ``target`` is the request target exactly as received (path and query): what the scheduler signed.
@@ -49,16 +55,41 @@ class ExecutorHTTPServer(ThreadingHTTPServer):
     # Connection threads must not keep a stopping process alive.
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], endpoints: Endpoints) -> None:
+    def __init__(self, address: tuple[str, int], endpoints: Endpoints, *,
+                 read_timeout: float = READ_TIMEOUT_SECONDS, max_connections: int = MAX_CONNECTIONS) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.endpoints = endpoints
+        self.read_timeout = read_timeout
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, ExecutorRequestHandler)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.warning("refused a connection from %s: %s already open", client_address[0], self.max_connections)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()  # no thread was started to release it
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class ExecutorRequestHandler(BaseHTTPRequestHandler):
     server: ExecutorHTTPServer
     server_version = "scheduler-sdk"
+
+    def setup(self) -> None:
+        self.timeout = self.server.read_timeout  # every read of the request; a stalled client is dropped
+        super().setup()
 
     def do_GET(self) -> None:
         self._dispatch("GET", b"")

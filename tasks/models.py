@@ -4,6 +4,7 @@ from django.db import models
 
 from core.schedules import Schedule, build_schedule
 from scheduler_project.ids import new_id
+from scheduler_project.text import refuse_control_characters
 from tasks.choices import ExecutionMode, LoadBalanceStrategy, MisfirePolicy, ScheduleType, TaskStatus
 
 MAX_RETRY_LIMIT = 100
@@ -13,7 +14,7 @@ MAX_INTERVAL_SECONDS = 366 * 24 * 3600
 
 class Task(models.Model):
     id = models.CharField(primary_key=True, max_length=64, default=new_id, editable=False)
-    name = models.CharField(max_length=255, unique=True)
+    name = models.CharField(max_length=255, unique=True, validators=[refuse_control_characters])
     schedule_type = models.CharField(max_length=16, choices=ScheduleType.choices, default=ScheduleType.CRON)
     # Required for cron tasks; empty for the other schedule types.
     cron_expression = models.CharField(max_length=100, blank=True, default="")

@@ -5,6 +5,7 @@ from rest_framework import serializers
 from core.clock import utc_now
 from core.cron import CronError, validate_cron, zone
 from scheduler_project.fields import JSONObjectField, MaskedJSONField, StrictSerializer
+from scheduler_project.text import refuse_control_characters
 from tasks.choices import ExecutionMode, LoadBalanceStrategy, MisfirePolicy, ScheduleType, TaskStatus
 from tasks.models import MAX_INTERVAL_SECONDS, MAX_RETRY_LIMIT, MAX_TIMEOUT_SECONDS, Task, TaskExecutor
 
@@ -78,7 +79,7 @@ class TaskWriteSerializer(StrictSerializer):
 
     tolerated_read_only = _READ_ONLY_TASK_KEYS
 
-    name = serializers.CharField(max_length=255)
+    name = serializers.CharField(max_length=255, validators=[refuse_control_characters])
     schedule_type = serializers.ChoiceField(choices=ScheduleType.choices, required=False)
     # Required for cron tasks (the default type), checked with the other schedule fields by the service.
     cron_expression = serializers.CharField(max_length=100, validators=[cron_field_validator], required=False)

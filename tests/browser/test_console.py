@@ -74,6 +74,10 @@ def page(live_server, history, monkeypatch, tmp_path):
         )
         context.set_default_timeout(10_000)
         browser_page = context.pages[0] if context.pages else context.new_page()
+        # The console's Content-Security-Policy must not block anything the console itself needs.
+        browser_page.csp_violations = []
+        browser_page.on("console", lambda message: browser_page.csp_violations.append(message.text)
+                        if "Content Security Policy" in message.text else None)
         try:
             yield browser_page
         finally:
@@ -166,6 +170,16 @@ def test_operator_journey(page, live_server):
     expect(page.locator("#chart-daily svg")).to_be_visible()
     expect(page.locator("#stat-24h")).to_contain_text("%")
     shot(page, "09-task-stats")
+
+    # Deleting asks first (data-confirm, console/confirm.js: no inline handlers under the CSP); dismissed,
+    # nothing is deleted.
+    questions = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{base}/admin/tasks/task/{nightly.pk}/change/")
+    page.click("#tool-delete")
+    assert questions and questions[0].startswith("Delete this task?")
+    assert Task.objects.get(pk=nightly.pk).status != "deleted"
+    assert page.csp_violations == []
 
     for name in ("01-login", "02-task-add", "03-task-list", "04-trigger-form", "05-executions",
                  "06-execution-detail", "07-task-paused", "08-dashboard", "09-task-stats"):

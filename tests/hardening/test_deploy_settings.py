@@ -14,7 +14,7 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parents[2]
 # Every variable these tests set or that would change the outcome, removed from the inherited environment.
-_CONTROLLED = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS",
+_CONTROLLED = ("DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "ALLOWED_HOSTS", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS",
                "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
                "SECURE_PROXY_SSL_HEADER", "CSRF_TRUSTED_ORIGINS", "LOGIN_FAILURE_LIMIT", "LOGIN_LOCKOUT_MINUTES",
                "METRICS_TOKEN", "DATA_UPLOAD_MAX_MEMORY_SIZE")
@@ -60,10 +60,12 @@ def test_check_deploy_warns_when_production_turns_protections_off():
     assert "security.W012" in result.stderr + result.stdout
 
 
-def test_debug_off_without_secret_key_refuses_to_start():
-    result = run(["manage.py", "check"], DEBUG="0", ALLOWED_HOSTS="scheduler.example.com")
-    assert result.returncode != 0
-    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+def test_debug_off_without_secret_key_uses_a_key_made_for_this_installation(tmp_path):
+    # tests/security/test_low_findings.py: random, kept in SECRET_KEY_FILE with mode 0600.
+    result = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], DEBUG="0",
+                 ALLOWED_HOSTS="scheduler.example.com", SECRET_KEY_FILE=str(tmp_path / "secret_key"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len((tmp_path / "secret_key").read_text().strip()) >= 50
 
 
 def test_production_defaults_are_secure():
