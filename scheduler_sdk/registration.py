@@ -1,8 +1,9 @@
 """Keeps an executor registered: retries the first registration and re-registers after an outage.
 
-Why re-register at all: while the scheduler was away it may have marked this executor offline (its health
-checks failed), or come back on an empty database. Registering again with the same instance_id is
-idempotent on the scheduler side (200, same executor), so doing it after every detected outage is safe.
+Why re-register at all: while the scheduler was away its health checks may have failed, or it may have come
+back on an empty database. Registering again with the same instance_id is idempotent on the scheduler side
+(200, same executor; the request is signed with this executor's secret, the proof the scheduler requires,
+``scheduler_sdk.credentials``), so doing it after every detected outage is safe.
 """
 
 from __future__ import annotations
