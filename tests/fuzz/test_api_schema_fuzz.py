@@ -67,8 +67,9 @@ USER_ID = 4242
 USERNAME = "fuzz-admin"
 PASSWORD = "fuzz-admin-password-0123"  # noqa: S105 - a test user's, in the test database only
 PASSWORD_HASH = make_password(PASSWORD)  # hashed once: each hash takes a deliberate fraction of a second
-# Signed now for the user the fixture creates with this id: valid for the refresh lifetime (hours).
-REFRESH_TOKEN = str(RefreshToken.for_user(get_user_model()(id=USER_ID, username=USERNAME)))
+# Signed now for the user the fixture creates with this id and password (tokens are bound to the password):
+# valid for the refresh lifetime (hours).
+REFRESH_TOKEN = str(RefreshToken.for_user(get_user_model()(id=USER_ID, username=USERNAME, password=PASSWORD_HASH)))
 KNOWN_IDS = {
     "id": [TASK_ID, PAUSED_TASK_ID, EXECUTOR_ID, RUNNING_EXECUTION_ID, FINISHED_EXECUTION_ID],
     "executor_id": [EXECUTOR_ID],

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduling.executor_http import Unreachable, post_json
+from executors.client import Unreachable, post_json
 from tests.security.conftest import registration
 
 PROJECT = Path(__file__).resolve().parents[2]
