@@ -13,7 +13,6 @@ from django.contrib.auth import get_user_model
 from django.test import RequestFactory
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
-from accounts.passwords import password_checks
 from accounts.throttling import counting_failures
 from tests.conftest import Api
 from tests.security.conftest import REGISTER, registration
@@ -74,6 +73,8 @@ def test_concurrent_failures_never_exceed_the_rate(db, rate_3):
 
 
 def test_password_checks_beyond_the_cap_are_refused_as_busy(db, settings):
+    from accounts.passwords import password_checks
+
     settings.PASSWORD_CHECK_CONCURRENCY, settings.PASSWORD_CHECK_WAIT_SECONDS = 1, 0.0
     get_user_model().objects.create_user("oncall", password="a-good-password-1")
     held = password_checks.semaphore()

@@ -18,7 +18,6 @@ from django.contrib.auth import get_user_model
 from django.test import RequestFactory
 from django.views.debug import technical_500_response
 
-from scheduler_project.logformat import PlainFormatter
 from scheduler_sdk._http import ExecutorHTTPServer, Reply
 from tests.conftest import Api
 from tests.security.conftest import registration
@@ -94,6 +93,8 @@ def test_a_task_name_with_a_line_break_is_refused(api):
 
 
 def test_plain_log_lines_escape_control_characters():
+    from scheduler_project.logformat import PlainFormatter
+
     formatter = PlainFormatter("%(levelname)s %(message)s")
     record = logging.LogRecord("x", logging.WARNING, __file__, 1, "executor %s refused", ("etl\nINFO forged\x1b[2J",),
                                None)

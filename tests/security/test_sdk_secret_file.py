@@ -10,7 +10,6 @@ import pytest
 
 from executors.models import Executor as ExecutorRow
 from scheduler_sdk import Executor
-from scheduler_sdk.credentials import default_secret_path
 
 
 @pytest.fixture
@@ -45,6 +44,8 @@ def test_the_sdk_re_registers_after_a_restart_with_its_stored_secret(live_schedu
 
 
 def test_the_secret_file_path_is_a_setting_with_the_instance_id_in_it(monkeypatch, tmp_path):
+    from scheduler_sdk.credentials import default_secret_path
+
     monkeypatch.setenv("SCHEDULER_SECRET_FILE", str(tmp_path / "{instance_id}.secret"))
     assert default_secret_path("etl/1\n") == tmp_path / "etl_1_.secret"
     monkeypatch.delenv("SCHEDULER_SECRET_FILE")

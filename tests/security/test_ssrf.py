@@ -27,7 +27,7 @@ METADATA_IN_IPV6 = {
     "nat64-local-48": "http://[64:ff9b:1:a9fe:a9:fe00::]",
     "nat64-local-96": "http://[64:ff9b:1::a9fe:a9fe]",
     "teredo": "http://[2001:0:4136:e378:8000:63bf:5601:5601]",
-    "isatap": "http://[fe90::5efe:a9fe:a9fe]",
+    "isatap": "http://[2001:db8::5efe:a9fe:a9fe]",
 }
 NOWHERE = {"unspecified-v4": "http://0.0.0.0:9090", "this-network": "http://0.1.2.3", "unspecified-v6": "http://[::]",
            "multicast-v4": "http://224.0.0.1", "multicast-v6": "http://[ff02::1]",
@@ -109,7 +109,7 @@ def banner_server():
 
 
 @pytest.mark.parametrize("banner", [
-    b"+OK redis ready requirepass=hunter2\r\n",
+    b"+OK redis ready requirepass=hunter2\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nX-Secret hunter2\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Length: hunter2\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nhunter2\r\n",
