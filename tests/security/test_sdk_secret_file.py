@@ -51,3 +51,18 @@ def test_the_secret_file_path_is_a_setting_with_the_instance_id_in_it(monkeypatc
     monkeypatch.delenv("SCHEDULER_SECRET_FILE")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     assert default_secret_path("etl-1") == tmp_path / "scheduler-sdk" / "etl-1.json"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_rotation_the_sdk_proves_its_old_secret_and_stores_the_new_one(live_scheduler, settings, tmp_path):
+    from executors.services import executor_rotate_secret
+
+    secret_file = tmp_path / "etl-1.json"
+    executor = start_executor(live_scheduler.url, settings.SCHEDULER_REGISTRATION_KEY, secret_file)
+    try:
+        rotated = executor_rotate_secret(executor_id=executor.executor_id).secret
+        executor.register()  # what the SDK does at the first 401 after the rotation
+        assert rotated in secret_file.read_text()
+        assert ExecutorRow.objects.get().previous_secret == ""  # the old secret proves nothing any more
+    finally:
+        executor.stop(timeout=2)
