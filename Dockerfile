@@ -20,6 +20,9 @@ RUN apt-get update \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=10001:10001 . /app
+# An SDK executor keeps its id and signing secret here (compose.yaml mounts a volume on it): it proves them
+# when it registers again after its container is recreated.
+RUN install -d -o 10001 -g 10001 -m 700 /app/.local/state
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
