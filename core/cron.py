@@ -4,6 +4,15 @@ Two dialects are accepted (spec README, "Known disagreements"):
 - 6 fields, seconds first: ``sec min hour day-of-month month day-of-week`` (spec 000's examples);
 - 5 fields, classic: ``min hour day-of-month month day-of-week``.
 
+The meaning is cronie's (what users' crontabs mean), where croniter differs (README, "Cron expressions"):
+- a range ``a-a`` is the value ``a`` and ``a-a/n`` is ``a`` (croniter widens them to the whole field);
+- a range must not wrap (``22-2`` is refused, as cronie refuses it; write ``22-23,0-2``);
+- day of month and day of week are ANDed when either field starts with ``*`` (or ``?``), ORed otherwise
+  (croniter ORs unless one is exactly ``*``, and mishandles ``#`` and ``L`` in either mode).
+croniter stays the engine for each field set; the day rule is applied here by splitting an expression into
+branches that croniter evaluates correctly (each with one day field ``*``, or with day-of-week terms that
+croniter cannot mix kept apart) and taking the earliest (latest, backwards) fire among them.
+
 Expressions are evaluated in a time zone (UTC by default). Outside UTC the schedule walks local wall-clock
 times and maps each to an instant itself, because croniter's own DST handling has open bugs: a wall time
 that does not exist (spring forward) fires once, at the first valid instant after the gap; a wall time that
@@ -15,6 +24,7 @@ expression and zone and re-pointed with ``set_current`` (see PITFALLS: 75-166 µ
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -25,6 +35,15 @@ from croniter import CroniterBadDateError, CroniterError, croniter
 SIX_FIELD_NAMES = ("second", "minute", "hour", "day of month", "month", "day of week")
 FIVE_FIELD_NAMES = SIX_FIELD_NAMES[1:]
 MAX_EXPRESSION_LENGTH = 100
+
+_MONTHS = {name: number for number, name in enumerate(
+    ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), start=1)}
+_WEEKDAYS = {name: number for number, name in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))}
+_BOUNDS = {"second": (0, 59), "minute": (0, 59), "hour": (0, 23), "day of month": (1, 31), "month": (1, 12),
+           "day of week": (0, 7)}
+_RANGE = re.compile(r"^(\w+)-(\w+)(?:/(\w+))?$")
+_START_STEP = re.compile(r"^(\w+)/(\d+)$")
+_LAST_WEEKDAY = re.compile(r"^(\w+)L$", re.IGNORECASE)  # "5L": the month's last Friday
 
 
 class CronError(ValueError):
@@ -61,13 +80,14 @@ def wall_to_instant(wall: datetime, tz: tzinfo) -> datetime:
 
 
 class CronSchedule:
-    """A parsed expression in a time zone. ``next_after``/``prev_before`` are safe from several threads."""
+    """A parsed expression in a time zone: the union of its branches (see the module docstring).
+    ``next_after``/``prev_before`` are safe from several threads."""
 
-    def __init__(self, expression: str, iterator: croniter, has_seconds: bool, tz: tzinfo = UTC) -> None:
+    def __init__(self, expression: str, branches: list[croniter], has_seconds: bool, tz: tzinfo = UTC) -> None:
         self.expression = expression
         self.has_seconds = has_seconds
         self.tz = tz
-        self._iterator = iterator
+        self._branches = branches
         self._lock = threading.Lock()
 
     def next_after(self, after: datetime) -> datetime:
@@ -79,22 +99,27 @@ class CronSchedule:
         return self._walk(before, forward=False)
 
     def _walk(self, origin: datetime, *, forward: bool) -> datetime:
+        found = []
         with self._lock:
-            try:
-                if self.tz is UTC:
-                    self._iterator.set_current(origin.astimezone(UTC), force=True)
-                    step = self._iterator.get_next if forward else self._iterator.get_prev
-                    return step(datetime).astimezone(UTC).replace(fold=0)
-                return self._walk_local(origin, forward)
-            except CroniterBadDateError:
-                direction = "after" if forward else "before"
-                raise CronError(f"'{self.expression}' has no fire time {direction} {origin.isoformat()}") from None
+            for branch in self._branches:
+                try:
+                    found.append(self._walk_branch(branch, origin, forward))
+                except CroniterBadDateError:
+                    continue  # this branch never fires (``30 2 *``); another one may
+        if not found:
+            direction = "after" if forward else "before"
+            raise CronError(f"'{self.expression}' has no fire time {direction} {origin.isoformat()}")
+        return min(found) if forward else max(found)
 
-    def _walk_local(self, origin: datetime, forward: bool) -> datetime:
+    def _walk_branch(self, branch: croniter, origin: datetime, forward: bool) -> datetime:
+        if self.tz is UTC:
+            branch.set_current(origin.astimezone(UTC), force=True)
+            step = branch.get_next if forward else branch.get_prev
+            return step(datetime).astimezone(UTC).replace(fold=0)
         # Walk naive wall times; skip any that map onto an instant on the wrong side of the origin (the
         # second pass of a repeated hour, or several gap times collapsing onto the same instant).
-        self._iterator.set_current(origin.astimezone(self.tz).replace(tzinfo=None), force=True)
-        step = self._iterator.get_next if forward else self._iterator.get_prev
+        branch.set_current(origin.astimezone(self.tz).replace(tzinfo=None), force=True)
+        step = branch.get_next if forward else branch.get_prev
         for _ in range(_MAX_WALK_STEPS):
             instant = wall_to_instant(step(datetime), self.tz)
             if (instant > origin) if forward else (instant < origin):
@@ -116,8 +141,83 @@ def _split(expression: str) -> list[str]:
     return fields
 
 
+def _number(value: str, names: dict[str, int]) -> int | None:
+    if value.isdigit():
+        return int(value)
+    return names.get(value.upper())
+
+
+def _normalise_term(term: str, names: dict[str, int], field_name: str) -> str:
+    """``a/n`` becomes ``a-last/n`` (croniter reads ``7/2`` in day of week as every other day); ``a-a`` and
+    ``a-a/n`` become ``a``; a wrapping range is refused; anything else is left to croniter."""
+    start_step = _START_STEP.match(term)
+    if start_step and _number(start_step[1], names) is not None:
+        term = f"{start_step[1]}-{_BOUNDS[field_name][1]}/{start_step[2]}"
+    match = _RANGE.match(term)
+    if not match:
+        return term
+    low, high = _number(match[1], names), _number(match[2], names)
+    if low is None or high is None:
+        return term
+    if low == high:
+        return match[1]
+    if low > high:
+        first, last = _BOUNDS[field_name]
+        split = f"{low}-{last}" if high == first else f"{low}-{last},{first}-{high}"
+        raise CronError(f"invalid {field_name} field: the range '{term}' wraps around; cron ranges run upwards "
+                        f"(cronie refuses this too), so list both parts: '{split}'")
+    return term
+
+
+def _normalise_weekday_term(term: str) -> str:
+    last = _LAST_WEEKDAY.match(term)
+    day = _number(last[1], _WEEKDAYS) if last else None
+    if day is not None:
+        return f"L{day}"  # croniter spells "the last Friday" L5
+    return _normalise_term(term, _WEEKDAYS, "day of week")
+
+
+def canonical_fields(expression: str) -> list[str]:
+    """The fields with single-value ranges collapsed (``16-16`` -> ``16``), wrapping ranges refused, and
+    ``?`` read as ``*``: the expression the engine evaluates and the console describes."""
+    fields = _split(expression)
+    names = SIX_FIELD_NAMES if len(fields) == 6 else FIVE_FIELD_NAMES
+    out = []
+    for name, field in zip(names, fields, strict=True):
+        field = "*" if field == "?" and name.startswith("day") else field
+        lookup = _MONTHS if name == "month" else _WEEKDAYS if name == "day of week" else {}
+        terms = [_normalise_term(term, lookup, name) for term in field.split(",")]
+        out.append(",".join(terms))
+    return out
+
+
+def days_are_anded(fields: list[str]) -> bool:
+    """cronie's rule: day of month AND day of week when either field starts with ``*``; otherwise OR."""
+    return fields[-3].startswith("*") or fields[-1].startswith("*")
+
+
+def _weekday_groups(weekday_field: str) -> list[str]:
+    """croniter cannot mix plain days with ``#``/``L`` terms in one field: plain days stay together, each
+    ``#``/``L`` term gets its own branch (``1,5L`` -> ``1`` or ``L5``)."""
+    plain, special = [], []
+    for term in weekday_field.split(","):
+        term = _normalise_weekday_term(term)
+        (special if ("#" in term or term.upper().startswith("L")) else plain).append(term)
+    return ([",".join(plain)] if plain else []) + special
+
+
+def _branch_fields(fields: list[str]) -> list[list[str]]:
+    """Field sets whose union is the expression, each one croniter evaluates with day-of-month AND
+    day-of-week: under cronie's OR rule, one branch keeps the day of month and one each day-of-week group."""
+    head, day_of_month, month = fields[:-3], fields[-3], fields[-2]
+    groups = _weekday_groups(fields[-1])
+    if days_are_anded(fields):
+        return [[*head, day_of_month, month, group] for group in groups]
+    return [[*head, day_of_month, month, "*"]] + [[*head, "*", month, group] for group in groups]
+
+
 def _build(fields: list[str], start: datetime) -> croniter:
-    return croniter(" ".join(fields), start, second_at_beginning=len(fields) == 6)
+    return croniter(" ".join(fields), start, second_at_beginning=len(fields) == 6, day_or=False)
 
 
 def _explain_bad_field(fields: list[str], start: datetime) -> str:
@@ -127,7 +227,8 @@ def _explain_bad_field(fields: list[str], start: datetime) -> str:
         probe = ["*"] * len(fields)
         probe[position] = value
         try:
-            _build(probe, start)
+            for branch in _branch_fields(probe):
+                _build(branch, start)
         except (CroniterError, ValueError, KeyError, IndexError):
             return f"invalid {names[position]} field '{value}'"
     return "the fields are individually valid but not together"
@@ -148,13 +249,13 @@ def parse_cron(expression: str, timezone: str = "UTC") -> CronSchedule:
             _CACHE.move_to_end(key)
             return cached
     tz = zone(timezone)
-    fields = _split(expression)
+    fields = canonical_fields(expression)
     start = _EPOCH if tz is UTC else _EPOCH.replace(tzinfo=None)
     try:
-        iterator = _build(fields, start)
+        branches = [_build(branch, start) for branch in _branch_fields(fields)]
     except (CroniterError, ValueError, KeyError, IndexError):
         raise CronError(f"'{expression}': {_explain_bad_field(fields, _EPOCH)}") from None
-    schedule = CronSchedule(expression, iterator, has_seconds=len(fields) == 6, tz=tz)
+    schedule = CronSchedule(expression, branches, has_seconds=len(fields) == 6, tz=tz)
     with _CACHE_LOCK:
         _CACHE[key] = schedule
         if len(_CACHE) > _CACHE_SIZE:

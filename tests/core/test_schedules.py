@@ -96,7 +96,8 @@ def test_build_schedule_rejects_an_interval_without_its_fields():
 
 minutes = st.sampled_from(["*", "0", "*/5", "*/15", "7", "0,30", "10-20"])
 hours = st.sampled_from(["*", "0", "*/2", "9-17", "3", "23"])
-days = st.sampled_from(["*", "1", "15", "L", "*/10"])
+# No "*/10" day with a weekday: croniter ORs those, cronie ANDs them (tests/core/test_cron_reference.py).
+days = st.sampled_from(["*", "1", "15", "L"])
 months = st.sampled_from(["*", "1", "*/3", "6-8"])
 weekdays = st.sampled_from(["*", "1-5", "0", "6"])
 zones = st.sampled_from(["UTC", "America/New_York", "Europe/Berlin", "Asia/Tokyo", "Australia/Lord_Howe"])
