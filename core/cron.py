@@ -39,7 +39,7 @@ MAX_EXPRESSION_LENGTH = 100
 _MONTHS = {name: number for number, name in enumerate(
     ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), start=1)}
 _WEEKDAYS = {name: number for number, name in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))}
-_BOUNDS = {"second": (0, 59), "minute": (0, 59), "hour": (0, 23), "day of month": (1, 31), "month": (1, 12),
+FIELD_BOUNDS = {"second": (0, 59), "minute": (0, 59), "hour": (0, 23), "day of month": (1, 31), "month": (1, 12),
            "day of week": (0, 7)}
 _RANGE = re.compile(r"^(\w+)-(\w+)(?:/(\w+))?$")
 _START_STEP = re.compile(r"^(\w+)/(\d+)$")
@@ -152,7 +152,7 @@ def _normalise_term(term: str, names: dict[str, int], field_name: str) -> str:
     ``a-a/n`` become ``a``; a wrapping range is refused; anything else is left to croniter."""
     start_step = _START_STEP.match(term)
     if start_step and _number(start_step[1], names) is not None:
-        term = f"{start_step[1]}-{_BOUNDS[field_name][1]}/{start_step[2]}"
+        term = f"{start_step[1]}-{FIELD_BOUNDS[field_name][1]}/{start_step[2]}"
     match = _RANGE.match(term)
     if not match:
         return term
@@ -162,11 +162,28 @@ def _normalise_term(term: str, names: dict[str, int], field_name: str) -> str:
     if low == high:
         return match[1]
     if low > high:
-        first, last = _BOUNDS[field_name]
+        first, last = FIELD_BOUNDS[field_name]
         split = f"{low}-{last}" if high == first else f"{low}-{last},{first}-{high}"
         raise CronError(f"invalid {field_name} field: the range '{term}' wraps around; cron ranges run upwards "
                         f"(cronie refuses this too), so list both parts: '{split}'")
     return term
+
+
+def stepped_values(term: str, field_name: str) -> list[int] | None:
+    """The values of a stepped term (``*/7``, ``1-10/3``, ``JAN-MAR/2``) in a field of SIX_FIELD_NAMES;
+    None for any other term."""
+    first, last = FIELD_BOUNDS[field_name]
+    names = _MONTHS if field_name == "month" else _WEEKDAYS if field_name == "day of week" else {}
+    base, _, step = term.partition("/")
+    if not step.isdigit() or int(step) == 0:
+        return None
+    if base == "*":
+        return list(range(first, last + 1, int(step)))
+    low, _, high = base.partition("-")
+    low_number, high_number = _number(low, names), _number(high or str(last), names)
+    if low_number is None or high_number is None:
+        return None
+    return list(range(low_number, high_number + 1, int(step)))
 
 
 def _normalise_weekday_term(term: str) -> str:
