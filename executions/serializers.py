@@ -16,7 +16,7 @@ class _TaskSummary(serializers.Serializer):
     status = serializers.CharField()
 
 
-class _TaskDetail(_TaskSummary):
+class _ExecutionTaskDetail(_TaskSummary):
     cron_expression = serializers.CharField()
     execution_mode = serializers.CharField()
     load_balance_strategy = serializers.CharField()
@@ -28,7 +28,7 @@ class _ExecutorSummary(serializers.Serializer):
     status = serializers.CharField()
 
 
-class _ExecutorDetail(_ExecutorSummary):
+class _ExecutionExecutorDetail(_ExecutorSummary):
     instance_id = serializers.CharField()
     base_url = serializers.CharField()
     is_healthy = serializers.BooleanField()
@@ -58,8 +58,8 @@ class ExecutionSerializer(serializers.ModelSerializer):
 class ExecutionDetailSerializer(ExecutionSerializer):
     """The detail view (§7.3) shows more of the task and executor."""
 
-    task = _TaskDetail()
-    executor = _ExecutorDetail(allow_null=True)
+    task = _ExecutionTaskDetail()
+    executor = _ExecutionExecutorDetail(allow_null=True)
 
 
 class TriggeredExecutionSerializer(serializers.ModelSerializer):

@@ -99,6 +99,9 @@ class TaskWriteSerializer(StrictSerializer):
 
 
 class TaskUpdateSerializer(TaskWriteSerializer):
+    """UpdateTaskRequest: a partial update (spec 000 §5.4), so the schema marks no field required."""
+
+    name = serializers.CharField(max_length=255, required=False)
     status = serializers.ChoiceField(choices=TaskStatus.choices, required=False)
 
 
