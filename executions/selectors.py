@@ -157,10 +157,14 @@ def task_stats(task_id: str, now: datetime) -> dict:
 def execution_stats(queryset: QuerySet[TaskExecution], *, start_time: datetime | None, end_time: datetime | None,
                     now: datetime) -> dict:
     """Spec 000 §7.2 figures over ``queryset`` (already filtered, start_time/end_time included), plus counts
-    for the statuses the spec example leaves out, and the window they cover: without start_time, the
-    STATS_DEFAULT_WINDOW before end_time (or now). All history of a million rows took seconds to scan."""
+    for the statuses the spec example leaves out, and the window they cover, echoed whole: without end_time,
+    up to ``now`` (runs fired ahead for a later second are not counted yet); without start_time, the
+    STATS_DEFAULT_WINDOW before end_time. All history of a million rows took seconds to scan."""
+    if end_time is None:
+        end_time = now
+        queryset = queryset.filter(scheduled_time__lte=end_time)
     if start_time is None:
-        start_time = (end_time or now) - STATS_DEFAULT_WINDOW
+        start_time = end_time - STATS_DEFAULT_WINDOW
         queryset = queryset.filter(scheduled_time__gte=start_time)
     counts = status_counts(queryset)
     return {

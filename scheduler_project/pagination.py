@@ -1,4 +1,5 @@
-"""Page/page_size paging (spec 000 §4.2.3): page from 1, page_size default 20, capped at 100."""
+"""Page/page_size paging (spec 000 §4.2.3): page from 1, page_size default 20, capped at 100. Spec 004's
+examples write ``limit=10``: it is read as ``page_size`` (both at once must agree)."""
 
 from __future__ import annotations
 
@@ -36,17 +37,20 @@ def _positive_int(params, name: str, default: int, maximum: int | None) -> int:
     if value < 1:
         raise ValidationError({name: ["must be 1 or greater"]}, code="min_value")
     if maximum is not None and value > maximum:
-        if name == "page_size":
+        if name in ("page_size", "limit"):
             return maximum
         raise ValidationError({name: [f"must be at most {maximum}"]}, code="max_value")
     return value
 
 
 def parse_page_request(params) -> PageRequest:
-    return PageRequest(
-        page=_positive_int(params, "page", 1, MAX_PAGE),
-        page_size=_positive_int(params, "page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
-    )
+    page_size = _positive_int(params, "page_size", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    if params.get("limit") not in (None, ""):
+        limit = _positive_int(params, "limit", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        if params.get("page_size") not in (None, "") and limit != page_size:
+            raise ValidationError({"limit": ["is another name for page_size: give one of them"]}, code="invalid")
+        page_size = limit
+    return PageRequest(page=_positive_int(params, "page", 1, MAX_PAGE), page_size=page_size)
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ def _page_meta() -> dict:
 PAGING_PARAMETERS = [
     OpenApiParameter("page", int, description="Page number, from 1."),
     OpenApiParameter("page_size", int, description="Items per page (default 20, at most 100)."),
+    OpenApiParameter("limit", int, description="Another name for page_size (spec 004's examples use it)."),
 ]
 
 

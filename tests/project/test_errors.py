@@ -350,7 +350,7 @@ def test_an_unknown_field_whose_name_is_a_lone_surrogate_still_answers_a_json_40
 
 BAD_PAGING = [{"page": "0"}, {"page": "-1"}, {"page": "abc"}, {"page": "1.5"}, {"page": "9" * 30},
               {"page": "9" * 5000}, {"page_size": "0"}, {"page_size": "-5"}, {"page_size": "ten"},
-              {"page_size": "2.0"}]
+              {"page_size": "2.0"}, {"limit": "0"}, {"limit": "ten"}]
 
 
 @pytest.mark.parametrize("path", LIST_ENDPOINTS, ids=[_id(p) for p in LIST_ENDPOINTS])
@@ -367,6 +367,17 @@ def test_page_size_over_100_is_capped_to_100_not_refused(api, path, page_size):
     assert_ok(status, body)
     meta = body["data"] if path == EXECUTIONS else body
     assert meta["page_size"] == 100
+
+
+@pytest.mark.parametrize("path", LIST_ENDPOINTS, ids=[_id(p) for p in LIST_ENDPOINTS])
+def test_limit_is_spec_004s_name_for_page_size(api, path):
+    status, body = api.get(path, {"limit": "3"})
+    assert_ok(status, body)
+    meta = body["data"] if path == EXECUTIONS else body
+    assert meta["page_size"] == 3
+    assert_ok(*api.get(path, {"limit": "3", "page_size": "3"}))
+    error = assert_error(*api.get(path, {"limit": "3", "page_size": "5"}), 400, 400, path=path)
+    assert error["details"]["field"] == "limit"
 
 
 @pytest.mark.parametrize("path", LIST_ENDPOINTS, ids=[_id(p) for p in LIST_ENDPOINTS])
