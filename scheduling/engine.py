@@ -42,7 +42,7 @@ STALL_LIMIT_SECONDS = 60.0
 
 class SchedulerNode:
     def __init__(
-        self, *, instance_id: str, host: str, port: int, lock: LeaderLock,
+        self, *, instance_id: str, host: str, port: int | None, lock: LeaderLock,
         clock: Callable[[], datetime] = utc_now, dispatcher: Dispatcher | None = None,
     ) -> None:
         self.instance_id = instance_id

@@ -40,8 +40,7 @@ class Command(BaseCommand):
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
         commands = {
             "web": [*manage, "runserver", f"{options['host']}:{options['port']}", "--noreload"],
-            "scheduler": [*manage, "runscheduler", "--instance-id", "quickstart-scheduler",
-                          "--port", str(options["port"])],
+            "scheduler": [*manage, "runscheduler", "--instance-id", "quickstart-scheduler"],  # listens on no port
             "executor": [sys.executable, "-m", "scheduler_sdk.demo", "--scheduler", base,
                          "--port", str(options["executor_port"]), "--instance-id", DEMO_INSTANCE_ID,
                          "--seed-tasks"],

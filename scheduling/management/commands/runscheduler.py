@@ -20,7 +20,9 @@ class Command(BaseCommand):
         default_id = os.environ.get("SCHEDULER_INSTANCE_ID", f"{hostname}-{os.getpid()}")
         parser.add_argument("--instance-id", default=default_id)
         parser.add_argument("--host", default=os.environ.get("SCHEDULER_HOST", hostname))
-        parser.add_argument("--port", type=int, default=int(os.environ.get("SCHEDULER_PORT", "8000")))
+        port = os.environ.get("SCHEDULER_PORT")
+        parser.add_argument("--port", type=int, default=int(port) if port else None,
+                            help="The port to report in /scheduler/status (default: the metrics port, else none).")
         parser.add_argument("--once", action="store_true", help="Run a single tick and exit.")
         parser.add_argument("--metrics-port", type=int, default=int(os.environ.get("SCHEDULER_METRICS_PORT", "0")),
                             help="Serve this node's Prometheus /metrics on this port (0: off).")
@@ -30,7 +32,8 @@ class Command(BaseCommand):
         lock = lock_for_database(
             settings.DATABASES["default"], tunable("LOCK_NAME"), tunable("LOCK_IDLE_TIMEOUT_SECONDS")
         )
-        node = SchedulerNode(instance_id=options["instance_id"], host=options["host"], port=options["port"], lock=lock)
+        port = options["port"] or options["metrics_port"] or None  # a node listens on nothing but its metrics
+        node = SchedulerNode(instance_id=options["instance_id"], host=options["host"], port=port, lock=lock)
         if options["metrics_port"]:
             start_metrics_server(options["metrics_port"], options["metrics_addr"], include_database=True)
         if options["once"]:
