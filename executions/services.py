@@ -80,6 +80,13 @@ def release_unsent(execution_ids: list[str]) -> int:
                                executor=None, start_time=None, deadline=None))
 
 
+def record_sent(execution_ids: list[str], sent_at: datetime) -> int:
+    """Runs claimed ahead of their time carry their due time as ``start_time`` until their POSTs leave; then
+    the moment they left. Only runs still running as claimed are touched (a callback may have come first)."""
+    return TaskExecution.objects.filter(pk__in=execution_ids, status=ExecutionStatus.RUNNING).update(
+        start_time=sent_at)
+
+
 def get_execution(execution_id: str, *, for_update: bool = False) -> TaskExecution:
     queryset = TaskExecution.objects.select_related("task", "executor")
     if for_update:

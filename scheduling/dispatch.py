@@ -29,7 +29,15 @@ from core.policy import deadline_for, may_dispatch
 from executions.choices import ExecutionStatus
 from executions.metrics import count_timeout
 from executions.models import TaskExecution
-from executions.services import finish, logs_with, notify_executor_stop, release_unsent, transition, transition_many
+from executions.services import (
+    finish,
+    logs_with,
+    notify_executor_stop,
+    record_sent,
+    release_unsent,
+    transition,
+    transition_many,
+)
 from executors.client import (
     WAIT_MARGIN_SECONDS,
     Answer,
@@ -178,7 +186,12 @@ class Dispatcher:
         for item in ranked:
             if not item.ranking.executors:
                 self._fail_unassignable(item.execution, item.ranking.assigned, now)
-        self._launch([item for item in ranked if item.claimed])
+        claimed_ahead = [item for item in ranked if item.claimed]
+        if claimed_ahead:
+            sent_at = self.clock()
+            self._launch(claimed_ahead)
+            # After the POSTs are on their way, so it delays none of them.
+            record_sent([item.execution.pk for item in claimed_ahead], sent_at)
         assignable = [item for item in ranked if item.ranking.executors and not item.claimed]
         for first in range(0, len(assignable), CLAIM_CHUNK):
             chunk = assignable[first:first + CLAIM_CHUNK]

@@ -473,12 +473,16 @@ def test_a_staged_run_is_claimed_ahead_of_its_time_and_posted_at_it(make_task, m
     assert execution.deadline == T0 + timedelta(seconds=31)
     assert not transport.calls and claiming_dispatcher.next_due() == T0 + timedelta(seconds=1)
 
-    clock.now = T0 + timedelta(seconds=1)
+    clock.now = T0 + timedelta(seconds=1, milliseconds=250)  # the leader is a little late
     with CaptureQueriesContext(connection) as queries:
         assert dispatch(claiming_dispatcher, clock.now) == 1
     assert [payload["execution_id"] for _, payload in transport.calls] == [execution.pk]
-    assert not [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]  # only the POST
-    assert only_execution(task).status == ExecutionStatus.RUNNING and claiming_dispatcher.next_due() is None
+    # The POST, then one UPDATE recording when it left: its start_time is when it was sent, not its time.
+    assert len([q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]) == 1
+    execution = only_execution(task)
+    assert execution.status == ExecutionStatus.RUNNING and claiming_dispatcher.next_due() is None
+    assert execution.start_time == T0 + timedelta(seconds=1, milliseconds=250)
+    assert execution.deadline == T0 + timedelta(seconds=31)  # still counted from its time
 
 
 def test_a_leader_stepping_down_hands_back_the_runs_it_claimed_and_never_sent(make_task, make_executor, clock,
