@@ -25,7 +25,13 @@ See ``python -m scheduler_sdk.demo --help`` for a runnable executor.
 from scheduler_sdk._version import __version__
 from scheduler_sdk.client import SchedulerClient
 from scheduler_sdk.context import ExecutionCancelled, ExecutionContext
-from scheduler_sdk.errors import ErrorCode, SchedulerAPIError, SchedulerError, SchedulerUnavailable
+from scheduler_sdk.errors import (
+    ErrorCode,
+    RegistrationRefused,
+    SchedulerAPIError,
+    SchedulerError,
+    SchedulerUnavailable,
+)
 from scheduler_sdk.executor import Executor
 from scheduler_sdk.outbox import RetryPolicy
 
@@ -34,6 +40,7 @@ __all__ = [
     "ExecutionCancelled",
     "ExecutionContext",
     "Executor",
+    "RegistrationRefused",
     "RetryPolicy",
     "SchedulerAPIError",
     "SchedulerClient",

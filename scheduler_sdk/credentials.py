@@ -114,6 +114,10 @@ class ExecutorCredentials(AuthBase):
         return f"ExecutorCredentials(executor_id={self._executor_id!r}, has_secret={bool(self._secret)})"
 
     @property
+    def has_registration_key(self) -> bool:
+        return bool(self._registration_key)
+
+    @property
     def has_secret(self) -> bool:
         with self._lock:
             return bool(self._secret)

@@ -67,3 +67,18 @@ class SchedulerAPIError(SchedulerError):
     def is_code(self, code: int) -> bool:
         """True when this error carries business code ``code``."""
         return self.code == code
+
+
+class RegistrationRefused(SchedulerAPIError):
+    """The scheduler refused this executor's registration key (401/403); the message says how to get one."""
+
+    def __init__(self, refused: SchedulerAPIError, *, key_sent: bool) -> None:
+        super().__init__(refused.http_status, refused.code, refused.message, refused.error, refused.details)
+        sent = ("the key sent was refused" if key_sent
+                else "no key was sent: SCHEDULER_REGISTRATION_KEY is not set in this executor's environment")
+        self.args = (
+            f"registration refused (HTTP {refused.http_status}): {sent}. Set SCHEDULER_REGISTRATION_KEY here "
+            f"(or pass Executor(registration_key=...)) to the scheduler's own SCHEDULER_REGISTRATION_KEY, or to "
+            f"an API key with the executor role: on the scheduler, `python manage.py create_api_key --name "
+            f"my-executor --role executor` prints it on its last line (README: Executors: registration key)",
+        )

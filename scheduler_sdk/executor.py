@@ -50,7 +50,7 @@ from scheduler_sdk.context import (
     new_execution_logger,
 )
 from scheduler_sdk.credentials import ExecutorCredentials, SecretFile, default_secret_path
-from scheduler_sdk.errors import SchedulerAPIError, SchedulerUnavailable
+from scheduler_sdk.errors import RegistrationRefused, SchedulerAPIError, SchedulerUnavailable
 from scheduler_sdk.live import LiveStream
 from scheduler_sdk.outbox import CallbackOutbox, Report, RetryPolicy
 from scheduler_sdk.registration import RegistrationLoop
@@ -81,6 +81,19 @@ class ExecuteRequest:
     timeout_seconds: float | None
     retry_count: int
     scheduled_time: datetime | None
+
+
+def show_sdk_logs() -> None:
+    """An executor that prints nothing while healthy looks dead to a newcomer: when the application has set
+    up no logging at all, the SDK's own INFO lines (registered, unreachable, reachable again) go to stderr."""
+    sdk = logging.getLogger("scheduler_sdk")
+    if logging.getLogger().handlers or sdk.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    sdk.addHandler(handler)
+    if sdk.level == logging.NOTSET:
+        sdk.setLevel(logging.INFO)
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -369,7 +382,9 @@ class Executor:
         self._outbox.start()
         self._live.start()
         self._warn_unhandled_tasks()
-        log.info("executor %s (%s) listening on %s", self.name, self.instance_id, self.url)
+        show_sdk_logs()
+        log.info("executor %s (%s) listening on %s; registering with %s", self.name, self.instance_id, self.url,
+                 self._base_client.base_url)
         try:
             registered = self._initial_registration()
         except SchedulerAPIError:
@@ -444,13 +459,21 @@ class Executor:
     # -- registration ---------------------------------------------------------------------------------
 
     def _register_once(self) -> Any:
-        data = self._client.register_executor(
-            self.name, self.instance_id, self.url, health_check_url=f"{self.url}/health",
-            metadata=self._registration_metadata(), tasks=self._tasks or None,
-        )
+        try:
+            data = self._client.register_executor(
+                self.name, self.instance_id, self.url, health_check_url=f"{self.url}/health",
+                metadata=self._registration_metadata(), tasks=self._tasks or None,
+            )
+        except SchedulerAPIError as exc:
+            if exc.http_status in (401, 403):
+                raise RegistrationRefused(exc, key_sent=self._credentials.has_registration_key) from None
+            raise
         data = self._credentials.accept_registration(data)
         if isinstance(data, dict) and data.get("id") is not None:
             self.executor_id = str(data["id"])
+        log.info("registered as %s (instance %s, executor id %s) with %s, listening on %s; handlers: %s",
+                 self.name, self.instance_id, self.executor_id, self._base_client.base_url, self.url,
+                 ", ".join(self.task_names) or "none")
         return data
 
     def _registration_metadata(self) -> dict[str, Any]:
@@ -461,13 +484,13 @@ class Executor:
     def _initial_registration(self) -> bool:
         try:
             self.register()
-        except SchedulerUnavailable as exc:
-            log.warning("scheduler unreachable at start (%s); registering in the background", exc)
-            return False
         except SchedulerAPIError as exc:
             if not exc.retryable:
                 raise
-            log.warning("scheduler refused registration for now (%s); retrying in the background", exc)
+            self._registration.failed_at_start(exc)
+            return False
+        except SchedulerUnavailable as exc:
+            self._registration.failed_at_start(exc)
             return False
         return True
 

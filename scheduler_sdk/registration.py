@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from scheduler_sdk.errors import SchedulerAPIError, SchedulerError
+from scheduler_sdk.errors import RegistrationRefused, SchedulerAPIError, SchedulerError
 from scheduler_sdk.outbox import RetryPolicy
 
 log = logging.getLogger("scheduler_sdk.registration")
@@ -45,6 +45,7 @@ class RegistrationLoop:
         self._registered = False
         self._reachable = True
         self._failures = 0
+        self._reported = "starting"  # the state last logged: one line per change of state, DEBUG otherwise
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scheduler-sdk-registration", daemon=True)
@@ -69,7 +70,12 @@ class RegistrationLoop:
         """Records a registration made outside the loop (``Executor.register()``)."""
         with self._lock:
             self._registered, self._reachable, self._failures = True, True, 0
+            self._reported = "registered"  # the executor logs the line ("registered as ... listening on ...")
             self.registrations += 1
+
+    def failed_at_start(self, exc: Exception) -> None:
+        """The executor's first registration failed: logged here, once, like the loop's own failures."""
+        self._failed(exc, "registration")
 
     def mark_unreachable(self) -> None:
         """Called when another component failed to reach the scheduler: probe now rather than later.
@@ -120,7 +126,6 @@ class RegistrationLoop:
             log.exception("registration failed unexpectedly")
             return self._retry.maximum
         self.mark_registered()
-        log.info("registered with the scheduler")
         self._on_recovered()
         return self._heartbeat
 
@@ -137,7 +142,7 @@ class RegistrationLoop:
             if recovered:
                 self._registered = False
         if recovered:
-            log.info("scheduler reachable again, re-registering")
+            self._report("reachable", logging.INFO, "scheduler reachable again, re-registering")
             return 0.0
         return self._heartbeat
 
@@ -145,11 +150,21 @@ class RegistrationLoop:
         with self._lock:
             self._failures += 1
             failures = self._failures
+        state = f"{what}: {type(exc).__name__} {getattr(exc, 'http_status', '')}"
         if isinstance(exc, SchedulerAPIError) and not exc.retryable:
             # A configuration problem (e.g. instance id taken, invalid task spec): retrying quickly
             # cannot fix it, but an operator can, so keep trying slowly and say so loudly.
-            log.error("%s rejected by the scheduler: %s (details %r)", what, exc, exc.details)
+            self._report(state, logging.ERROR, "%s rejected by the scheduler: %s (details %r); retrying every "
+                         "%.0f s", what, exc, exc.details, self._retry.maximum)
             return self._retry.maximum
         delay = self._retry.delay(failures)
-        log.warning("%s failed (%s), retrying in %.1f s", what, exc, delay)
+        level = logging.ERROR if isinstance(exc, RegistrationRefused) else logging.WARNING
+        self._report(state, level, "%s failed (%s); retrying with backoff (next in %.1f s, at most every %.0f s)",
+                     what, exc, delay, self._retry.maximum)
         return delay
+
+    def _report(self, state: str, level: int, message: str, *args: Any) -> None:
+        """Log one line per change of state; the same failure again is logged at DEBUG only."""
+        with self._lock:
+            changed, self._reported = self._reported != state, state
+        log.log(level if changed else logging.DEBUG, message, *args)
