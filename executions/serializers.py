@@ -105,7 +105,7 @@ class ExecutionStatsSerializer(serializers.Serializer):
     total_duration = serializers.FloatField()
     start_time = serializers.DateTimeField(
         help_text="The window covered: the start_time asked for, or 24 hours before end_time (or now) without one.")
-    end_time = serializers.DateTimeField(allow_null=True, help_text="The end_time asked for; null: up to now.")
+    end_time = serializers.DateTimeField(help_text="The window's end: the end_time asked for, or now without one.")
 
 
 # The choices of CallbackSerializer.status, by name for SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]: two request
