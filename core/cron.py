@@ -257,6 +257,14 @@ _CACHE_SIZE = 4096
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
+def _fires_at_all(branch: croniter) -> bool:
+    try:
+        branch.get_next(datetime)
+    except CroniterBadDateError:
+        return False
+    return True
+
+
 def parse_cron(expression: str, timezone: str = "UTC") -> CronSchedule:
     """Parse and cache an expression for a zone; raise CronError with a precise message if unusable."""
     key = f"{timezone}|{expression}"
@@ -272,6 +280,9 @@ def parse_cron(expression: str, timezone: str = "UTC") -> CronSchedule:
         branches = [_build(branch, start) for branch in _branch_fields(fields)]
     except (CroniterError, ValueError, KeyError, IndexError):
         raise CronError(f"'{expression}': {_explain_bad_field(fields, _EPOCH)}") from None
+    # A branch that never fires (the 30th of February in ``0 0 30 2 1``) would cost croniter a long search
+    # on every call; cron fields repeat within a few decades, so none after 2000 means none ever.
+    branches = [branch for branch in branches if _fires_at_all(branch)] or branches[:1]
     schedule = CronSchedule(expression, branches, has_seconds=len(fields) == 6, tz=tz)
     with _CACHE_LOCK:
         _CACHE[key] = schedule
