@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
-from tests.api.helpers import assert_ok
+from tests.helpers import assert_ok
 
 STATUS = "/api/v1/scheduler/status"
 
