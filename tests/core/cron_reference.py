@@ -154,7 +154,8 @@ def cronsim_fires(expression: str, zone_name: str, start: datetime, count: int =
 
 
 def croniter_fires(expression: str, zone_name: str, start: datetime, count: int = FIRES) -> list[datetime]:
-    iterator = croniter(expression, start.astimezone(ZoneInfo(zone_name)))
+    iterator = croniter(expression, start.astimezone(ZoneInfo(zone_name)),
+                        second_at_beginning=len(expression.split()) == 6)
     return [iterator.get_next(datetime).astimezone(UTC) for _ in range(count)]
 
 
