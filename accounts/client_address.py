@@ -49,3 +49,10 @@ def client_address(request) -> str:
         if not trusted:
             return client
     return client
+
+
+def axes_client_address(request) -> str | None:
+    """``client_address`` for the login lockout, which stores it in an IP column (``inet`` on PostgreSQL):
+    None when the request has no peer address (a login made in-process, e.g. ``force_login``)."""
+    address = client_address(request)
+    return address if _trusted(address) is not None else None

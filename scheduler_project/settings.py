@@ -202,7 +202,7 @@ AXES_LOCKOUT_CALLABLE = "scheduler_project.security.lockout_response"
 # Lockouts and the failed-authentication throttle identify a client by its connection's address; behind a
 # reverse proxy list the proxies' networks (CIDRs) so that X-Forwarded-For is believed from them only.
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
-AXES_CLIENT_IP_CALLABLE = "accounts.client_address.client_address"
+AXES_CLIENT_IP_CALLABLE = "accounts.client_address.axes_client_address"
 # Password checks (PBKDF2: 0.3 s of CPU each here) run at most this many at a time per process; a login that
 # cannot start one within PASSWORD_CHECK_WAIT_SECONDS is answered 429 (busy) at once, so a flood of logins
 # holds neither the CPU nor the worker threads (bench/login_flood.py: 200 concurrent bad logins, other
