@@ -34,6 +34,14 @@ class TaskExecution(models.Model):
     retry_of = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries"
     )
+    # A workflow node's run (workflows/): the run and the node it belongs to, kept by its retries.
+    workflow_run = models.ForeignKey("workflows.WorkflowRun", on_delete=models.SET_NULL, null=True, blank=True,
+                                     related_name="node_executions")
+    workflow_node = models.ForeignKey("workflows.WorkflowNode", on_delete=models.SET_NULL, null=True, blank=True,
+                                      related_name="executions")
+    # "<run id>:<round>:<node name>" for a node's run, "" otherwise: part of the unique fire key, so a node
+    # starts at most once per round of its run (and a task in two nodes, or two workflows, never collides).
+    node_key = models.CharField(max_length=120, blank=True, default="")
 
     class Meta:
         db_table = "task_executions"
@@ -57,7 +65,7 @@ class TaskExecution(models.Model):
             # Exactly-once firing: two leaders in a split brain cannot both insert the same fire (or the
             # same retry of it); the loser's INSERT fails on this key.
             models.UniqueConstraint(
-                fields=["task", "scheduled_time", "trigger_type", "retry_count"], name="uk_task_fire"
+                fields=["task", "scheduled_time", "trigger_type", "retry_count", "node_key"], name="uk_task_fire"
             ),
         ]
 

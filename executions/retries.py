@@ -36,6 +36,8 @@ def schedule_retry(execution: TaskExecution, *, now: datetime) -> TaskExecution 
         task_id=execution.task_id, scheduled_time=execution.scheduled_time, trigger_type=execution.trigger_type,
         retry_count=attempt, parameters=execution.parameters, status=ExecutionStatus.PENDING,
         dispatch_after=now + timedelta(seconds=delay), retry_of=execution,
+        workflow_run_id=execution.workflow_run_id, workflow_node_id=execution.workflow_node_id,
+        node_key=execution.node_key,
     )
     try:
         with transaction.atomic():

@@ -25,6 +25,7 @@ from executions.models import TaskExecution
 from executions.retries import schedule_retry
 from executors.client import request_stop
 from scheduler_project.errors import DomainError, ErrorCode
+from workflows.runs import advance_after_node
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +123,10 @@ def finish(execution: TaskExecution, to: str, *, now: datetime, end_time: dateti
 
 def _after_ending(execution: TaskExecution, *, now: datetime) -> None:
     """What follows a run's end, in its transaction: the retry policy (one query for a failed run, none for
-    a success), and the finished counter once committed. Single and batched results both end through here."""
+    a success), a workflow run's advance (none for a run outside workflows), and the finished counter once
+    committed. Single and batched results both end through here."""
     schedule_retry(execution, now=now)
+    advance_after_node(execution, now=now)  # a workflow's next nodes start in this same transaction
     status = execution.status
     transaction.on_commit(lambda: count_finished(status))
 

@@ -37,6 +37,16 @@ class ErrorCode(IntEnum):
     EXECUTION_STATE_FORBIDS = 30002
     MAINTENANCE = 40001
     DATABASE_UNAVAILABLE = 40002
+    # Workflows (50001..): README "Workflows".
+    WORKFLOW_NOT_FOUND = 50001
+    WORKFLOW_NAME_EXISTS = 50002
+    WORKFLOW_CYCLE = 50003
+    WORKFLOW_TASK_UNAVAILABLE = 50004
+    WORKFLOW_UNREACHABLE_NODE = 50005
+    WORKFLOW_INVALID_GRAPH = 50006
+    WORKFLOW_RUN_NOT_FOUND = 50007
+    WORKFLOW_RUN_STATE_FORBIDS = 50008
+    WORKFLOW_STATE_FORBIDS = 50009
 
 
 _BUSINESS = {
@@ -53,6 +63,15 @@ _BUSINESS = {
     ErrorCode.EXECUTION_STATE_FORBIDS: (status.HTTP_409_CONFLICT, "执行状态不允许此操作"),
     ErrorCode.MAINTENANCE: (status.HTTP_503_SERVICE_UNAVAILABLE, "系统维护中"),
     ErrorCode.DATABASE_UNAVAILABLE: (status.HTTP_503_SERVICE_UNAVAILABLE, "数据库连接失败"),
+    ErrorCode.WORKFLOW_NOT_FOUND: (status.HTTP_404_NOT_FOUND, "工作流不存在"),
+    ErrorCode.WORKFLOW_NAME_EXISTS: (status.HTTP_409_CONFLICT, "工作流名称已存在"),
+    ErrorCode.WORKFLOW_CYCLE: (status.HTTP_400_BAD_REQUEST, "工作流存在环"),
+    ErrorCode.WORKFLOW_TASK_UNAVAILABLE: (status.HTTP_400_BAD_REQUEST, "工作流节点的任务不存在或已删除"),
+    ErrorCode.WORKFLOW_UNREACHABLE_NODE: (status.HTTP_400_BAD_REQUEST, "工作流节点不可达"),
+    ErrorCode.WORKFLOW_INVALID_GRAPH: (status.HTTP_400_BAD_REQUEST, "工作流结构无效"),
+    ErrorCode.WORKFLOW_RUN_NOT_FOUND: (status.HTTP_404_NOT_FOUND, "工作流运行不存在"),
+    ErrorCode.WORKFLOW_RUN_STATE_FORBIDS: (status.HTTP_409_CONFLICT, "工作流运行状态不允许此操作"),
+    ErrorCode.WORKFLOW_STATE_FORBIDS: (status.HTTP_409_CONFLICT, "工作流状态不允许此操作"),
 }
 
 _GENERIC_MESSAGES = {
@@ -254,6 +273,8 @@ _NOUN = {
     ErrorCode.TASK_NOT_FOUND: "task",
     ErrorCode.EXECUTOR_NOT_FOUND: "executor",
     ErrorCode.EXECUTION_NOT_FOUND: "execution",
+    ErrorCode.WORKFLOW_NOT_FOUND: "workflow",
+    ErrorCode.WORKFLOW_RUN_NOT_FOUND: "workflow run",
 }
 
 

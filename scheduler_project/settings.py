@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "executors",
     "executions",
     "loadbalance",
+    "workflows",  # DAGs of tasks: chains, fan-out, fan-in
     "scheduling",
     "monitoring",  # status, health and metrics endpoints; the cluster in the console
 ]

@@ -53,6 +53,7 @@ from loadbalance.services import Ranking, Rankings, record_failover
 from scheduler_project.config import tunable
 from scheduling.metrics import observe_dispatch_latency
 from tasks.choices import ExecutionMode
+from workflows.runs import dispatch_extras
 
 logger = logging.getLogger(__name__)
 # Executions in flight (claimed, POST not answered yet), at most this many per dispatch worker: it bounds
@@ -84,6 +85,7 @@ def execute_payload(execution: TaskExecution) -> dict:
         "retry_count": execution.retry_count,
         "scheduled_time": execution.scheduled_time.isoformat().replace("+00:00", "Z"),
         "callback_url": callback_url(execution.pk),
+        **dispatch_extras(execution),  # a workflow node's run id and its parents' results
     }
 
 

@@ -23,6 +23,7 @@ from scheduling.housekeeping import PeriodicPurge
 from scheduling.leader import LeaderLock
 from scheduling.metrics import observe_tick, set_leader
 from scheduling.models import SchedulerInstance
+from scheduling.workflow_firing import fire_due_workflows
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +169,8 @@ class SchedulerNode:
                                  ahead=self.fire_ahead, on_written=lambda rows: self.dispatcher.stage(rows, now))
         # Dispatch before firing: staged runs due now leave first; runs fired now are dispatched next tick,
         # which follows at once (a step that did work makes the loop go again without waiting).
-        for step in (self.dispatcher.dispatch_pending, fire, self.dispatcher.sweep_timeouts):
+        fire_workflows = functools.partial(fire_due_workflows, still_leading=lambda: self._still_leading(now))
+        for step in (self.dispatcher.dispatch_pending, fire, fire_workflows, self.dispatcher.sweep_timeouts):
             if not self._still_leading(now):
                 return False
             work += step(now)

@@ -1,0 +1,287 @@
+"""Writes to workflows and their runs. Each service is one transaction, takes ``now`` and raises DomainError.
+
+A workflow's graph is checked as a whole before anything is written (``core.workflows.dag_problem``, and
+every node's task must exist and not be deleted), so a refused save leaves no half-written graph.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from core.cron import CronError
+from core.policy import FireAction, FirePlan, decide_fire
+from core.states import ExecutionStatus
+from core.workflows import Edge, ProblemKind, dag_problem
+from executions.models import TaskExecution
+from executions.services import finish, logs_with, notify_executor_stop, retried_on_deadlock, transition_many
+from scheduler_project.errors import DomainError, ErrorCode
+from tasks.choices import ONE_SHOT_TYPES, ExecutionMode, TaskStatus
+from tasks.models import Task
+from tasks.services import check_schedule_fields, next_fire_after
+from workflows.choices import ACTIVE_RUN_STATUSES, EdgeCondition, WorkflowRunStatus, WorkflowStatus
+from workflows.models import MAX_NODES, Workflow, WorkflowEdge, WorkflowNode, WorkflowRun
+from workflows.runs import begin, create_run, node_states, start_next_waiting
+
+_SCHEDULE_FIELDS = {"schedule_type", "cron_expression", "interval_seconds", "start_at", "run_at", "timezone",
+                    "status"}
+_PROBLEM_CODES = {ProblemKind.CYCLE: ErrorCode.WORKFLOW_CYCLE,
+                  ProblemKind.UNREACHABLE: ErrorCode.WORKFLOW_UNREACHABLE_NODE}
+
+
+# --- workflows -------------------------------------------------------------------------------------------
+
+def check_graph(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> None:
+    """Refuse a graph that cannot run: too many nodes, a repeated name, a cycle, an edge to an unknown
+    node, a node that can never run, or a node whose task is missing or deleted."""
+    if len(nodes) > MAX_NODES:
+        raise DomainError(ErrorCode.WORKFLOW_INVALID_GRAPH, f"a workflow has at most {MAX_NODES} nodes",
+                          {"nodes": len(nodes), "max": MAX_NODES})
+    names = [node["name"] for node in nodes]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DomainError(ErrorCode.WORKFLOW_INVALID_GRAPH, f"node names must be unique: {', '.join(repeated)}",
+                          {"names": repeated})
+    problem = dag_problem(names, [_edge(edge) for edge in edges])
+    if problem is not None:
+        code = _PROBLEM_CODES.get(problem.kind, ErrorCode.WORKFLOW_INVALID_GRAPH)
+        raise DomainError(code, problem.error, {"problem": problem.kind.value, **problem.details})
+    task_ids = {node["task_id"] for node in nodes}
+    usable = set(Task.objects.filter(pk__in=task_ids).exclude(status=TaskStatus.DELETED).values_list("pk", flat=True))
+    unusable = [node for node in nodes if node["task_id"] not in usable]
+    if unusable:
+        node = unusable[0]
+        raise DomainError(ErrorCode.WORKFLOW_TASK_UNAVAILABLE,
+                          f"node '{node['name']}': task '{node['task_id']}' does not exist or is deleted",
+                          {"node": node["name"], "task_id": node["task_id"]})
+
+
+def _edge(edge: dict[str, Any]) -> Edge:
+    return Edge(edge["parent"], edge["child"], edge.get("condition") or EdgeCondition.ON_SUCCESS)
+
+
+def _check_schedule(workflow: Workflow, now: datetime, *, run_at_changed: bool) -> None:
+    if not workflow.schedule_type:
+        return
+    check_schedule_fields(workflow, now, run_at_changed=run_at_changed)
+    try:
+        workflow.schedule().next_after(now)
+    except (CronError, ValueError) as exc:
+        raise DomainError(ErrorCode.INVALID_CRON, str(exc), {"field": "cron_expression"}) from None
+
+
+def _next_fire(workflow: Workflow, now: datetime) -> datetime | None:
+    if not workflow.schedule_type:
+        return None
+    return next_fire_after(workflow, now)
+
+
+def _save_graph(workflow: Workflow, nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> None:
+    """Replace the graph, keeping the rows (and so the history links) of nodes whose name stays."""
+    existing = {node.name: node for node in workflow.nodes.all()}
+    kept = {}
+    for position, data in enumerate(nodes):
+        node = existing.get(data["name"]) or WorkflowNode(workflow=workflow, name=data["name"])
+        node.task_id, node.parameters, node.position = data["task_id"], data.get("parameters") or {}, position
+        node.save()
+        kept[node.name] = node
+    workflow.edges.all().delete()
+    WorkflowNode.objects.filter(workflow=workflow).exclude(pk__in=[n.pk for n in kept.values()]).delete()
+    WorkflowEdge.objects.bulk_create([
+        WorkflowEdge(workflow=workflow, parent=kept[edge["parent"]], child=kept[edge["child"]],
+                     condition=edge.get("condition") or EdgeCondition.ON_SUCCESS)
+        for edge in edges
+    ])
+
+
+def _save_with_unique_name(workflow: Workflow, **save_kwargs: Any) -> None:
+    clash = Workflow.objects.filter(name=workflow.name).exclude(pk=workflow.pk).values_list("pk", flat=True).first()
+    if clash is None:
+        try:
+            with transaction.atomic():
+                workflow.save(**save_kwargs)
+            return
+        except IntegrityError:
+            clash = Workflow.objects.filter(name=workflow.name).exclude(pk=workflow.pk).values_list(
+                "pk", flat=True).first()
+            if clash is None:
+                raise
+    raise DomainError(ErrorCode.WORKFLOW_NAME_EXISTS, f"a workflow named '{workflow.name}' already exists",
+                      {"field": "name", "value": workflow.name, "existing_workflow_id": clash})
+
+
+@transaction.atomic
+def workflow_create(*, data: dict[str, Any], nodes: list[dict], edges: list[dict], now: datetime) -> Workflow:
+    """A new workflow with its graph; scheduled from ``now`` when it has a schedule and is active."""
+    check_graph(nodes, edges)
+    workflow = Workflow(**data)
+    _check_schedule(workflow, now, run_at_changed=True)
+    workflow.next_run_time = _next_fire(workflow, now)
+    _save_with_unique_name(workflow, force_insert=True)
+    _save_graph(workflow, nodes, edges)
+    return workflow
+
+
+def _locked(workflow_id: str) -> Workflow:
+    try:
+        return Workflow.objects.select_for_update().get(pk=workflow_id)
+    except Workflow.DoesNotExist:
+        raise DomainError(ErrorCode.WORKFLOW_NOT_FOUND, f"workflow '{workflow_id}' does not exist") from None
+
+
+@retried_on_deadlock
+@transaction.atomic
+def workflow_update(*, workflow_id: str, data: dict[str, Any], nodes: list[dict] | None = None,
+                    edges: list[dict] | None = None, now: datetime) -> Workflow:
+    """Change fields and/or the graph (``nodes`` and ``edges`` replace it together). Runs in progress keep
+    the graph they started with."""
+    workflow = _locked(workflow_id)
+    if nodes is not None or edges is not None:
+        if nodes is None:
+            nodes = [{"name": n.name, "task_id": n.task_id, "parameters": n.parameters} for n in workflow.nodes.all()]
+        edges = edges if edges is not None else []
+        check_graph(nodes, edges)
+    reschedule = any(field in _SCHEDULE_FIELDS and value != getattr(workflow, field) for field, value in data.items())
+    run_at_changed = "run_at" in data and data["run_at"] != workflow.run_at
+    for field, value in data.items():
+        setattr(workflow, field, value)
+    _check_schedule(workflow, now, run_at_changed=run_at_changed)
+    if reschedule:
+        workflow.finished_at = None
+        workflow.next_run_time = _next_fire(workflow, now)
+    _save_with_unique_name(workflow)
+    if nodes is not None:
+        _save_graph(workflow, nodes, edges)
+    return workflow
+
+
+@transaction.atomic
+def workflow_delete(*, workflow_id: str) -> None:
+    """Delete a workflow and its runs' records; its node executions stay in the history. Refused while a
+    run is pending or running (cancel it first)."""
+    workflow = _locked(workflow_id)
+    if workflow.runs.filter(status__in=ACTIVE_RUN_STATUSES).exists():
+        raise DomainError(ErrorCode.WORKFLOW_STATE_FORBIDS, "the workflow has a run in progress: cancel it first",
+                          {"workflow_id": workflow.pk})
+    workflow.delete()
+
+
+# --- runs ------------------------------------------------------------------------------------------------
+
+@retried_on_deadlock
+@transaction.atomic
+def workflow_trigger(*, workflow_id: str, parameters: dict[str, Any] | None, now: datetime) -> WorkflowRun:
+    """A run now, whatever the overlap policy (as a task's manual trigger bypasses its execution mode);
+    ``parameters`` override every node's."""
+    workflow = _locked(workflow_id)
+    scheduled = now
+    for _ in range(5):
+        try:
+            return create_run(workflow, scheduled_time=scheduled, trigger_type="manual", parameters=parameters,
+                              now=now)
+        except IntegrityError:
+            scheduled += timedelta(microseconds=1)  # two triggers in one microsecond share the fire key
+    raise DomainError(ErrorCode.CONFLICT, "too many simultaneous triggers of this workflow; try again")
+
+
+def _run(run_id: str) -> WorkflowRun:
+    try:
+        return WorkflowRun.objects.select_for_update().get(pk=run_id)
+    except WorkflowRun.DoesNotExist:
+        raise DomainError(ErrorCode.WORKFLOW_RUN_NOT_FOUND, f"workflow run '{run_id}' does not exist") from None
+
+
+def _forbid_run(run: WorkflowRun, action: str, allowed: set[str]) -> DomainError:
+    return DomainError(ErrorCode.WORKFLOW_RUN_STATE_FORBIDS,
+                       f"cannot {action} a workflow run whose status is '{run.status}'",
+                       {"workflow_run_id": run.pk, "status": run.status, "allowed": sorted(allowed)})
+
+
+@retried_on_deadlock
+@transaction.atomic
+def run_cancel(*, run_id: str, now: datetime) -> WorkflowRun:
+    """Cancel a pending or running run: its waiting nodes are withdrawn, its running ones stopped (their
+    executors told after commit), and no node starts after this.
+
+    Lock order: the run's active executions first (a node ending right now finishes its advance), then the
+    run, the order in which a node's end takes them, so the two never deadlock.
+    """
+    list(TaskExecution.objects.select_for_update().filter(
+        workflow_run_id=run_id, status__in=[ExecutionStatus.PENDING, ExecutionStatus.RUNNING]).order_by("pk")
+        .values_list("pk", flat=True))
+    run = _run(run_id)
+    if run.status not in ACTIVE_RUN_STATUSES:
+        raise _forbid_run(run, "cancel", set(ACTIVE_RUN_STATUSES))
+    run.status, run.ended_at, run.reason = WorkflowRunStatus.CANCELLED, now, "cancelled by operator"
+    run.save(update_fields=["status", "ended_at", "reason"])
+    nodes = TaskExecution.objects.filter(workflow_run=run)
+    pending = list(nodes.filter(status=ExecutionStatus.PENDING).values_list("pk", flat=True))
+    if pending:
+        transition_many(pending, ExecutionStatus.CANCELLED, expected=ExecutionStatus.PENDING, end_time=now,
+                        logs="cancelled before dispatch: workflow run cancelled")
+    for execution in nodes.filter(status=ExecutionStatus.RUNNING):
+        if finish(execution, ExecutionStatus.CANCELLED, now=now,
+                  logs=logs_with(execution.logs, "stopped: workflow run cancelled")):
+            transaction.on_commit(lambda pk=execution.pk: notify_executor_stop(pk))
+    start_next_waiting(run.workflow_id, now=now)
+    return run
+
+
+@retried_on_deadlock
+@transaction.atomic
+def run_rerun(*, run_id: str, now: datetime) -> WorkflowRun:
+    """Run a failed run again from its failures: a new round in which the failed nodes start again and the
+    skipped ones are decided anew; nodes that succeeded keep their results."""
+    run = _run(run_id)
+    if run.status != WorkflowRunStatus.FAILED:
+        raise _forbid_run(run, "re-run", {WorkflowRunStatus.FAILED})
+    run.round += 1
+    run.ended_at, run.reason = None, ""
+    run.save(update_fields=["round", "ended_at", "reason"])
+    begin(run, now=now)
+    return run
+
+
+def run_node_states(run: WorkflowRun) -> dict[str, str]:
+    return {name: state.value for name, state in node_states(run).items()}
+
+
+# --- firing: called by the engine's step (scheduling.workflow_firing) -------------------------------------
+
+def fire_workflow(workflow: Workflow, plan: FirePlan, note: str, *, now: datetime) -> int:
+    """Record one due workflow's plan, in one transaction: the compare-and-set on the next_run_time read
+    (an edit or another leader wins), then a run per planned time through the overlap policy. Returns the
+    runs written (0 when the compare-and-set lost)."""
+    finishes = plan.next_run_time is None and workflow.schedule_type in ONE_SHOT_TYPES
+    with transaction.atomic():
+        moved = Workflow.objects.filter(pk=workflow.pk, status=WorkflowStatus.ACTIVE,
+                                        next_run_time=workflow.next_run_time).update(
+            next_run_time=plan.next_run_time, **({"finished_at": now} if finishes else {}))
+        if not moved:
+            return 0
+        for scheduled in plan.skip:
+            create_run(workflow, scheduled_time=scheduled, trigger_type="scheduled", now=now,
+                       status=WorkflowRunStatus.SKIPPED, reason=note)
+        for scheduled in plan.run:
+            status, reason = _overlap(workflow)
+            create_run(workflow, scheduled_time=scheduled, trigger_type="scheduled", now=now, status=status,
+                       reason="\n".join(filter(None, [note, reason])))
+    return len(plan.skip) + len(plan.run)
+
+
+def _overlap(workflow: Workflow) -> tuple[str, str]:
+    """The overlap policy applied to a new scheduled run: (its status, why)."""
+    running = workflow.runs.filter(status=WorkflowRunStatus.RUNNING).count()
+    waiting = workflow.runs.filter(status=WorkflowRunStatus.PENDING).count()
+    decision = decide_fire(workflow.overlap_policy, running=running, waiting=waiting)
+    if decision.action is FireAction.SKIP:
+        return WorkflowRunStatus.SKIPPED, decision.reason
+    if workflow.overlap_policy == ExecutionMode.SEQUENTIAL and running + waiting:
+        return WorkflowRunStatus.PENDING, "waiting for the previous run"
+    return WorkflowRunStatus.RUNNING, ""
+
+
+def park_broken(workflow: Workflow, *, now: datetime, retry: timedelta) -> None:
+    Workflow.objects.filter(pk=workflow.pk, next_run_time=workflow.next_run_time).update(next_run_time=now + retry)
