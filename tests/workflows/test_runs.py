@@ -1,0 +1,231 @@
+"""Workflow runs, through the services and the single point where node executions end (finish())."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from executions.choices import ExecutionStatus
+from executions.models import TaskExecution
+from executions.services import apply_callbacks, finish, transition_many
+from scheduler_project.errors import DomainError, ErrorCode
+from scheduling.dispatch import execute_payload
+from workflows import services
+from workflows.choices import WorkflowRunStatus
+from workflows.runs import PARENT_RESULT_MAX_BYTES
+from workflows.services import run_cancel, run_rerun, workflow_create, workflow_trigger
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def make_workflow(make_task):
+    """``make_workflow("a>b", "a>c:on_failure", nodes="abc")``: a workflow whose nodes each run a task of
+    their own (or ``tasks={"a": task}``), with ``a>b`` edges (``:condition`` optional)."""
+
+    def make(*edges: str, nodes: str = "", tasks: dict | None = None, **fields):
+        names = list(nodes) or sorted({end for edge in edges for end in edge.split(":")[0].split(">")})
+        tasks = tasks or {}
+        node_rows = [{"name": name, "task_id": (tasks.get(name) or make_task(max_retry=0)).pk} for name in names]
+        edge_rows = []
+        for edge in edges:
+            pair, _, condition = edge.partition(":")
+            parent, child = pair.split(">")
+            edge_rows.append({"parent": parent, "child": child, "condition": condition or "on_success"})
+        return workflow_create(data={"name": f"wf-{len(names)}-{id(edge_rows)}", **fields}, nodes=node_rows,
+                               edges=edge_rows, now=timezone.now())
+
+    return make
+
+
+def execs(run, name=None):
+    rows = TaskExecution.objects.filter(workflow_run=run).order_by("created_at", "retry_count")
+    return [row for row in rows if name is None or row.node_key.endswith(f":{name}")]
+
+
+def status_of(run) -> dict[str, str]:
+    """Each node's latest execution status."""
+    return {row.node_key.split(":", 2)[2]: row.status for row in execs(run)}
+
+
+def end(run, name, status=ExecutionStatus.SUCCESS, result=None):
+    row = [r for r in execs(run, name) if r.status in (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)][-1]
+    assert finish(row, status, now=timezone.now(), result=result)
+    run.refresh_from_db()
+
+
+def trigger(workflow, parameters=None):
+    return workflow_trigger(workflow_id=workflow.pk, parameters=parameters, now=timezone.now())
+
+
+def test_linear_chain_runs_each_node_after_its_parent(make_workflow):
+    run = trigger(make_workflow("a>b", "b>c"))
+    assert status_of(run) == {"a": "pending"}
+    end(run, "a")
+    assert status_of(run) == {"a": "success", "b": "pending"}
+    end(run, "b")
+    end(run, "c")
+    assert run.status == WorkflowRunStatus.SUCCESS and run.ended_at is not None
+    assert all(row.workflow_node_id and row.scheduled_time == run.scheduled_time for row in execs(run))
+
+
+def test_fan_out_starts_siblings_together_and_fan_in_waits_for_every_parent(make_workflow):
+    run = trigger(make_workflow("a>b", "a>c", "b>d", "c>d"))
+    end(run, "a")
+    assert status_of(run) == {"a": "success", "b": "pending", "c": "pending"}
+    end(run, "b")
+    assert "d" not in status_of(run)
+    end(run, "c")
+    assert status_of(run)["d"] == "pending"
+    end(run, "d")
+    assert run.status == WorkflowRunStatus.SUCCESS
+
+
+def test_fan_in_of_parents_ending_in_one_batch_starts_the_child_once(make_workflow, make_executor):
+    run = trigger(make_workflow("a>b", "a>c", "b>d", "c>d"))
+    end(run, "a")
+    executor = make_executor()
+    ids = [execs(run, name)[0].pk for name in "bc"]
+    transition_many(ids, ExecutionStatus.RUNNING, expected=ExecutionStatus.PENDING, executor=executor)
+    from executions.services import ResultReport
+    apply_callbacks(executor_id=executor.pk, reports=[ResultReport(pk, "success") for pk in ids], now=timezone.now())
+    assert len(execs(run, "d")) == 1 and execs(run, "d")[0].status == "pending"
+
+
+def test_on_failure_branch_runs_and_handles_the_failure(make_workflow):
+    run = trigger(make_workflow("a>ok", "a>fix:on_failure"))
+    end(run, "a", ExecutionStatus.FAILED)
+    assert status_of(run) == {"a": "failed", "ok": "skipped", "fix": "pending"}
+    end(run, "fix")
+    assert run.status == WorkflowRunStatus.SUCCESS
+
+
+def test_skipped_branch_records_the_reason_and_an_unhandled_failure_fails_the_run(make_workflow):
+    run = trigger(make_workflow("a>b", "b>c"))
+    end(run, "a", ExecutionStatus.TIMEOUT)
+    skipped = execs(run, "b")[0]
+    assert skipped.status == "skipped" and "'a'" in skipped.logs and "on_success" in skipped.logs
+    assert status_of(run)["c"] == "skipped"
+    assert run.status == WorkflowRunStatus.FAILED and "a" in run.reason
+
+
+def test_a_retry_keeps_the_node_active_and_linked(make_workflow, make_task):
+    run = trigger(make_workflow("a>b", tasks={"a": make_task(max_retry=1)}))
+    end(run, "a", ExecutionStatus.FAILED)
+    first, retry = execs(run, "a")
+    assert retry.status == "pending" and retry.retry_count == 1 and retry.node_key == first.node_key
+    assert "b" not in status_of(run) and run.status == WorkflowRunStatus.RUNNING
+    end(run, "a")
+    assert status_of(run)["b"] == "pending"
+
+
+def test_concurrency_limit_bounds_the_fan_out(make_workflow):
+    run = trigger(make_workflow("r>a", "r>b", "r>c", max_parallel_nodes=2))
+    end(run, "r")
+    assert sorted(status_of(run)) == ["a", "b", "r"]
+    end(run, "a")
+    assert status_of(run)["c"] == "pending"
+
+
+def test_cycle_is_refused_and_nothing_is_written(make_task):
+    a, b = make_task(), make_task()
+    with pytest.raises(DomainError) as refused:
+        workflow_create(data={"name": "loop"}, now=timezone.now(),
+                        nodes=[{"name": "a", "task_id": a.pk}, {"name": "b", "task_id": b.pk}],
+                        edges=[{"parent": "a", "child": "b"}, {"parent": "b", "child": "a"}])
+    assert refused.value.code == ErrorCode.WORKFLOW_CYCLE and refused.value.details["cycle"]
+    from workflows.models import Workflow
+    assert not Workflow.objects.exists()
+
+
+def test_a_node_of_a_deleted_task_is_refused(make_task):
+    gone = make_task(status="deleted")
+    with pytest.raises(DomainError) as refused:
+        workflow_create(data={"name": "x"}, nodes=[{"name": "a", "task_id": gone.pk}], edges=[], now=timezone.now())
+    assert refused.value.code == ErrorCode.WORKFLOW_TASK_UNAVAILABLE
+
+
+def test_cancel_withdraws_pending_nodes_stops_running_ones_and_starts_nothing_after(make_workflow, make_executor):
+    run = trigger(make_workflow("a>c", "b>c"))
+    a, b = execs(run, "a")[0], execs(run, "b")[0]
+    transition_many([a.pk], ExecutionStatus.RUNNING, expected=ExecutionStatus.PENDING, executor=make_executor())
+    run = run_cancel(run_id=run.pk, now=timezone.now())
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert run.status == WorkflowRunStatus.CANCELLED
+    assert a.status == "cancelled" and b.status == "cancelled"
+    assert "c" not in status_of(run)
+    with pytest.raises(DomainError) as refused:
+        run_cancel(run_id=run.pk, now=timezone.now())
+    assert refused.value.code == ErrorCode.WORKFLOW_RUN_STATE_FORBIDS
+
+
+def test_rerun_starts_the_failed_nodes_again_and_keeps_the_successes(make_workflow):
+    run = trigger(make_workflow("a>b", "b>c"))
+    end(run, "a")
+    end(run, "b", ExecutionStatus.FAILED)
+    assert run.status == WorkflowRunStatus.FAILED
+    run = run_rerun(run_id=run.pk, now=timezone.now())
+    assert run.status == WorkflowRunStatus.RUNNING and run.round == 2
+    assert len(execs(run, "a")) == 1 and [r.status for r in execs(run, "b")] == ["failed", "pending"]
+    end(run, "b")
+    end(run, "c")
+    assert run.status == WorkflowRunStatus.SUCCESS
+
+
+def test_only_a_failed_run_can_be_rerun(make_workflow):
+    run = trigger(make_workflow("a>b"))
+    with pytest.raises(DomainError) as refused:
+        run_rerun(run_id=run.pk, now=timezone.now())
+    assert refused.value.code == ErrorCode.WORKFLOW_RUN_STATE_FORBIDS
+
+
+def test_dispatch_carries_the_run_and_the_parents_results_bounded(make_workflow):
+    run = trigger(make_workflow("a>c", "b>c"), parameters={"day": "2024-01-01"})
+    end(run, "a", result={"rows": 3})
+    end(run, "b", result={"blob": "x" * PARENT_RESULT_MAX_BYTES})
+    child = execs(run, "c")[0]
+    payload = execute_payload(TaskExecution.objects.select_related("task").get(pk=child.pk))
+    assert payload["workflow_run_id"] == run.pk and payload["workflow_node"] == "c"
+    assert payload["parent_results"]["a"] == {"status": "success", "result": {"rows": 3}}
+    assert payload["parent_results"]["b"]["result"]["truncated"] is True
+    assert payload["parameters"]["day"] == "2024-01-01"
+
+
+def test_a_plain_execution_dispatch_has_no_workflow_fields(make_execution):
+    payload = execute_payload(make_execution())
+    assert "workflow_run_id" not in payload
+
+
+def test_schedule_fires_a_run_once_and_sequential_overlap_waits(make_workflow):
+    from scheduling.workflow_firing import fire_due_workflows
+    workflow = make_workflow("a>b", schedule_type="interval", interval_seconds=60, overlap_policy="sequential")
+    first = workflow.next_run_time
+    assert fire_due_workflows(first) == 1 and fire_due_workflows(first) == 0
+    assert fire_due_workflows(first + timedelta(seconds=60)) == 1
+    runs = list(workflow.runs.order_by("scheduled_time"))
+    assert [r.status for r in runs] == ["running", "pending"]
+    run = runs[0]
+    end(run, "a")
+    end(run, "b")
+    runs[1].refresh_from_db()
+    assert runs[1].status == WorkflowRunStatus.RUNNING and status_of(runs[1]) == {"a": "pending"}
+
+
+def test_skip_overlap_records_a_skipped_run(make_workflow):
+    from scheduling.workflow_firing import fire_due_workflows
+    workflow = make_workflow("a>b", schedule_type="interval", interval_seconds=60, overlap_policy="skip")
+    first = workflow.next_run_time
+    fire_due_workflows(first)
+    fire_due_workflows(first + timedelta(seconds=60))
+    assert [r.status for r in workflow.runs.order_by("scheduled_time")] == ["running", "skipped"]
+
+
+def test_delete_is_refused_while_a_run_is_in_progress(make_workflow):
+    workflow = make_workflow("a>b")
+    trigger(workflow)
+    with pytest.raises(DomainError) as refused:
+        services.workflow_delete(workflow_id=workflow.pk)
+    assert refused.value.code == ErrorCode.WORKFLOW_STATE_FORBIDS
