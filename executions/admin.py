@@ -82,7 +82,8 @@ class TaskExecutionAdmin(admin.ModelAdmin):
     raw_id_fields = ["task", "executor", "retry_of"]
     actions = ["stop_selected", "rerun_selected"]
     fieldsets = [
-        (None, {"fields": ["task_link", "executor_link", "status_badge", "trigger_type", "attempt", "progress"]}),
+        (None, {"fields": ["task_link", "executor_link", "status_badge", "trigger_type", "attempt", "progress",
+                           "workflow_run_link"]}),
         ("Timing (UTC)", {"fields": ["scheduled", "dispatch_after_at", "started", "deadline_at", "ended",
                                      "duration"]}),
         ("Parameters", {"fields": ["parameters_pretty"]}),
@@ -93,7 +94,7 @@ class TaskExecutionAdmin(admin.ModelAdmin):
     ]
     readonly_fields = ["task_link", "executor_link", "status_badge", "attempt", "progress", "scheduled",
                        "dispatch_after_at", "started", "deadline_at", "ended", "duration",
-                       "parameters_pretty", "result_pretty", "logs_block", "lineage"]
+                       "parameters_pretty", "result_pretty", "logs_block", "lineage", "workflow_run_link"]
 
     # History is written by the scheduler and executors; operators read it, stop runs and re-run them.
     def has_add_permission(self, request):
@@ -126,6 +127,14 @@ class TaskExecutionAdmin(admin.ModelAdmin):
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):
         return badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="Workflow run")
+    def workflow_run_link(self, obj):
+        if obj.workflow_run_id is None:
+            return EMPTY
+        node = obj.node_key.split(":", 2)[-1]
+        url = reverse("admin:workflows_workflowrun_change", args=[quote(obj.workflow_run_id)])
+        return format_html('<a href="{}">{}</a> (node {})', url, obj.workflow_run_id[:8], node)
 
     @admin.display(description="Trigger", ordering="trigger_type")
     def trigger(self, obj):

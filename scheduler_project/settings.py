@@ -275,6 +275,9 @@ SPECTACULAR_SETTINGS = {
         "ExecutorStatusEnum": "executors.choices.ExecutorStatus",
         "ExecutionStatusEnum": "executions.choices.ExecutionStatus",
         "CallbackStatusEnum": "executions.serializers.CALLBACK_STATUS_CHOICES",
+        "WorkflowStatusEnum": "workflows.choices.WorkflowStatus",
+        "WorkflowRunStatusEnum": "workflows.choices.WorkflowRunStatus",
+        "ExecutionModeEnum": "tasks.choices.ExecutionMode",
     },
 }
 

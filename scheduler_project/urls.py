@@ -14,6 +14,7 @@ from monitoring.prometheus import metrics_view
 from monitoring.views import HealthView, RunningExecutionsView, SchedulerMetricsView, SchedulerStatusView
 from scheduler_project.errors import json_error_view
 from tasks.views import TaskViewSet
+from workflows.views import WorkflowRunViewSet, WorkflowViewSet
 
 # An optional trailing slash. Written as a non-capturing group (not ``/?``) so that the OpenAPI schema,
 # which simplifies each regex into a path, lists the spec's paths as written: ``/api/v1/tasks/{id}``.
@@ -32,6 +33,8 @@ router = OptionalSlashRouter()
 router.register("tasks", TaskViewSet, basename="task")
 router.register("executors", ExecutorViewSet, basename="executor")
 router.register("executions", ExecutionViewSet, basename="execution")
+router.register("workflows", WorkflowViewSet, basename="workflow")
+router.register("workflow-runs", WorkflowRunViewSet, basename="workflow-run")
 
 api_v1 = [
     re_path(rf"^health{OPTIONAL_SLASH}$", HealthView.as_view(), name="health"),

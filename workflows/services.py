@@ -23,9 +23,9 @@ from tasks.models import Task
 from tasks.services import check_schedule_fields, next_fire_after
 from workflows.choices import ACTIVE_RUN_STATUSES, EdgeCondition, WorkflowRunStatus, WorkflowStatus
 from workflows.models import MAX_NODES, Workflow, WorkflowEdge, WorkflowNode, WorkflowRun
-from workflows.runs import begin, create_run, node_states, start_next_waiting
+from workflows.runs import begin, create_run, node_states, snapshot, start_next_waiting
 
-_SCHEDULE_FIELDS = {"schedule_type", "cron_expression", "interval_seconds", "start_at", "run_at", "timezone",
+SCHEDULE_FIELDS = {"schedule_type", "cron_expression", "interval_seconds", "start_at", "run_at", "timezone",
                     "status"}
 _PROBLEM_CODES = {ProblemKind.CYCLE: ErrorCode.WORKFLOW_CYCLE,
                   ProblemKind.UNREACHABLE: ErrorCode.WORKFLOW_UNREACHABLE_NODE}
@@ -143,7 +143,7 @@ def workflow_update(*, workflow_id: str, data: dict[str, Any], nodes: list[dict]
             nodes = [{"name": n.name, "task_id": n.task_id, "parameters": n.parameters} for n in workflow.nodes.all()]
         edges = edges if edges is not None else []
         check_graph(nodes, edges)
-    reschedule = any(field in _SCHEDULE_FIELDS and value != getattr(workflow, field) for field, value in data.items())
+    reschedule = any(field in SCHEDULE_FIELDS and value != getattr(workflow, field) for field, value in data.items())
     run_at_changed = "run_at" in data and data["run_at"] != workflow.run_at
     for field, value in data.items():
         setattr(workflow, field, value)
@@ -154,6 +154,22 @@ def workflow_update(*, workflow_id: str, data: dict[str, Any], nodes: list[dict]
     _save_with_unique_name(workflow)
     if nodes is not None:
         _save_graph(workflow, nodes, edges)
+    return workflow
+
+
+@transaction.atomic
+def workflow_saved_elsewhere(*, workflow_id: str, now: datetime, reschedule: bool) -> Workflow:
+    """For a workflow whose rows were written directly (the console's inlines), in that transaction: the
+    same checks as ``workflow_update`` on what was written (a refusal rolls it all back), and the next fire
+    recomputed when the schedule changed."""
+    workflow = _locked(workflow_id)
+    graph = snapshot(workflow)
+    check_graph(graph["nodes"], graph["edges"])
+    _check_schedule(workflow, now, run_at_changed=reschedule)
+    if reschedule:
+        workflow.finished_at = None
+        workflow.next_run_time = _next_fire(workflow, now)
+        workflow.save(update_fields=["finished_at", "next_run_time", "updated_at"])
     return workflow
 
 

@@ -49,6 +49,7 @@ from scheduler_sdk.signing import signature_headers
 from tasks.choices import TaskStatus
 from tasks.models import Task, TaskExecutor
 from tests.fuzz import tally
+from workflows.models import Workflow, WorkflowNode, WorkflowRun
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "20"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261123"))
@@ -70,8 +71,13 @@ PASSWORD_HASH = make_password(PASSWORD)  # hashed once: each hash takes a delibe
 # Signed now for the user the fixture creates with this id and password (tokens are bound to the password):
 # valid for the refresh lifetime (hours).
 REFRESH_TOKEN = str(RefreshToken.for_user(get_user_model()(id=USER_ID, username=USERNAME, password=PASSWORD_HASH)))
+WORKFLOW_ID = "fuzz-workflow"
+IDLE_WORKFLOW_ID = "fuzz-workflow-idle"
+RUNNING_RUN_ID = "fuzz-workflow-run-running"
+FAILED_RUN_ID = "fuzz-workflow-run-failed"
 KNOWN_IDS = {
-    "id": [TASK_ID, PAUSED_TASK_ID, EXECUTOR_ID, RUNNING_EXECUTION_ID, FINISHED_EXECUTION_ID],
+    "id": [TASK_ID, PAUSED_TASK_ID, EXECUTOR_ID, RUNNING_EXECUTION_ID, FINISHED_EXECUTION_ID, WORKFLOW_ID,
+           IDLE_WORKFLOW_ID, RUNNING_RUN_ID, FAILED_RUN_ID],
     "executor_id": [EXECUTOR_ID],
 }
 
@@ -95,6 +101,18 @@ def known_rows(db) -> None:
                                  status=ExecutionStatus.SUCCESS, scheduled_time=now - timedelta(minutes=5),
                                  start_time=now - timedelta(minutes=5), end_time=now - timedelta(minutes=4),
                                  result={"ok": True}, logs="done\n")
+    _known_workflows(task, now)
+
+
+def _known_workflows(task: Task, now) -> None:
+    """A workflow with a running and a failed run, and one without runs (which may be deleted)."""
+    for workflow_id in (WORKFLOW_ID, IDLE_WORKFLOW_ID):
+        workflow = Workflow.objects.create(id=workflow_id, name=workflow_id)
+        WorkflowNode.objects.create(workflow=workflow, name="only", task=task)
+    graph = {"nodes": [{"name": "only", "node_id": None, "task_id": task.pk, "parameters": {}}], "edges": []}
+    for run_id, run_status, minutes in ((RUNNING_RUN_ID, "running", 1), (FAILED_RUN_ID, "failed", 2)):
+        WorkflowRun.objects.create(id=run_id, workflow_id=WORKFLOW_ID, status=run_status, graph=graph,
+                                   scheduled_time=now - timedelta(minutes=minutes), started_at=now)
 
 
 @pytest.fixture
@@ -241,6 +259,22 @@ KNOWN_GOOD_REQUESTS = {
         {"body": {"results": [{"execution_id": RUNNING_EXECUTION_ID, "status": "success", "result": {"rows": 3}},
                               {"execution_id": FINISHED_EXECUTION_ID, "status": "failed"}]}},
     ],
+    "POST /api/v1/workflows": [
+        {"body": {"name": "fuzz chain", "nodes": [{"name": "a", "task_id": TASK_ID}, {"name": "b", "task_id": TASK_ID}],
+                  "edges": [{"parent": "a", "child": "b", "condition": "on_success"}]}},
+    ],
+    "GET /api/v1/workflows/{id}": [{"path_parameters": {"id": WORKFLOW_ID}}],
+    "PUT /api/v1/workflows/{id}": [
+        {"path_parameters": {"id": WORKFLOW_ID}, "body": {"description": "fuzzed", "max_parallel_nodes": 2}},
+    ],
+    "DELETE /api/v1/workflows/{id}": [{"path_parameters": {"id": IDLE_WORKFLOW_ID}}],
+    "POST /api/v1/workflows/{id}/trigger": [
+        {"path_parameters": {"id": WORKFLOW_ID}, "body": {"parameters": {"day": "2024-01-01"}}},
+    ],
+    "GET /api/v1/workflows/{id}/runs": [{"path_parameters": {"id": WORKFLOW_ID}}],
+    "GET /api/v1/workflow-runs/{id}": [{"path_parameters": {"id": RUNNING_RUN_ID}}],
+    "POST /api/v1/workflow-runs/{id}/cancel": [{"path_parameters": {"id": RUNNING_RUN_ID}}],
+    "POST /api/v1/workflow-runs/{id}/rerun": [{"path_parameters": {"id": FAILED_RUN_ID}}],
     "POST /api/v1/auth/token": [{"body": {"username": USERNAME, "password": PASSWORD}}],
     "POST /api/v1/auth/token/refresh": [{"body": {"refresh": REFRESH_TOKEN}}],
 }
