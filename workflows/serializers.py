@@ -73,6 +73,13 @@ class WorkflowWriteSerializer(StrictSerializer):
     edges = EdgeSerializer(many=True, required=False, max_length=MAX_NODES * 4)
 
 
+class ChainSerializer(StrictSerializer):
+    task_ids = serializers.ListField(child=serializers.CharField(max_length=64), min_length=2, max_length=MAX_NODES)
+    condition = serializers.ChoiceField(choices=EdgeCondition.choices, required=False,
+                                        default=EdgeCondition.ON_SUCCESS)
+    name = serializers.CharField(max_length=255, required=False)
+
+
 class WorkflowTriggerSerializer(StrictSerializer):
     parameters = JSONObjectField(required=False)
 

@@ -6,6 +6,7 @@ every node's task must exist and not be deleted), so a refused save leaves no ha
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from executions.services import finish, logs_with, notify_executor_stop, retried
 from scheduler_project.errors import DomainError, ErrorCode
 from tasks.choices import ONE_SHOT_TYPES, ExecutionMode, TaskStatus
 from tasks.models import Task
-from tasks.services import check_schedule_fields, next_fire_after
+from tasks.services import check_schedule_fields, next_fire_after, task_pause
 from workflows.choices import ACTIVE_RUN_STATUSES, EdgeCondition, WorkflowRunStatus, WorkflowStatus
 from workflows.models import MAX_NODES, Workflow, WorkflowEdge, WorkflowNode, WorkflowRun
 from workflows.runs import begin, create_run, node_states, snapshot, start_next_waiting
@@ -301,3 +302,43 @@ def _overlap(workflow: Workflow) -> tuple[str, str]:
 
 def park_broken(workflow: Workflow, *, now: datetime, retry: timedelta) -> None:
     Workflow.objects.filter(pk=workflow.pk, next_run_time=workflow.next_run_time).update(next_run_time=now + retry)
+
+
+# --- simple chains: "on success of task A, run task X" ----------------------------------------------------
+
+_NODE_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_CHAIN_SCHEDULE = ("schedule_type", "cron_expression", "interval_seconds", "start_at", "run_at", "timezone",
+                   "misfire_policy")
+
+
+def chain_node_name(position: int, task: Task) -> str:
+    return f"{position}.{_NODE_NAME_UNSAFE.sub('_', task.name)}"[:64]
+
+
+@transaction.atomic
+def chain_create(*, task_ids: list[str], condition: str = EdgeCondition.ON_SUCCESS, name: str | None = None,
+                 now: datetime) -> Workflow:
+    """A chain as a workflow of its tasks in a line (XXL-Job's child tasks, one mechanism for all): each
+    runs after the one before it ended as ``condition`` says. The first task's schedule moves to the
+    workflow and the task is paused, so the first task does not also run on its own."""
+    found = {task.pk: task for task in Task.objects.select_for_update().filter(pk__in=task_ids)}
+    missing = [task_id for task_id in task_ids if task_id not in found]
+    if missing:
+        raise DomainError(ErrorCode.WORKFLOW_TASK_UNAVAILABLE, f"task '{missing[0]}' does not exist",
+                          {"task_id": missing[0]})
+    tasks = [found[task_id] for task_id in task_ids]
+    first = tasks[0]
+    nodes = [{"name": chain_node_name(i, task), "task_id": task.pk} for i, task in enumerate(tasks, start=1)]
+    edges = [{"parent": a["name"], "child": b["name"], "condition": condition} for a, b in zip(nodes, nodes[1:],
+                                                                                                   strict=False)]
+    takes_schedule = first.status == TaskStatus.ACTIVE and first.next_run_time is not None
+    data = {"name": name or " → ".join(task.name for task in tasks)[:255],
+            "overlap_policy": first.execution_mode,
+            "description": f"chain from task '{first.name}'" + (", whose schedule it took over" if takes_schedule
+                                                                 else "")}
+    if takes_schedule:
+        data |= {field: getattr(first, field) for field in _CHAIN_SCHEDULE}
+    workflow = workflow_create(data=data, nodes=nodes, edges=edges, now=now)
+    if takes_schedule:
+        task_pause(task_id=first.pk, now=now)
+    return workflow

@@ -11,6 +11,7 @@ from scheduler_project.schema import PAGING_PARAMETERS, envelope, errors, list_e
 from workflows import services
 from workflows.selectors import run_detail, run_list, workflow_get, workflow_list
 from workflows.serializers import (
+    ChainSerializer,
     RunListQuery,
     WorkflowRunDetailSerializer,
     WorkflowRunSerializer,
@@ -49,6 +50,17 @@ class WorkflowViewSet(viewsets.ViewSet):
         body.is_valid(raise_exception=True)
         fields, nodes, edges = _split(body.validated_data)
         workflow = services.workflow_create(data=fields, nodes=nodes, edges=edges or [], now=utc_now())
+        return created(WorkflowSerializer(workflow_get(workflow.pk)).data, message="工作流创建成功")
+
+    @extend_schema(request=ChainSerializer,
+                   responses={201: envelope("WorkflowChainCreated", WorkflowSerializer()), **errors(400, 409)},
+                   description="A chain of tasks as a workflow (each after the previous one); the first task's "
+                               "schedule moves to the workflow and the task is paused.")
+    @action(detail=False, methods=["post"])
+    def chain(self, request):
+        body = ChainSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        workflow = services.chain_create(now=utc_now(), **body.validated_data)
         return created(WorkflowSerializer(workflow_get(workflow.pk)).data, message="工作流创建成功")
 
     @extend_schema(responses={200: envelope("WorkflowDetail", WorkflowSerializer()), **errors(404)})

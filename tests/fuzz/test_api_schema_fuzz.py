@@ -263,6 +263,7 @@ KNOWN_GOOD_REQUESTS = {
         {"body": {"name": "fuzz chain", "nodes": [{"name": "a", "task_id": TASK_ID}, {"name": "b", "task_id": TASK_ID}],
                   "edges": [{"parent": "a", "child": "b", "condition": "on_success"}]}},
     ],
+    "POST /api/v1/workflows/chain": [{"body": {"task_ids": [TASK_ID, PAUSED_TASK_ID], "name": "fuzz chain 2"}}],
     "GET /api/v1/workflows/{id}": [{"path_parameters": {"id": WORKFLOW_ID}}],
     "PUT /api/v1/workflows/{id}": [
         {"path_parameters": {"id": WORKFLOW_ID}, "body": {"description": "fuzzed", "max_parallel_nodes": 2}},

@@ -95,3 +95,18 @@ def test_a_viewer_reads_an_operator_triggers_only_an_admin_edits(api, api_as, ta
     assert viewer.post(f"/api/v1/workflows/{workflow['id']}/trigger")[0] == 403
     assert operator.post(f"/api/v1/workflows/{workflow['id']}/trigger")[0] == 200
     assert operator.put(f"/api/v1/workflows/{workflow['id']}", {"description": "x"})[0] == 403
+
+
+def test_a_chain_is_a_workflow_that_takes_over_the_first_tasks_schedule(api, make_task):
+    first = make_task(name="nightly export", cron_expression="0 0 2 * * *")
+    first.next_run_time = first.schedule().next_after(first.created_at)
+    first.save()
+    then = make_task(name="notify")
+    chain = assert_ok(*api.post("/api/v1/workflows/chain", {"task_ids": [first.pk, then.pk]}), http_status=201,
+                      message="工作流创建成功")
+    assert [n["name"] for n in chain["nodes"]] == ["1.nightly_export", "2.notify"]
+    assert chain["edges"] == [{"parent": "1.nightly_export", "child": "2.notify", "condition": "on_success"}]
+    assert chain["cron_expression"] == "0 0 2 * * *" and chain["next_run_time"] is not None
+    first.refresh_from_db()
+    assert first.status == "paused"
+    assert_error(*api.post("/api/v1/workflows/chain", {"task_ids": [then.pk, "nope"]}), 400, 50004)
