@@ -172,47 +172,64 @@ def edge_holds(condition: str, parent: NodeState) -> bool:
     return parent in RAN
 
 
+@dataclass(frozen=True)
+class Dag:
+    """A checked graph with what advancing a run needs precomputed (a run's graph never changes, so a
+    caller may keep one per run)."""
+
+    nodes: tuple[str, ...]
+    order: tuple[str, ...]  # topological
+    in_edges: dict[str, tuple[Edge, ...]]
+    handled: frozenset[str]  # nodes with an on_failure edge out
+
+    @classmethod
+    def of(cls, nodes: Sequence[str], edges: Iterable[Edge]) -> Dag:
+        edges = list(edges)
+        in_edges: dict[str, list[Edge]] = {node: [] for node in nodes}
+        for edge in edges:
+            in_edges[edge.child].append(edge)
+        return cls(nodes=tuple(nodes), order=tuple(topological_order(nodes, edges)),
+                   in_edges={node: tuple(found) for node, found in in_edges.items()},
+                   handled=frozenset(e.parent for e in edges if e.condition == EdgeCondition.ON_FAILURE))
+
+    def advance(self, states: Mapping[str, NodeState], *, max_parallel: int | None = None) -> Advance:
+        """Decide a run's next move from its nodes' states (a missing node is waiting).
+
+        In topological order, a waiting node whose parents have all ended either starts (every in-edge
+        holds) or is skipped (one does not), so a skip decided here reaches its descendants in the same
+        call. At most ``max_parallel`` nodes are active at once; the others stay waiting and start as
+        active ones end.
+        """
+        state = {node: states.get(node, NodeState.WAITING) for node in self.nodes}
+        ready, skip = [], []
+        for node in self.order:
+            in_edges = self.in_edges[node]
+            if state[node] != NodeState.WAITING or any(state[e.parent] not in ENDED for e in in_edges):
+                continue
+            broken = [e for e in in_edges if not edge_holds(e.condition, state[e.parent])]
+            if broken:
+                state[node] = NodeState.SKIPPED
+                skip.append((node, skip_reason(broken[0], state[broken[0].parent])))
+            else:
+                ready.append(node)
+        active = sum(1 for value in state.values() if value == NodeState.ACTIVE)
+        room = len(ready) if max_parallel is None else max(0, max_parallel - active)
+        failed = [node for node in self.nodes if state[node] == NodeState.FAILED and node not in self.handled]
+        if active or ready or any(value == NodeState.WAITING for value in state.values()):
+            status = RunStatus.RUNNING
+        else:
+            status = RunStatus.FAILED if failed else RunStatus.SUCCESS
+        return Advance(start=ready[:room], skip=skip, status=status, failed=failed)
+
+
 def advance(nodes: Sequence[str], edges: Iterable[Edge], states: Mapping[str, NodeState], *,
             max_parallel: int | None = None) -> Advance:
-    """Decide a run's next move from its nodes' states (a missing node is waiting).
-
-    In topological order, a waiting node whose parents have all ended either starts (every in-edge holds)
-    or is skipped (one does not), so a skip decided here reaches its descendants in the same call. At most
-    ``max_parallel`` nodes are active at once; the others stay waiting and start as active ones end.
-    """
-    edges = list(edges)
-    state = {node: states.get(node, NodeState.WAITING) for node in nodes}
-    in_edges: dict[str, list[Edge]] = {node: [] for node in nodes}
-    for edge in edges:
-        in_edges[edge.child].append(edge)
-    ready, skip = [], []
-    for node in topological_order(nodes, edges):
-        if state[node] != NodeState.WAITING or any(state[e.parent] not in ENDED for e in in_edges[node]):
-            continue
-        broken = [e for e in in_edges[node] if not edge_holds(e.condition, state[e.parent])]
-        if broken:
-            state[node] = NodeState.SKIPPED
-            skip.append((node, skip_reason(broken[0], state[broken[0].parent])))
-        else:
-            ready.append(node)
-    active = sum(1 for value in state.values() if value == NodeState.ACTIVE)
-    room = len(ready) if max_parallel is None else max(0, max_parallel - active)
-    start = ready[:room]
-    failed = unhandled_failures(nodes, edges, state)
-    if active or ready or any(value == NodeState.WAITING for value in state.values()):
-        status = RunStatus.RUNNING
-    else:
-        status = RunStatus.FAILED if failed else RunStatus.SUCCESS
-    return Advance(start=start, skip=skip, status=status, failed=failed)
+    """``Dag.of(nodes, edges).advance(states)``: see there."""
+    return Dag.of(nodes, edges).advance(states, max_parallel=max_parallel)
 
 
 def skip_reason(edge: Edge, parent: NodeState) -> str:
     return f"skipped: the edge from '{edge.parent}' needs {edge.condition}, and '{edge.parent}' {parent}"
-
-
-def unhandled_failures(nodes: Sequence[str], edges: Iterable[Edge], state: Mapping[str, NodeState]) -> list[str]:
-    handled = {edge.parent for edge in edges if edge.condition == EdgeCondition.ON_FAILURE}
-    return [node for node in nodes if state.get(node) == NodeState.FAILED and node not in handled]
 
 
 def rerun_plan(nodes: Sequence[str], states: Mapping[str, NodeState]) -> tuple[list[str], list[str]]:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
 
 from core.states import ExecutionStatus
-from core.workflows import Advance, Edge, NodeState, RunStatus, advance
+from core.workflows import Advance, Dag, Edge, NodeState, RunStatus
 from executions.models import TaskExecution
 from tasks.choices import TaskStatus
 from tasks.models import Task
@@ -69,6 +70,35 @@ def graph_of(run: WorkflowRun) -> tuple[list[str], list[Edge]]:
     return [node["name"] for node in graph["nodes"]], [Edge(**edge) for edge in graph["edges"]]
 
 
+# A run's graph never changes once it started: its parsed form is kept per run, so the advance that follows
+# each of a 100-branch fan-in's ends (one after the other, under the run's lock) neither reads nor parses it
+# again. Bounded; an evicted run is parsed again.
+@dataclass(frozen=True)
+class RunGraph:
+    dag: Dag
+    nodes: dict[str, dict]  # the graph's node entries by name
+    max_parallel: int | None
+    parameters: dict  # the workflow's, for every node
+
+
+_GRAPHS: dict[str, RunGraph] = {}
+_GRAPHS_MAX = 256
+
+
+def run_graph(run: WorkflowRun) -> RunGraph:
+    """The run's graph, parsed once per run and process."""
+    cached = _GRAPHS.get(run.pk)
+    if cached is None:
+        names, edges = graph_of(run)
+        graph = run.graph
+        cached = RunGraph(Dag.of(names, edges), {node["name"]: node for node in graph["nodes"]},
+                          graph.get("max_parallel_nodes"), graph.get("parameters") or {})
+        if len(_GRAPHS) >= _GRAPHS_MAX:
+            _GRAPHS.pop(next(iter(_GRAPHS)))
+        _GRAPHS[run.pk] = cached
+    return cached
+
+
 def latest_executions(run: WorkflowRun) -> dict[str, TaskExecution]:
     """Each node's latest execution in the run: the highest round, then the highest retry."""
     latest: dict[str, tuple[tuple[int, int], TaskExecution]] = {}
@@ -84,11 +114,19 @@ def latest_executions(run: WorkflowRun) -> dict[str, TaskExecution]:
 def node_states(run: WorkflowRun, latest: dict[str, TaskExecution] | None = None) -> dict[str, NodeState]:
     """Each node's state in the run's current round. A node skipped or failed in an earlier round is
     waiting again: a re-run decides it anew."""
-    latest = latest_executions(run) if latest is None else latest
+    if latest is None:  # the advance's read: three small columns, no results
+        rows = TaskExecution.objects.filter(workflow_run=run).values_list("node_key", "status", "retry_count")
+    else:
+        rows = [(row.node_key, row.status, row.retry_count) for row in latest.values()]
+    newest: dict[str, tuple[tuple[int, int], str]] = {}
+    for key, status, retry_count in rows:
+        round_, name = split_node_key(key)
+        rank = (round_, retry_count)
+        if name not in newest or rank > newest[name][0]:
+            newest[name] = (rank, status)
     states = {}
-    for name, row in latest.items():
-        state = NODE_STATE[row.status]
-        round_, _ = split_node_key(row.node_key)
+    for name, ((round_, _), status) in newest.items():
+        state = NODE_STATE[status]
         if round_ < run.round and state in (NodeState.SKIPPED, NodeState.FAILED):
             state = NodeState.WAITING
         states[name] = state
@@ -100,7 +138,8 @@ def advance_after_node(execution: TaskExecution, *, now: datetime) -> None:
     the nodes that may start now, skip the ones that never will, and end the run when nothing is left."""
     if execution.workflow_run_id is None:
         return
-    run = WorkflowRun.objects.select_for_update().filter(pk=execution.workflow_run_id).first()
+    # The graph is read only if this process has not parsed it yet (run_graph).
+    run = WorkflowRun.objects.select_for_update().defer("graph").filter(pk=execution.workflow_run_id).first()
     if run is not None and run.status == WorkflowRunStatus.RUNNING:
         advance_run(run, now=now)
 
@@ -108,9 +147,9 @@ def advance_after_node(execution: TaskExecution, *, now: datetime) -> None:
 def advance_run(run: WorkflowRun, *, now: datetime) -> Advance:
     """Apply ``core.workflows.advance`` to a running run whose row the caller has locked. A node that cannot
     start (its task was deleted) fails at once, so the decision is taken again until it is stable."""
-    names, edges = graph_of(run)
-    for _ in range(len(names) + 1):
-        decided = advance(names, edges, node_states(run), max_parallel=run.graph.get("max_parallel_nodes"))
+    graph = run_graph(run)
+    for _ in range(len(graph.dag.nodes) + 1):
+        decided = graph.dag.advance(node_states(run), max_parallel=graph.max_parallel)
         if not _apply(run, decided, now):
             break
     if decided.status != RunStatus.RUNNING:
@@ -126,7 +165,7 @@ def _end_reason(decided: Advance) -> str:
 
 def node_parameters(run: WorkflowRun, node: dict, task: Task) -> dict:
     """The task's defaults, then the workflow's, then the node's, then the trigger's."""
-    return {**(task.parameters or {}), **run.graph.get("parameters", {}), **(node.get("parameters") or {}),
+    return {**(task.parameters or {}), **run_graph(run).parameters, **(node.get("parameters") or {}),
             **(run.parameters or {})}
 
 
@@ -135,7 +174,7 @@ def _apply(run: WorkflowRun, decided: Advance, now: datetime) -> bool:
     node failed on the spot (its task is gone), which changes what follows."""
     if not decided.start and not decided.skip:
         return False
-    nodes = {node["name"]: node for node in run.graph["nodes"]}
+    nodes = run_graph(run).nodes
     wanted = {nodes[name]["task_id"] for name in decided.start} | {nodes[name]["task_id"] for name, _ in decided.skip}
     tasks = {task.pk: task for task in Task.objects.filter(pk__in=wanted).only("parameters", "status")}
     rows, failed_now = [], False
@@ -229,9 +268,9 @@ def dispatch_extras(execution: TaskExecution) -> dict:
     (bounded); ``{}`` for any other execution (no query)."""
     if execution.workflow_run_id is None:
         return {}
-    run = WorkflowRun.objects.only("graph", "round").get(pk=execution.workflow_run_id)
+    run = WorkflowRun.objects.only("round").get(pk=execution.workflow_run_id)
     _, name = split_node_key(execution.node_key)
-    parents = [edge.parent for edge in graph_of(run)[1] if edge.child == name]
+    parents = [edge.parent for edge in run_graph(run).dag.in_edges.get(name, ())]
     latest = latest_executions(run) if parents else {}
     results, budget = {}, PARENT_RESULTS_MAX_BYTES
     for parent in parents:
