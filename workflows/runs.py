@@ -263,22 +263,55 @@ PARENT_RESULT_MAX_BYTES = 16 * 1024
 PARENT_RESULTS_MAX_BYTES = 64 * 1024
 
 
+# A node's parents had all ended when it was created, so what they hand it never changes: the payload part is
+# kept per (run, round, parents), and a 100-branch fan-out reads its root's result once, not 100 times.
+_PARENT_RESULTS: dict[tuple, dict] = {}
+_PARENT_RESULTS_MAX = 64
+
+
 def dispatch_extras(execution: TaskExecution) -> dict:
     """For a node's execution: the run's id, the node's name and its parents' outcomes and results
     (bounded); ``{}`` for any other execution (no query)."""
     if execution.workflow_run_id is None:
         return {}
-    run = WorkflowRun.objects.only("round").get(pk=execution.workflow_run_id)
-    _, name = split_node_key(execution.node_key)
-    parents = [edge.parent for edge in run_graph(run).dag.in_edges.get(name, ())]
-    latest = latest_executions(run) if parents else {}
+    round_, name = split_node_key(execution.node_key)
+    graph = _GRAPHS.get(execution.workflow_run_id) or run_graph(
+        WorkflowRun.objects.only("id").get(pk=execution.workflow_run_id))
+    parents = tuple(edge.parent for edge in graph.dag.in_edges.get(name, ()))
+    key = (execution.workflow_run_id, round_, parents)
+    results = _PARENT_RESULTS.get(key)
+    if results is None:
+        results = _parent_results(execution.workflow_run_id, round_, parents)
+        if len(_PARENT_RESULTS) >= _PARENT_RESULTS_MAX:
+            _PARENT_RESULTS.pop(next(iter(_PARENT_RESULTS)))
+        _PARENT_RESULTS[key] = results
+    return {"workflow_run_id": execution.workflow_run_id, "workflow_node": name, "parent_results": results}
+
+
+def _parent_results(run_id: str, round_: int, parents: tuple[str, ...]) -> dict:
+    latest = _parents_latest(run_id, round_, parents)
     results, budget = {}, PARENT_RESULTS_MAX_BYTES
     for parent in parents:
         row = latest.get(parent)
         result, size = _bounded(row.result if row else None, min(PARENT_RESULT_MAX_BYTES, budget))
         budget -= size
         results[parent] = {"status": row.status if row else None, "result": result}
-    return {"workflow_run_id": run.pk, "workflow_node": name, "parent_results": results}
+    return results
+
+
+def _parents_latest(run_id: str, up_to_round: int, parents: tuple[str, ...]) -> dict[str, TaskExecution]:
+    """The parents' latest executions up to the child's round (a re-run keeps earlier rounds' successes)."""
+    if not parents:
+        return {}
+    keys = [node_key(run_id, round_, parent) for parent in parents for round_ in range(1, up_to_round + 1)]
+    latest: dict[str, TaskExecution] = {}
+    for row in TaskExecution.objects.filter(workflow_run_id=run_id, node_key__in=keys).only(
+            "id", "node_key", "status", "retry_count", "result"):
+        round_, name = split_node_key(row.node_key)
+        current = latest.get(name)
+        if current is None or (round_, row.retry_count) > (split_node_key(current.node_key)[0], current.retry_count):
+            latest[name] = row
+    return latest
 
 
 def _bounded(result: object, limit: int) -> tuple[object, int]:
