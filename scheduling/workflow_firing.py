@@ -19,6 +19,7 @@ from core.policy import plan_fires
 from scheduler_project.config import tunable
 from workflows.choices import WorkflowStatus
 from workflows.models import Workflow
+from workflows.runs import advance_stalled
 from workflows.services import fire_workflow, park_broken
 
 logger = logging.getLogger(__name__)
@@ -32,9 +33,10 @@ def due_workflows(now: datetime, limit: int) -> list[Workflow]:
 
 
 def fire_due_workflows(now: datetime, *, still_leading: Callable[[], bool] | None = None) -> int:
-    """Step: start the runs of the workflows due at ``now`` (misfire and overlap policies applied).
-    ``still_leading`` is asked before each workflow after the first. Returns the runs written."""
-    written = 0
+    """Step: start the runs of the workflows due at ``now`` (misfire and overlap policies applied), and
+    catch up the runs left with no node in progress (``workflows.runs.advance_stalled``). ``still_leading``
+    is asked before each workflow after the first. Returns the runs written or advanced."""
+    written = advance_stalled(now)
     for position, workflow in enumerate(due_workflows(now, tunable("FIRE_BATCH_SIZE"))):
         if position and still_leading is not None and not still_leading():
             break

@@ -117,7 +117,8 @@ class WorkflowRun(models.Model):
     class Meta:
         db_table = "workflow_runs"
         ordering = ["-scheduled_time", "-created_at"]
-        indexes = [models.Index(fields=["workflow", "status"], name="idx_wf_run_status")]
+        indexes = [models.Index(fields=["workflow", "status"], name="idx_wf_run_status"),
+                   models.Index(fields=["status"], name="idx_wf_run_status_only")]
         constraints = [
             # Exactly once per (workflow, scheduled time), as task fires: a split-brain leader's insert fails.
             models.UniqueConstraint(fields=["workflow", "scheduled_time", "trigger_type"], name="uk_workflow_fire"),

@@ -144,6 +144,27 @@ def advance_after_node(execution: TaskExecution, *, now: datetime) -> None:
         advance_run(run, now=now)
 
 
+def advance_stalled(now: datetime, *, limit: int = 100) -> int:
+    """Advance the running runs that have no node pending or running. The end of a node normally advances
+    its run in the same transaction; a node's execution withdrawn without ending through
+    ``executions.services.finish`` (its task paused or deleted while it waited) does not, and this step
+    catches that run up. Returns how many runs it advanced."""
+    stalled = (WorkflowRun.objects.filter(status=WorkflowRunStatus.RUNNING)
+               .exclude(node_executions__status__in=[ExecutionStatus.PENDING, ExecutionStatus.RUNNING])
+               .values_list("pk", flat=True)[:limit])
+    advanced = 0
+    for run_id in list(stalled):
+        with transaction.atomic():
+            run = WorkflowRun.objects.select_for_update().defer("graph").filter(
+                pk=run_id, status=WorkflowRunStatus.RUNNING).first()
+            active = TaskExecution.objects.filter(
+                workflow_run_id=run_id, status__in=[ExecutionStatus.PENDING, ExecutionStatus.RUNNING]).exists()
+            if run is not None and not active:
+                advance_run(run, now=now)
+                advanced += 1
+    return advanced
+
+
 def advance_run(run: WorkflowRun, *, now: datetime) -> Advance:
     """Apply ``core.workflows.advance`` to a running run whose row the caller has locked. A node that cannot
     start (its task was deleted) fails at once, so the decision is taken again until it is stable."""

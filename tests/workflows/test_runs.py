@@ -229,3 +229,18 @@ def test_delete_is_refused_while_a_run_is_in_progress(make_workflow):
     with pytest.raises(DomainError) as refused:
         services.workflow_delete(workflow_id=workflow.pk)
     assert refused.value.code == ErrorCode.WORKFLOW_STATE_FORBIDS
+
+
+def test_a_node_withdrawn_by_its_task_deletion_is_caught_up_by_the_engine_step(make_workflow, make_task):
+    from scheduling.workflow_firing import fire_due_workflows
+    from tasks.services import task_delete
+    a = make_task(max_retry=0)
+    run = trigger(make_workflow("a>b", tasks={"a": a}))
+    task_delete(task_id=a.pk, now=timezone.now())  # withdraws a's pending execution (cancelled), no finish()
+    assert status_of(run) == {"a": "cancelled"}
+    run.refresh_from_db()
+    assert run.status == WorkflowRunStatus.RUNNING  # nothing advanced it yet
+    fire_due_workflows(timezone.now())
+    run.refresh_from_db()
+    assert run.status == WorkflowRunStatus.FAILED and status_of(run)["b"] == "skipped"
+    assert fire_due_workflows(timezone.now()) == 0  # nothing stalled any more

@@ -104,6 +104,10 @@ class Migration(migrations.Migration):
             model_name='workflowrun',
             index=models.Index(fields=['workflow', 'status'], name='idx_wf_run_status'),
         ),
+        migrations.AddIndex(
+            model_name='workflowrun',
+            index=models.Index(fields=['status'], name='idx_wf_run_status_only'),
+        ),
         migrations.AddConstraint(
             model_name='workflowrun',
             constraint=models.UniqueConstraint(fields=('workflow', 'scheduled_time', 'trigger_type'), name='uk_workflow_fire'),
