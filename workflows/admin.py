@@ -4,15 +4,17 @@ services refuse (a cycle, an unreachable node, a deleted task) is not saved and 
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import quote
+from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from console.actions import RefusalsAsMessagesMixin, run_each
 from console.dag import DagNode, dag_svg
-from console.display import EMPTY, badge, when
+from console.display import EMPTY, badge, pretty_json, when
 from core.clock import utc_now
 from core.workflows import Edge
 from workflows import services
@@ -28,6 +30,7 @@ class WorkflowNodeInline(admin.TabularInline):
     fields = ["name", "task", "parameters", "position"]
     raw_id_fields = ["task"]
     extra = 1
+    formfield_overrides = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 40})}}
 
 
 class WorkflowEdgeInline(admin.TabularInline):
@@ -61,7 +64,7 @@ class WorkflowAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):
-        return badge(obj.status)
+        return badge(obj.status, obj.get_status_display())
 
     @admin.display(description="Schedule")
     def schedule(self, obj):
@@ -78,7 +81,7 @@ class WorkflowAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
         run = obj.runs.defer("graph").first()
         if run is None:
             return EMPTY
-        return format_html('<a href="{}">{}</a>', _run_url(run.pk), badge(run.status))
+        return format_html('<a href="{}">{}</a>', _run_url(run.pk), badge(run.status, run.get_status_display()))
 
     @admin.display(description="DAG")
     def graph(self, obj):
@@ -98,7 +101,8 @@ class WorkflowAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
             return EMPTY
         return format_html("<ul>{}</ul>", format_html_join(
             "", '<li><a href="{}">{}</a> {} {}</li>',
-            ((_run_url(run.pk), when(run.scheduled_time), badge(run.status), run.trigger_type) for run in runs)))
+            ((_run_url(run.pk), when(run.scheduled_time), badge(run.status, run.get_status_display()), run.trigger_type)
+             for run in runs)))
 
     def save_model(self, request, obj, form, change):
         """Fields first; the schedule is recomputed through the service once the graph is saved too."""
@@ -135,7 +139,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     show_full_result_count = False
     actions = ["cancel_selected", "rerun_selected"]
     fields = ["workflow_link", "status_badge", "trigger_type", "round", "scheduled", "started", "ended", "reason",
-              "graph_svg", "node_table", "parameters"]
+              "graph_svg", "node_table", "parameters_pretty"]
     readonly_fields = fields
 
     def has_add_permission(self, request):
@@ -158,7 +162,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):
-        return badge(obj.status)
+        return badge(obj.status, obj.get_status_display())
 
     @admin.display(description="Scheduled", ordering="scheduled_time")
     def scheduled(self, obj):
@@ -178,6 +182,10 @@ class WorkflowRunAdmin(admin.ModelAdmin):
         nodes = [DagNode(row.name, row.execution_status or "", row.execution_status or "",
                          _execution_url(row.execution_id)) for row in rows]
         return mark_safe(dag_svg(nodes, graph_of(obj)[1]))  # noqa: S308 - every text escaped inside
+
+    @admin.display(description="Trigger parameters")
+    def parameters_pretty(self, obj):
+        return pretty_json(obj.parameters)
 
     @admin.display(description="Nodes")
     def node_table(self, obj):

@@ -91,7 +91,7 @@ class WorkflowEdge(models.Model):
         constraints = [models.UniqueConstraint(fields=["parent", "child"], name="uk_workflow_edge")]
 
     def __str__(self) -> str:
-        return f"{self.parent_id} -> {self.child_id} ({self.condition})"
+        return f"{self.parent.name} -> {self.child.name} ({self.condition})"
 
 
 class WorkflowRun(models.Model):
@@ -125,7 +125,7 @@ class WorkflowRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.workflow_id}@{self.scheduled_time:%Y-%m-%dT%H:%M:%S} {self.status}"
+        return f"{self.workflow.name} @ {self.scheduled_time:%Y-%m-%d %H:%M:%S}"
 
     def log_extra(self) -> dict:
         return {"workflow_id": self.workflow_id, "workflow_run_id": self.pk}

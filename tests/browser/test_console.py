@@ -231,3 +231,59 @@ def test_timeline_and_live_log_tail(page, live_server, history):
     expect(page.locator("#live-logs")).to_contain_text("done")
     for name in ("10-timeline", "11-live-tail"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000, name
+
+
+def test_workflow_editor_graph_and_run(page, live_server, history):
+    from executions.services import finish
+    from workflows.models import Workflow, WorkflowRun
+
+    base = live_server.url
+    extract = Task.objects.create(name="extract", cron_expression="0 0 * * * *", max_retry=0)
+    load = Task.objects.create(name="load", cron_expression="0 0 * * * *")
+    log_in(page, base)
+
+    # The editor: nodes first (each a task), saved; then edges between them.
+    page.goto(f"{base}/admin/workflows/workflow/add/")
+    page.fill("#id_name", "nightly-etl")
+    page.fill("#id_nodes-0-name", "extract")
+    page.fill("#id_nodes-0-task", str(extract.pk))
+    page.locator("#nodes-group .add-row a").click()
+    page.fill("#id_nodes-1-name", "load")
+    page.fill("#id_nodes-1-task", str(load.pk))
+    page.click("input[name=_continue]")
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+    page.select_option("#id_edges-0-parent", label="extract")
+    page.select_option("#id_edges-0-child", label="load")
+    page.click("input[name=_continue]")
+    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+    expect(page.locator(".field-graph svg .dag-node")).to_have_count(2)
+    expect(page.locator(".field-graph svg .dag-edge")).to_have_count(1)
+    shot(page, "12-workflow-editor")
+
+    # A cycle is refused with the reason, and nothing of it is saved.
+    page.locator("#edges-group .add-row a").click()
+    page.select_option("#id_edges-1-parent", label="load")
+    page.select_option("#id_edges-1-child", label="extract")
+    page.click("input[name=_continue]")
+    expect(page.locator(".messagelist")).to_contain_text("cycle")
+    shot(page, "13-workflow-cycle-refused")
+    workflow = Workflow.objects.get(name="nightly-etl")
+    assert workflow.edges.count() == 1
+
+    # Trigger it; the first node fails; the run's graph shows each node's state and links to its execution.
+    page.goto(f"{base}/admin/workflows/workflow/")
+    select_and_run(page, "nightly-etl", "trigger_selected")
+    expect(page.locator(".messagelist")).to_contain_text("Triggered 1 workflow")
+    run = WorkflowRun.objects.get(workflow=workflow)
+    first = run.node_executions.get()
+    finish(first, "failed", now=timezone.now())
+    page.goto(f"{base}/admin/workflows/workflowrun/")
+    expect(page.locator("#result_list tbody tr")).to_contain_text("Failed")
+    page.locator("#result_list tbody tr a").first.click()
+    expect(page.locator('.field-graph_svg [data-node="extract"]')).to_have_attribute("data-status", "failed")
+    expect(page.locator('.field-graph_svg [data-node="load"]')).to_have_attribute("data-status", "skipped")
+    shot(page, "14-workflow-run")
+    page.locator('.field-graph_svg a').first.click()
+    expect(page.locator(".field-workflow_run_link")).to_contain_text(run.pk[:8])
+    for name in ("12-workflow-editor", "13-workflow-cycle-refused", "14-workflow-run"):
+        assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000, name
