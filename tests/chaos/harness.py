@@ -17,7 +17,10 @@ the web server's access log) recorded:
 4. no result was applied twice (counted from the executors' callback outcomes and, independently, from the
    200 answers in the web server's log);
 5. the runs of each sequential task never overlapped (start/end intervals in the database);
-6. each fire's attempts stop exactly at its task's max_retry: none beyond it, none owed and missing.
+6. each fire's attempts stop exactly at its task's max_retry: none beyond it, none owed and missing;
+7. a fan-out/fan-in workflow firing every few seconds alongside: every run reached a final state, each node
+   ran at most once per attempt (no two rows with one node key and attempt, no execution started twice), no
+   (workflow, scheduled time) has two runs, and a run's status agrees with its nodes.
 
 Used by tests/chaos/test_chaos.py (2 minutes, in the normal suite on MariaDB) and bench/chaos.py (on demand).
 """
@@ -101,6 +104,15 @@ def workload(rng: random.Random, count: int = TASK_COUNT) -> list[TaskSpec]:
     return specs
 
 
+# A fan-out/fan-in workflow under the same storm: node -> (behaviour, max_retry); "fix" handles b0's failure.
+WORKFLOW_NODES = {"root": ("ok", 0), "b0": ("flaky", 1), "b1": ("slow", 0), "b2": ("loses-results", 0),
+                  "b3": ("ok", 0), "join": ("ok", 0), "fix": ("ok", 0)}
+WORKFLOW_EDGES = [("root", "b0", "on_success"), ("root", "b1", "on_success"), ("root", "b2", "on_success"),
+                  ("root", "b3", "on_success"), *((f"b{i}", "join", "on_success") for i in range(4)),
+                  ("b0", "fix", "on_failure")]
+WORKFLOW_INTERVAL_SECONDS = 4
+
+
 # --- the cluster -------------------------------------------------------------------------------------
 
 def start_chaos_executor(procs: Processes, instance_id: str, *, max_workers: int = 64,
@@ -151,6 +163,28 @@ def create_tasks(cluster: Cluster, specs: list[TaskSpec], now: datetime) -> dict
         task = task_update(task_id=task_id, data={"cron_expression": spec.cron}, now=datetime.now(UTC))
         first_fire[task_id] = task.next_run_time
     return first_fire
+
+
+def create_workflow(cluster: Cluster, now: datetime) -> str:
+    """The workflow of WORKFLOW_NODES, each node a task of its own assigned to every executor, firing every
+    WORKFLOW_INTERVAL_SECONDS with parallel overlap. Returns its id."""
+    from tasks.services import assignment_create, task_create
+    from tests.processes import NEVER_SOON
+    from workflows.services import workflow_create
+
+    nodes = []
+    for name, (behaviour, max_retry) in WORKFLOW_NODES.items():
+        handler, parameters, timeout, _ = BEHAVIOURS[behaviour]
+        task = task_create(data={"name": f"{handler}.chaos-wf-{name}-{behaviour}", "cron_expression": NEVER_SOON,
+                                 "max_retry": max_retry, "timeout_seconds": timeout, "parameters": parameters},
+                           now=now)
+        for executor_id in cluster.executor_ids.values():
+            assignment_create(task_id=task.pk, executor_id=executor_id)
+        nodes.append({"name": name, "task_id": task.pk})
+    edges = [{"parent": p, "child": c, "condition": condition} for p, c, condition in WORKFLOW_EDGES]
+    return workflow_create(data={"name": "chaos fan", "schedule_type": "interval",
+                                 "interval_seconds": WORKFLOW_INTERVAL_SECONDS},
+                           nodes=nodes, edges=edges, now=datetime.now(UTC)).pk
 
 
 # --- disruptions -------------------------------------------------------------------------------------
@@ -225,8 +259,10 @@ def pause_all(task_ids: list[str]) -> None:
     """Stops firing without touching ``next_run_time``: after this, a task's next_run_time is exactly how
     far firing got (the pause service clears it; firing's compare-and-set needs status 'active')."""
     from tasks.models import Task
+    from workflows.models import Workflow
 
     Task.objects.filter(pk__in=task_ids).update(status="paused")
+    Workflow.objects.update(status="paused")  # runs in progress go on to their end
 
 
 def active_executions() -> int:
@@ -300,6 +336,11 @@ class Audit:
     sequential_overlaps: list[str] = field(default_factory=list)
     executor_overlaps: list[str] = field(default_factory=list)
     settle_seconds: float = 0.0
+    workflow_runs: Counter = field(default_factory=Counter)  # status -> runs
+    unfinished_runs: list[str] = field(default_factory=list)
+    duplicate_nodes: list[str] = field(default_factory=list)
+    duplicate_workflow_runs: list[str] = field(default_factory=list)
+    inconsistent_runs: list[str] = field(default_factory=list)
 
     @property
     def problems(self) -> list[str]:
@@ -314,6 +355,10 @@ class Audit:
             ("sequential runs that overlapped (database)", self.sequential_overlaps),
             ("retries beyond max_retry or after a final success", self.extra_retries),
             ("retries owed but never created", self.lost_retries),
+            ("workflow runs not in a final state", self.unfinished_runs),
+            ("workflow nodes with two rows for one attempt", self.duplicate_nodes),
+            ("workflow fires with two runs", self.duplicate_workflow_runs),
+            ("workflow runs whose status contradicts their nodes", self.inconsistent_runs),
         ]
         return [f"{label}: {len(found)}, e.g. {found[:5]}" for label, found in checks if found]
 
@@ -350,6 +395,9 @@ class Audit:
             f"  sequential overlaps seen by executors (info only):   {len(self.executor_overlaps)}",
             f"  retries beyond max_retry or after success:           {len(self.extra_retries)}",
             f"  retries owed but never created:                      {len(self.lost_retries)}",
+            "workflow runs: " + ", ".join(f"{status} {n}" for status, n in sorted(self.workflow_runs.items())),
+            f"  workflow runs not final / nodes twice / fires twice / inconsistent: {len(self.unfinished_runs)} / "
+            f"{len(self.duplicate_nodes)} / {len(self.duplicate_workflow_runs)} / {len(self.inconsistent_runs)}",
         ]
         lines.append("RESULT: " + ("PASS" if not self.problems else "FAIL\n  " + "\n  ".join(self.problems)))
         return "\n".join(lines)
@@ -376,7 +424,34 @@ def audit(cluster: Cluster, first_fire: dict[str, datetime], *, seed: int, secon
     _check_stuck(result, rows, datetime.now(UTC), grace)
     _check_sequential(result, tasks, rows, journal)
     _check_retries(result, tasks, rows)
+    _check_workflows(result)
     return result
+
+
+def _check_workflows(result: Audit) -> None:
+    """Invariant 7. A node's attempt is its (node key, retry_count); executions started twice are already
+    caught by _check_runs, which reads every execution in the journals."""
+    from django.db.models import Count
+
+    from executions.models import TaskExecution
+    from workflows.models import WorkflowRun
+    from workflows.runs import node_states
+
+    runs = list(WorkflowRun.objects.all())
+    result.workflow_runs = Counter(run.status for run in runs)
+    result.unfinished_runs = [f"{run.pk} {run.status}" for run in runs if run.status in ("pending", "running")]
+    result.duplicate_nodes = [f"{row['node_key']} attempt {row['retry_count']} x{row['n']}" for row in
+                              TaskExecution.objects.exclude(node_key="").values("node_key", "retry_count")
+                              .annotate(n=Count("id")).filter(n__gt=1)]
+    result.duplicate_workflow_runs = [f"{row['workflow_id']} @ {row['scheduled_time']}" for row in
+                                      WorkflowRun.objects.values("workflow_id", "scheduled_time", "trigger_type")
+                                      .annotate(n=Count("id")).filter(n__gt=1)]
+    for run in runs:
+        states = set(node_states(run).values())
+        if run.status == "success" and not states <= {"succeeded", "skipped", "failed"}:
+            result.inconsistent_runs.append(f"{run.pk} success with nodes {sorted(states)}")
+        if run.status == "failed" and "failed" not in states:
+            result.inconsistent_runs.append(f"{run.pk} failed with no failed node")
 
 
 def _check_fire_times(result: Audit, tasks: dict[str, Any], first_fire: dict[str, datetime],
@@ -539,7 +614,8 @@ def run_chaos(procs: Processes, *, seconds: float, seed: int, gap: tuple[float, 
     cluster = start_cluster(procs)
     specs = workload(rng)
     first_fire = create_tasks(cluster, specs, datetime.now(UTC))
-    say(f"chaos: {len(specs)} tasks created; leader {cluster.leaders()}")
+    create_workflow(cluster, datetime.now(UTC))
+    say(f"chaos: {len(specs)} tasks and a workflow created; leader {cluster.leaders()}")
     storm = Storm(cluster, rng, gap=gap, freeze=freeze, say=say)
     began = time.monotonic()
     disruptions = storm.run(seconds)

@@ -34,4 +34,5 @@ def test_cluster_keeps_its_guarantees_through_two_minutes_of_leader_failures(pro
     assert len(result.disruptions) >= 8, report
     assert {d.kind for d in result.disruptions} == {"SIGKILL", "SIGSTOP"}, report
     assert result.accounted["executed"] > 500, report
+    assert sum(result.workflow_runs.values()) > 10, report
     assert result.problems == [], report
