@@ -136,13 +136,13 @@ def _locked(workflow_id: str) -> Workflow:
 @transaction.atomic
 def workflow_update(*, workflow_id: str, data: dict[str, Any], nodes: list[dict] | None = None,
                     edges: list[dict] | None = None, now: datetime) -> Workflow:
-    """Change fields and/or the graph (``nodes`` and ``edges`` replace it together). Runs in progress keep
-    the graph they started with."""
+    """Change fields and/or the graph (``nodes`` replace the nodes, ``edges`` the edges; the one not given
+    stays). Runs in progress keep the graph they started with."""
     workflow = _locked(workflow_id)
     if nodes is not None or edges is not None:
-        if nodes is None:
-            nodes = [{"name": n.name, "task_id": n.task_id, "parameters": n.parameters} for n in workflow.nodes.all()]
-        edges = edges if edges is not None else []
+        current = snapshot(workflow)
+        nodes = current["nodes"] if nodes is None else nodes
+        edges = current["edges"] if edges is None else edges
         check_graph(nodes, edges)
     reschedule = any(field in SCHEDULE_FIELDS and value != getattr(workflow, field) for field, value in data.items())
     run_at_changed = "run_at" in data and data["run_at"] != workflow.run_at

@@ -110,3 +110,20 @@ def test_a_chain_is_a_workflow_that_takes_over_the_first_tasks_schedule(api, mak
     first.refresh_from_db()
     assert first.status == "paused"
     assert_error(*api.post("/api/v1/workflows/chain", {"task_ids": [then.pk, "nope"]}), 400, 50004)
+
+
+def test_updating_only_the_nodes_keeps_the_edges_and_checks_them(api, tasks):
+    workflow = assert_ok(*api.post("/api/v1/workflows", body(tasks, ETL)), http_status=201, message="工作流创建成功")
+    nodes = [{"name": name, "task_id": task.pk} for name, task in tasks.items()]
+    updated = assert_ok(*api.put(f"/api/v1/workflows/{workflow['id']}", {"nodes": nodes}), message="工作流更新成功")
+    assert len(updated["edges"]) == 3
+    status, error = api.put(f"/api/v1/workflows/{workflow['id']}", {"nodes": nodes[:2]})  # edges to "load" dangle
+    assert_error(status, error, 400, 50006)
+    assert len(assert_ok(*api.get(f"/api/v1/workflows/{workflow['id']}"))["nodes"]) == 4
+
+
+def test_an_execution_of_a_node_shows_its_run(api, tasks):
+    workflow = assert_ok(*api.post("/api/v1/workflows", body(tasks, ETL)), http_status=201, message="工作流创建成功")
+    run = assert_ok(*api.post(f"/api/v1/workflows/{workflow['id']}/trigger"), message="工作流触发成功")
+    execution = TaskExecution.objects.get(workflow_run_id=run["id"])
+    assert assert_ok(*api.get(f"/api/v1/executions/{execution.pk}"))["workflow_run_id"] == run["id"]
