@@ -31,7 +31,7 @@ STATS_DEFAULT_WINDOW = timedelta(hours=24)
 LISTED_COLUMNS = [
     "id", "task_id", "executor_id", "scheduled_time", "start_time", "end_time", "status", "result", "logs",
     "retry_count", "created_at", "trigger_type", "parameters", "duration_ms", "retry_of_id",
-    "progress_percent", "progress_step", "progress_updated_at",
+    "progress_percent", "progress_step", "progress_updated_at", "workflow_run_id",
     "task__name", "task__status", "executor__name", "executor__status",
 ]
 

@@ -63,6 +63,7 @@ def listed_execution(row: dict, zone: tzinfo) -> dict:
         "duration_ms": row["duration_ms"], "retry_of_id": row["retry_of_id"],
         "progress_percent": None if row["progress_percent"] is None else float(row["progress_percent"]),
         "progress_step": row["progress_step"], "progress_updated_at": _iso(row["progress_updated_at"], zone),
+        "workflow_run_id": row["workflow_run_id"],
         "task": {"id": row["task_id"], "name": row["task__name"], "status": row["task__status"]},
         "executor": executor,
     }

@@ -25,6 +25,7 @@ from accounts.services import api_key_create
 from executions.models import TaskExecution
 from executors.models import Executor
 from tasks.models import Task, TaskExecutor
+from workflows.services import workflow_create, workflow_trigger
 
 _MISSING = object()
 
@@ -329,15 +330,17 @@ def fake_dns(monkeypatch) -> dict[str, list[str]]:
 
 @dataclass
 class World:
-    """A task assigned to an executor, and a running execution of it."""
+    """A task assigned to an executor, and a running execution of it; a workflow of that task, and a run of it."""
 
     task: str
     executor: str
     execution: str
+    workflow: str = ""
+    workflow_run: str = ""
 
     def path(self, template: str) -> str:
-        """``template`` with ``{task}``, ``{executor}`` and ``{execution}`` filled in."""
-        for name in ("task", "executor", "execution"):
+        """``template`` with ``{task}``, ``{executor}``, ``{execution}``, ``{workflow}``, ``{workflow_run}``."""
+        for name in ("task", "executor", "execution", "workflow_run", "workflow"):
             template = template.replace("{" + name + "}", getattr(self, name))
         return template
 
@@ -348,4 +351,8 @@ def world(make_task, make_executor, make_execution) -> World:
     executor = make_executor()
     TaskExecutor.objects.create(task=task, executor=executor)
     execution = make_execution(task=task, executor=executor, status="running", start_time=timezone.now())
-    return World(task=task.pk, executor=executor.pk, execution=execution.pk)
+    workflow = workflow_create(data={"name": f"workflow of {task.name}"}, nodes=[{"name": "only", "task_id": task.pk}],
+                               edges=[], now=timezone.now())
+    run = workflow_trigger(workflow_id=workflow.pk, parameters=None, now=timezone.now())
+    return World(task=task.pk, executor=executor.pk, execution=execution.pk, workflow=workflow.pk,
+                 workflow_run=run.pk)

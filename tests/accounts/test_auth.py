@@ -32,6 +32,9 @@ OPERATOR = {
     ("POST", "/api/v1/tasks/{pk}/pause"),
     ("POST", "/api/v1/tasks/{pk}/resume"),
     ("POST", "/api/v1/executions/{pk}/stop"),
+    ("POST", "/api/v1/workflows/{pk}/trigger"),
+    ("POST", "/api/v1/workflow-runs/{pk}/cancel"),
+    ("POST", "/api/v1/workflow-runs/{pk}/rerun"),
 }
 REGISTER = ("POST", "/api/v1/executors/register")
 REGISTRATION_KEY = "registration-key-for-tests-0123456789"
@@ -75,7 +78,9 @@ def make_user(db):
 def filled(world: World, template: str) -> str:
     """A URL-conf path (``{pk}``, ``{executor_id}``) with the world's ids."""
     owner = ("{task}" if template.startswith("/api/v1/tasks") else
-             "{executor}" if template.startswith("/api/v1/executors") else "{execution}")
+             "{executor}" if template.startswith("/api/v1/executors") else
+             "{workflow}" if template.startswith("/api/v1/workflows") else
+             "{workflow_run}" if template.startswith("/api/v1/workflow-runs") else "{execution}")
     return world.path(template.replace("{pk}", owner).replace("{executor_id}", "{executor}"))
 
 
