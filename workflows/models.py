@@ -2,6 +2,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 
 from core.schedules import Schedule, build_schedule
+from executions.choices import TriggerType
 from scheduler_project.ids import new_id
 from tasks.choices import ExecutionMode, MisfirePolicy, ScheduleType
 from workflows.choices import EdgeCondition, WorkflowRunStatus, WorkflowStatus
@@ -101,7 +102,7 @@ class WorkflowRun(models.Model):
     id = models.CharField(primary_key=True, max_length=64, default=new_id, editable=False)
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="runs")
     scheduled_time = models.DateTimeField()
-    trigger_type = models.CharField(max_length=16, default="scheduled")
+    trigger_type = models.CharField(max_length=16, choices=TriggerType.choices, default=TriggerType.SCHEDULED)
     status = models.CharField(max_length=16, choices=WorkflowRunStatus.choices, default=WorkflowRunStatus.RUNNING)
     # 1, then one more for each re-run from failures: a node's executions are keyed by the round.
     round = models.IntegerField(default=1)

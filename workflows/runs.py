@@ -41,6 +41,9 @@ NODE_STATE = {
 }
 
 
+_ACTIVE = [ExecutionStatus.PENDING, ExecutionStatus.RUNNING]
+
+
 def node_key(run_id: str, round_: int, name: str) -> str:
     return f"{run_id}:{round_}:{name}"
 
@@ -147,19 +150,22 @@ def advance_after_node(execution: TaskExecution, *, now: datetime) -> None:
 def advance_stalled(now: datetime, *, limit: int = 100) -> int:
     """Advance the running runs that have no node pending or running. The end of a node normally advances
     its run in the same transaction; a node's execution withdrawn without ending through
-    ``executions.services.finish`` (its task paused or deleted while it waited) does not, and this step
-    catches that run up. Returns how many runs it advanced."""
-    stalled = (WorkflowRun.objects.filter(status=WorkflowRunStatus.RUNNING)
-               .exclude(node_executions__status__in=[ExecutionStatus.PENDING, ExecutionStatus.RUNNING])
-               .values_list("pk", flat=True)[:limit])
+    ``executions.services.finish`` (its task deleted while it waited) does not, and this step catches that
+    run up. Two indexed reads per tick (runs by status, then their active nodes by run), the first of
+    which is empty where no workflow runs. Returns how many runs it advanced."""
+    running = list(WorkflowRun.objects.filter(status=WorkflowRunStatus.RUNNING).values_list("pk", flat=True)[:limit])
+    if not running:
+        return 0
+    busy = set(TaskExecution.objects.filter(workflow_run_id__in=running, status__in=_ACTIVE)
+               .values_list("workflow_run_id", flat=True).distinct())
     advanced = 0
-    for run_id in list(stalled):
+    for run_id in (run_id for run_id in running if run_id not in busy):
         with transaction.atomic():
             run = WorkflowRun.objects.select_for_update().defer("graph").filter(
                 pk=run_id, status=WorkflowRunStatus.RUNNING).first()
-            active = TaskExecution.objects.filter(
-                workflow_run_id=run_id, status__in=[ExecutionStatus.PENDING, ExecutionStatus.RUNNING]).exists()
-            if run is not None and not active:
+            # Read again under the run's lock: a node may have started since.
+            if run is not None and not TaskExecution.objects.filter(workflow_run_id=run_id,
+                                                                    status__in=_ACTIVE).exists():
                 advance_run(run, now=now)
                 advanced += 1
     return advanced
@@ -255,7 +261,7 @@ def start_next_waiting(workflow_id: str, *, now: datetime) -> WorkflowRun | None
 
 def begin(run: WorkflowRun, *, now: datetime) -> None:
     """A run created (or waiting) starts: its roots start now."""
-    run.status, run.started_at = WorkflowRunStatus.RUNNING, now
+    run.status, run.started_at = WorkflowRunStatus.RUNNING, run.started_at or now  # a re-run keeps its start
     run.save(update_fields=["status", "started_at"])
     advance_run(run, now=now)
 

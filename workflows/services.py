@@ -16,6 +16,7 @@ from core.cron import CronError
 from core.policy import FireAction, FirePlan, decide_fire
 from core.states import ExecutionStatus
 from core.workflows import Edge, ProblemKind, dag_problem
+from executions.choices import TriggerType
 from executions.models import TaskExecution
 from executions.services import finish, logs_with, notify_executor_stop, retried_on_deadlock, transition_many
 from scheduler_project.errors import DomainError, ErrorCode
@@ -196,8 +197,8 @@ def workflow_trigger(*, workflow_id: str, parameters: dict[str, Any] | None, now
     scheduled = now
     for _ in range(5):
         try:
-            return create_run(workflow, scheduled_time=scheduled, trigger_type="manual", parameters=parameters,
-                              now=now)
+            return create_run(workflow, scheduled_time=scheduled, trigger_type=TriggerType.MANUAL,
+                              parameters=parameters, now=now)
         except IntegrityError:
             scheduled += timedelta(microseconds=1)  # two triggers in one microsecond share the fire key
     raise DomainError(ErrorCode.CONFLICT, "too many simultaneous triggers of this workflow; try again")
@@ -279,11 +280,11 @@ def fire_workflow(workflow: Workflow, plan: FirePlan, note: str, *, now: datetim
         if not moved:
             return 0
         for scheduled in plan.skip:
-            create_run(workflow, scheduled_time=scheduled, trigger_type="scheduled", now=now,
+            create_run(workflow, scheduled_time=scheduled, trigger_type=TriggerType.SCHEDULED, now=now,
                        status=WorkflowRunStatus.SKIPPED, reason=note)
         for scheduled in plan.run:
             status, reason = _overlap(workflow)
-            create_run(workflow, scheduled_time=scheduled, trigger_type="scheduled", now=now, status=status,
+            create_run(workflow, scheduled_time=scheduled, trigger_type=TriggerType.SCHEDULED, now=now, status=status,
                        reason="\n".join(filter(None, [note, reason])))
     return len(plan.skip) + len(plan.run)
 

@@ -76,7 +76,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.CharField(default=scheduler_project.ids.new_id, editable=False, max_length=64, primary_key=True, serialize=False)),
                 ('scheduled_time', models.DateTimeField()),
-                ('trigger_type', models.CharField(default='scheduled', max_length=16)),
+                ('trigger_type', models.CharField(choices=[('scheduled', 'Scheduled (cron)'), ('manual', 'Manual trigger')], default='scheduled', max_length=16)),
                 ('status', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('success', 'Success'), ('failed', 'Failed'), ('cancelled', 'Cancelled'), ('skipped', 'Skipped')], default='running', max_length=16)),
                 ('round', models.IntegerField(default=1)),
                 ('parameters', models.JSONField(blank=True, default=dict)),
