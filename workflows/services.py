@@ -7,6 +7,7 @@ every node's task must exist and not be deleted), so a refused save leaves no ha
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,7 @@ from tasks.models import Task
 from tasks.services import check_schedule_fields, next_fire_after, task_pause
 from workflows.choices import ACTIVE_RUN_STATUSES, EdgeCondition, WorkflowRunStatus, WorkflowStatus
 from workflows.models import MAX_NODES, Workflow, WorkflowEdge, WorkflowNode, WorkflowRun
-from workflows.runs import begin, create_run, node_states, snapshot, start_next_waiting
+from workflows.runs import begin, create_run, snapshot, start_next_waiting
 
 SCHEDULE_FIELDS = {"schedule_type", "cron_expression", "interval_seconds", "start_at", "run_at", "timezone",
                     "status"}
@@ -42,7 +43,7 @@ def check_graph(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> Non
         raise DomainError(ErrorCode.WORKFLOW_INVALID_GRAPH, f"a workflow has at most {MAX_NODES} nodes",
                           {"nodes": len(nodes), "max": MAX_NODES})
     names = [node["name"] for node in nodes]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
     if repeated:
         raise DomainError(ErrorCode.WORKFLOW_INVALID_GRAPH, f"node names must be unique: {', '.join(repeated)}",
                           {"names": repeated})
@@ -260,10 +261,6 @@ def run_rerun(*, run_id: str, now: datetime) -> WorkflowRun:
     run.save(update_fields=["round", "ended_at", "reason"])
     begin(run, now=now)
     return run
-
-
-def run_node_states(run: WorkflowRun) -> dict[str, str]:
-    return {name: state.value for name, state in node_states(run).items()}
 
 
 # --- firing: called by the engine's step (scheduling.workflow_firing) -------------------------------------
