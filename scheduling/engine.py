@@ -10,10 +10,11 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections, transaction
 
 from core.clock import utc_now
-from executions.retention import purge_expired
+from executions.retention import purge_expired, retention_cutoff
 from executors.channel import purge_old_nonces
 from scheduler_project.config import tunable
 from scheduling.dispatch import Dispatcher
@@ -24,6 +25,7 @@ from scheduling.leader import LeaderLock
 from scheduling.metrics import observe_tick, set_leader
 from scheduling.models import SchedulerInstance
 from scheduling.workflow_firing import fire_due_workflows
+from workflows.services import purge_runs
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +64,8 @@ class SchedulerNode:
         self._next_election: datetime | None = None
         self._confirmed_at = 0.0  # time.monotonic() of the last check that the lock is ours
         self.purges = (PeriodicPurge("executions past retention", HISTORY_PURGE_INTERVAL, purge_expired_at),
-                       PeriodicPurge("executor nonces", NONCE_PURGE_INTERVAL, purge_old_nonces))
+                       PeriodicPurge("executor nonces", NONCE_PURGE_INTERVAL, purge_old_nonces),
+                       PeriodicPurge("workflow runs past retention", HISTORY_PURGE_INTERVAL, purge_workflow_runs_at))
         self._progress_at = time.monotonic()  # when the loop last began a step (read by the keep-alive)
 
     # --- membership -------------------------------------------------------------------------------
@@ -228,3 +231,11 @@ class SchedulerNode:
 
 def purge_expired_at(now: datetime) -> int:
     return purge_expired(now=now)
+
+
+def purge_workflow_runs_at(now: datetime) -> int:
+    """Workflow runs go with the execution history's retention (none when it is off)."""
+    cutoff = retention_cutoff(now)
+    if cutoff is None:
+        return 0
+    return purge_runs(older_than=cutoff, batch_size=settings.EXECUTION_PURGE_BATCH_SIZE)

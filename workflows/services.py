@@ -340,3 +340,26 @@ def chain_create(*, task_ids: list[str], condition: str = EdgeCondition.ON_SUCCE
     if takes_schedule:
         task_pause(task_id=first.pk, now=now)
     return workflow
+
+
+# --- retention ---------------------------------------------------------------------------------------------
+
+FINAL_RUN_STATUSES = [WorkflowRunStatus.SUCCESS, WorkflowRunStatus.FAILED, WorkflowRunStatus.CANCELLED,
+                      WorkflowRunStatus.SKIPPED]
+
+
+def purge_runs(*, older_than: datetime, batch_size: int) -> int:
+    """Delete ended workflow runs scheduled before ``older_than`` (as execution history ages out, by the
+    same retention), ``batch_size`` at a time, each batch its own transaction. Their node executions that
+    remain lose the link (SET_NULL). Returns how many runs went."""
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            ids = list(WorkflowRun.objects.filter(status__in=FINAL_RUN_STATUSES, scheduled_time__lt=older_than)
+                       .order_by("scheduled_time").values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                return deleted
+            WorkflowRun.objects.filter(pk__in=ids, status__in=FINAL_RUN_STATUSES).only("id").delete()
+        deleted += len(ids)
+        if len(ids) < batch_size:
+            return deleted

@@ -244,3 +244,15 @@ def test_a_node_withdrawn_by_its_task_deletion_is_caught_up_by_the_engine_step(m
     run.refresh_from_db()
     assert run.status == WorkflowRunStatus.FAILED and status_of(run)["b"] == "skipped"
     assert fire_due_workflows(timezone.now()) == 0  # nothing stalled any more
+
+
+def test_ended_runs_past_retention_are_purged_and_running_ones_kept(make_workflow):
+    from workflows.services import purge_runs
+    workflow = make_workflow("a>b")
+    old, running = trigger(workflow), trigger(workflow)
+    end(old, "a", ExecutionStatus.FAILED)
+    assert old.status == WorkflowRunStatus.FAILED
+    later = timezone.now() + timedelta(days=1)
+    assert purge_runs(older_than=later, batch_size=1) == 1
+    assert list(workflow.runs.values_list("pk", flat=True)) == [running.pk]
+    assert TaskExecution.objects.filter(node_key__startswith=old.pk, workflow_run__isnull=True).exists()
