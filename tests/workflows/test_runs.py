@@ -256,3 +256,44 @@ def test_ended_runs_past_retention_are_purged_and_running_ones_kept(make_workflo
     assert purge_runs(older_than=later, batch_size=1) == 1
     assert list(workflow.runs.values_list("pk", flat=True)) == [running.pk]
     assert TaskExecution.objects.filter(node_key__startswith=old.pk, workflow_run__isnull=True).exists()
+
+
+class NodeDied(Exception):
+    """Stands for the process dying after a parent's status change, before its children are inserted."""
+
+
+def test_a_node_dying_between_a_parents_end_and_its_childrens_start_leaves_neither(make_workflow, monkeypatch):
+    import workflows.runs
+
+    run = trigger(make_workflow("a>b", "a>c"))
+    parent = execs(run, "a")[0]
+    real_apply = workflows.runs._apply
+
+    def die(*args, **kwargs):
+        raise NodeDied
+
+    monkeypatch.setattr(workflows.runs, "_apply", die)
+    with pytest.raises(NodeDied):
+        finish(parent, ExecutionStatus.SUCCESS, now=timezone.now())
+    assert status_of(run) == {"a": "pending"}  # the parent's end rolled back with the children's start
+    monkeypatch.setattr(workflows.runs, "_apply", real_apply)
+    parent.refresh_from_db()
+    assert finish(parent, ExecutionStatus.SUCCESS, now=timezone.now())  # whoever ends it next starts them, once
+    assert status_of(run) == {"a": "success", "b": "pending", "c": "pending"}
+
+
+def test_the_leaders_timeout_sweep_ends_a_node_and_advances_its_run(make_workflow, make_executor):
+    from scheduling.dispatch import Dispatcher
+
+    run = trigger(make_workflow("a>b", "a>fix:on_failure"))
+    now = timezone.now()
+    parent = execs(run, "a")[0]
+    transition_many([parent.pk], ExecutionStatus.RUNNING, expected=ExecutionStatus.PENDING,
+                    executor=make_executor(), start_time=now - timedelta(minutes=10),
+                    deadline=now - timedelta(minutes=5))
+    dispatcher = Dispatcher(clock=lambda: now, workers=1)
+    try:
+        assert dispatcher.sweep_timeouts(now) == 1
+    finally:
+        dispatcher.shutdown(wait=False)
+    assert status_of(run) == {"a": "timeout", "b": "skipped", "fix": "pending"}
