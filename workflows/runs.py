@@ -302,8 +302,12 @@ def dispatch_extras(execution: TaskExecution) -> dict:
     if execution.workflow_run_id is None:
         return {}
     round_, name = split_node_key(execution.node_key)
-    graph = _GRAPHS.get(execution.workflow_run_id) or run_graph(
-        WorkflowRun.objects.only("id").get(pk=execution.workflow_run_id))
+    graph = _GRAPHS.get(execution.workflow_run_id)
+    if graph is None:
+        run = WorkflowRun.objects.only("id").filter(pk=execution.workflow_run_id).first()
+        if run is None:  # deleted since (a node in progress keeps its run, so only ever a stale row): no extras
+            return {}
+        graph = run_graph(run)
     parents = tuple(edge.parent for edge in graph.dag.in_edges.get(name, ()))
     key = (execution.workflow_run_id, round_, parents)
     results = _PARENT_RESULTS.get(key)
