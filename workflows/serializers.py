@@ -11,13 +11,13 @@ from workflows.choices import EdgeCondition, WorkflowRunStatus, WorkflowStatus
 from workflows.models import MAX_NODES, NODE_NAME, SCHEDULE_CHOICES, Workflow, WorkflowRun
 
 
-class NodeSerializer(StrictSerializer):
+class WorkflowNodeSerializer(StrictSerializer):
     name = serializers.CharField(max_length=64, validators=[NODE_NAME])
     task_id = serializers.CharField(max_length=64)
     parameters = JSONObjectField(required=False)
 
 
-class EdgeSerializer(StrictSerializer):
+class WorkflowEdgeSerializer(StrictSerializer):
     parent = serializers.CharField(max_length=64)
     child = serializers.CharField(max_length=64)
     condition = serializers.ChoiceField(choices=EdgeCondition.choices, required=False,
@@ -36,11 +36,11 @@ class WorkflowSerializer(serializers.ModelSerializer):
                   "parameters", "next_run_time", "finished_at", "created_at", "updated_at", "nodes", "edges"]
         read_only_fields = fields
 
-    @extend_schema_field(NodeSerializer(many=True))
+    @extend_schema_field(WorkflowNodeSerializer(many=True))
     def get_nodes(self, workflow: Workflow) -> list[dict]:
         return [{"name": n.name, "task_id": n.task_id, "parameters": n.parameters} for n in workflow.nodes.all()]
 
-    @extend_schema_field(EdgeSerializer(many=True))
+    @extend_schema_field(WorkflowEdgeSerializer(many=True))
     def get_edges(self, workflow: Workflow) -> list[dict]:
         return [{"parent": e.parent.name, "child": e.child.name, "condition": e.condition}
                 for e in workflow.edges.all()]
@@ -69,8 +69,8 @@ class WorkflowWriteSerializer(StrictSerializer):
     overlap_policy = serializers.ChoiceField(choices=ExecutionMode.choices, required=False)
     max_parallel_nodes = serializers.IntegerField(min_value=1, max_value=MAX_NODES, required=False, allow_null=True)
     parameters = JSONObjectField(required=False)
-    nodes = NodeSerializer(many=True, max_length=MAX_NODES)
-    edges = EdgeSerializer(many=True, required=False, max_length=MAX_NODES * 4)
+    nodes = WorkflowNodeSerializer(many=True, max_length=MAX_NODES)
+    edges = WorkflowEdgeSerializer(many=True, required=False, max_length=MAX_NODES * 4)
 
 
 class ChainSerializer(StrictSerializer):
@@ -84,7 +84,7 @@ class WorkflowTriggerSerializer(StrictSerializer):
     parameters = JSONObjectField(required=False)
 
 
-class RunNodeSerializer(serializers.Serializer):
+class WorkflowRunNodeSerializer(serializers.Serializer):
     name = serializers.CharField()
     task_id = serializers.CharField()
     state = serializers.CharField(help_text="waiting, active, succeeded, failed or skipped")
@@ -104,8 +104,8 @@ class WorkflowRunSerializer(serializers.ModelSerializer):
 
 
 class WorkflowRunDetailSerializer(WorkflowRunSerializer):
-    nodes = RunNodeSerializer(many=True, source="node_rows")
-    edges = EdgeSerializer(many=True, source="graph.edges")
+    nodes = WorkflowRunNodeSerializer(many=True, source="node_rows")
+    edges = WorkflowEdgeSerializer(many=True, source="graph.edges")
 
     class Meta(WorkflowRunSerializer.Meta):
         fields = [*WorkflowRunSerializer.Meta.fields, "nodes", "edges"]
