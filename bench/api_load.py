@@ -23,23 +23,13 @@ WRK_CONNECTIONS = 2  # one request in flight per core: latency, not queueing beh
 def populate(ours, *, tasks: int, rows: int) -> list[str]:
     """Creates ``tasks`` tasks and ``rows`` executions spread evenly over them and the last 90 days,
     with multi-row INSERTs (mysqlclient's executemany). Returns the task ids."""
-    from django.db import connection
-
-    from executions.models import TaskExecution
-
     task_ids = ours.create_tasks({"name": f"api-{i}", "cron_expression": "0 0 3 * * *"} for i in range(tasks))
-    fields = [f for f in TaskExecution._meta.concrete_fields]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    sql = (f"INSERT INTO {TaskExecution._meta.db_table} ({columns}) "  # noqa: S608 - model metadata only
-           f"VALUES ({', '.join(['%s'] * len(fields))})")
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     per_task = max(1, rows // tasks)
     step = timedelta(days=90) / per_task
     rng = random.Random(8)
-    batch: list[tuple] = []
-    with connection.cursor() as cursor:
-        raw = cursor.cursor  # the mysqlclient cursor: executemany becomes multi-row INSERT statements
-        raw.execute("SET SESSION unique_checks = 0, foreign_key_checks = 0")
+
+    def rows_to_insert():
         for n in range(rows):
             task_index, j = n % tasks, n // tasks
             scheduled = now - timedelta(days=90) + step * j + timedelta(milliseconds=task_index)
@@ -47,7 +37,7 @@ def populate(ours, *, tasks: int, rows: int) -> list[str]:
             duration = rng.randrange(100, 5000) if status in ("success", "failed", "timeout") else None
             start = scheduled + timedelta(milliseconds=50) if duration is not None else None
             end = start + timedelta(milliseconds=duration) if start is not None else scheduled
-            values = {
+            yield {
                 "id": f"bench-{n:09d}", "task_id": task_ids[task_index], "executor_id": ours.executor_id,
                 "scheduled_time": scheduled, "start_time": start, "end_time": end, "status": status,
                 "result": json.dumps({"ok": status == "success"}), "logs": "", "retry_count": 0,
@@ -55,14 +45,8 @@ def populate(ours, *, tasks: int, rows: int) -> list[str]:
                 "dispatch_after": scheduled, "deadline": None, "duration_ms": duration, "progress_percent": None,
                 "progress_step": "", "progress_updated_at": None, "retry_of_id": None,
             }
-            batch.append(tuple(values.get(f.attname, _default(f)) for f in fields))
-            if len(batch) >= CHUNK:
-                raw.executemany(sql, batch)
-                batch.clear()
-        if batch:
-            raw.executemany(sql, batch)
-        raw.execute("SET SESSION unique_checks = 1, foreign_key_checks = 1")
-        raw.execute(f"ANALYZE TABLE {TaskExecution._meta.db_table}")
+
+    insert_executions(rows_to_insert())
     return task_ids
 
 
@@ -92,6 +76,32 @@ def measure(web, path: str, headers: dict[str, str], seconds: int) -> dict:
     """One endpoint: a short warm-up (discarded: first-touch page reads, connection set-up), then wrk."""
     wrk(web.url + path, headers, WARMUP_SECONDS)
     return wrk_with_cpu(web, path, headers, seconds)
+
+
+def insert_executions(rows) -> None:
+    """Inserts execution rows (dicts of column values; columns left out take their model default) with
+    multi-row INSERTs (mysqlclient's executemany), then refreshes the table's statistics."""
+    from django.db import connection
+
+    from executions.models import TaskExecution
+
+    fields = list(TaskExecution._meta.concrete_fields)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    sql = (f"INSERT INTO {TaskExecution._meta.db_table} ({columns}) "  # noqa: S608 - model metadata only
+           f"VALUES ({', '.join(['%s'] * len(fields))})")
+    batch: list[tuple] = []
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the mysqlclient cursor: executemany becomes multi-row INSERT statements
+        raw.execute("SET SESSION unique_checks = 0, foreign_key_checks = 0")
+        for values in rows:
+            batch.append(tuple(values.get(f.attname, _default(f)) for f in fields))
+            if len(batch) >= CHUNK:
+                raw.executemany(sql, batch)
+                batch.clear()
+        if batch:
+            raw.executemany(sql, batch)
+        raw.execute("SET SESSION unique_checks = 1, foreign_key_checks = 1")
+        raw.execute(f"ANALYZE TABLE {TaskExecution._meta.db_table}")
 
 
 def _default(field):

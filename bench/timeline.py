@@ -23,15 +23,11 @@ TASKS = 100_000
 ROWS = 1_000_000
 BUSY_TASKS = 5  # per-second tasks: ~40,000 runs each over the last 12 hours
 BUSY_ROWS = 200_000
-CHUNK = 5000
 STATUSES = ["success"] * 90 + ["failed"] * 6 + ["timeout"] * 2 + ["skipped", "cancelled"]
 
 
 def populate() -> None:
-    from django.db import connection
-
-    from bench.api_load import _default
-    from executions.models import TaskExecution
+    from bench.api_load import insert_executions
     from tasks.models import Task
 
     now = datetime.now(UTC).replace(microsecond=0)
@@ -41,16 +37,10 @@ def populate() -> None:
                    next_run_time=now + timedelta(seconds=1)) for i in range(BUSY_TASKS)]
     Task.objects.bulk_create(tasks, batch_size=5000)
     ids = [task.pk for task in tasks]
-    fields = list(TaskExecution._meta.concrete_fields)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    sql = (f"INSERT INTO {TaskExecution._meta.db_table} ({columns}) "  # noqa: S608 - model metadata only
-           f"VALUES ({', '.join(['%s'] * len(fields))})")
     rng = random.Random(22)
     naive_now = now.replace(tzinfo=None)
-    batch: list[tuple] = []
-    with connection.cursor() as cursor:
-        raw = cursor.cursor
-        raw.execute("SET SESSION unique_checks = 0, foreign_key_checks = 0")
+
+    def rows():
         for n in range(ROWS):
             if n < BUSY_ROWS:
                 task_id = ids[TASKS + n % BUSY_TASKS]
@@ -58,20 +48,14 @@ def populate() -> None:
             else:
                 task_id = ids[n % TASKS]
                 scheduled = naive_now - timedelta(seconds=rng.randrange(7 * 86400), milliseconds=n % 1000)
-            status = STATUSES[rng.randrange(len(STATUSES))]
             duration = rng.randrange(100, 5000)
-            values = {"id": f"tl-{n:09d}", "task_id": task_id, "scheduled_time": scheduled,
-                      "start_time": scheduled, "end_time": scheduled + timedelta(milliseconds=duration),
-                      "status": status, "result": "{}", "logs": "", "retry_count": 0, "created_at": scheduled,
-                      "trigger_type": "scheduled", "parameters": "{}", "duration_ms": duration}
-            batch.append(tuple(values.get(f.attname, _default(f)) for f in fields))
-            if len(batch) >= CHUNK:
-                raw.executemany(sql, batch)
-                batch.clear()
-        if batch:
-            raw.executemany(sql, batch)
-        raw.execute("SET SESSION unique_checks = 1, foreign_key_checks = 1")
-        raw.execute(f"ANALYZE TABLE {TaskExecution._meta.db_table}")
+            yield {"id": f"tl-{n:09d}", "task_id": task_id, "scheduled_time": scheduled,
+                   "start_time": scheduled, "end_time": scheduled + timedelta(milliseconds=duration),
+                   "status": STATUSES[rng.randrange(len(STATUSES))], "result": "{}", "logs": "",
+                   "retry_count": 0, "created_at": scheduled, "trigger_type": "scheduled", "parameters": "{}",
+                   "duration_ms": duration}
+
+    insert_executions(rows())
 
 
 def measure(rounds: int) -> list[tuple[str, float, float, int, int]]:
