@@ -14,17 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from django import forms
-from django.db.models import Q
 
 from console.charts import timeline_svg
 from core.timeline import Window, fold, upcoming, worst_status
 from executions.selectors import TimelineFilters, busiest_tasks, lane_runs, running_since_before
-from executors.models import Executor
+from executors.selectors import executor_ids_matching
 from tasks.choices import TaskStatus
 from tasks.models import Task
-
-# A typed filter matches at most this many tasks or executors (by id, or by name containing it).
-MAX_FILTER_MATCHES = 200
+from tasks.selectors import task_ids_matching
 
 
 @dataclass
@@ -39,19 +36,11 @@ class Lane:
 
 
 def matching_tasks(text: str) -> tuple[str, ...] | None:
-    text = text.strip()
-    if not text:
-        return None
-    return tuple(Task.objects.filter(Q(pk=text) | Q(name__icontains=text))
-                 .values_list("pk", flat=True)[:MAX_FILTER_MATCHES])
+    return tuple(task_ids_matching(text.strip())) if text.strip() else None
 
 
 def matching_executors(text: str) -> tuple[str, ...] | None:
-    text = text.strip()
-    if not text:
-        return None
-    return tuple(Executor.objects.filter(Q(pk=text) | Q(name__icontains=text) | Q(instance_id__icontains=text))
-                 .values_list("pk", flat=True)[:MAX_FILTER_MATCHES])
+    return tuple(executor_ids_matching(text.strip())) if text.strip() else None
 
 
 def _lane_task_ids(window: Window, filters: TimelineFilters) -> list[str]:

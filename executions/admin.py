@@ -6,7 +6,6 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
@@ -20,14 +19,12 @@ from core.clock import utc_now
 from executions.choices import ACTIVE_STATUSES, ExecutionStatus
 from executions.models import TaskExecution
 from executions.services import stop_execution
-from executors.models import Executor
-from tasks.models import Task
+from executors.selectors import executor_ids_matching
+from tasks.selectors import task_ids_matching
 from tasks.services import task_trigger
 
 # The live tail shows this many of the last lines of a running execution.
 LIVE_TAIL_LINES = 2000
-# A typed filter value matches at most this many tasks or executors (by id, or by name containing it).
-MAX_FILTER_MATCHES = 200
 
 
 class TaskFilter(InputFilter):
@@ -39,8 +36,7 @@ class TaskFilter(InputFilter):
         value = (self.value() or "").strip()
         if not value:
             return queryset
-        ids = Task.objects.filter(Q(pk=value) | Q(name__icontains=value)).values_list("pk", flat=True)
-        return queryset.filter(task_id__in=list(ids[:MAX_FILTER_MATCHES]))
+        return queryset.filter(task_id__in=task_ids_matching(value))
 
 
 class ExecutorFilter(InputFilter):
@@ -52,10 +48,7 @@ class ExecutorFilter(InputFilter):
         value = (self.value() or "").strip()
         if not value:
             return queryset
-        ids = Executor.objects.filter(
-            Q(pk=value) | Q(name__icontains=value) | Q(instance_id__icontains=value)
-        ).values_list("pk", flat=True)
-        return queryset.filter(executor_id__in=list(ids[:MAX_FILTER_MATCHES]))
+        return queryset.filter(executor_id__in=executor_ids_matching(value))
 
 
 def rerun(execution: TaskExecution) -> TaskExecution:

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from scheduler_project.errors import DomainError, ErrorCode
 from tasks.choices import ScheduleType, TaskStatus
@@ -50,3 +50,13 @@ def preview_fires(task: Task, now: datetime, count: int) -> list[datetime]:
         fires.append(upcoming)
         current = upcoming
     return fires
+
+
+# A typed filter value (console filters, the timeline) matches at most this many rows.
+MAX_FILTER_MATCHES = 200
+
+
+def task_ids_matching(text: str) -> list[str]:
+    """Ids of the tasks whose id is ``text`` or whose name contains it (at most ``MAX_FILTER_MATCHES``)."""
+    return list(Task.objects.filter(Q(pk=text) | Q(name__icontains=text))
+                .values_list("pk", flat=True)[:MAX_FILTER_MATCHES])
