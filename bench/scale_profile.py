@@ -97,9 +97,9 @@ def build_node(timer: StepTimer):
     lock = lock_for_database(settings.DATABASES["default"], f"profile_{os.getpid()}", 30)
     node = SchedulerNode(instance_id="profile-1", host="127.0.0.1", port=0, lock=lock)
     dispatcher = node.dispatcher  # as the engine builds it (fire-ahead staging included, if any)
-    dispatcher.transport = staticmethod(lambda executor, url, payload, timeout: Accepted())
-    if hasattr(dispatcher, "transport_soon"):
-        dispatcher.transport_soon = staticmethod(accepted_soon)
+    delivery = dispatcher.delivery
+    delivery.transport = staticmethod(lambda executor, url, payload, timeout: Accepted())
+    delivery.transport_soon = staticmethod(accepted_soon)
     node.health.probe = staticmethod(lambda executor, timeout: True)
     engine.fire_due = timer.wrap("fire_due", firing.fire_due)  # the engine's own reference, wrapped afresh
     for owner, name in ((node, "hold_leadership"), (node, "heartbeat"), (dispatcher, "dispatch_pending"),

@@ -8,6 +8,11 @@ EXECUTIONS_FINISHED = Counter(
 )
 RETRIES = Counter("scheduler_retries_total", "Retry attempts scheduled after a failure or timeout.")
 TIMEOUTS = Counter("scheduler_timeouts_total", "Running executions marked timeout by the sweep.")
+LOST = Counter("scheduler_executions_lost_total",
+               "Running executions failed as lost: their lease ran out, or their executor no longer held them.")
+LATE_RESULTS = Counter("scheduler_late_results_total",
+                       "Results finished within the deadline that arrived after the scheduler ended the run: "
+                       "applied, or only recorded on the run because a retry had started.", ["outcome"])
 
 
 def count_finished(status: str) -> None:
@@ -20,3 +25,11 @@ def count_retry() -> None:
 
 def count_timeout() -> None:
     TIMEOUTS.inc()
+
+
+def count_lost() -> None:
+    LOST.inc()
+
+
+def count_late_result(outcome: str) -> None:
+    LATE_RESULTS.labels(outcome=outcome).inc()

@@ -31,6 +31,14 @@ class TaskExecution(models.Model):
     progress_percent = models.FloatField(null=True, blank=True)
     progress_step = models.CharField(max_length=255, blank=True, default="")
     progress_updated_at = models.DateTimeField(null=True, blank=True)
+    # The lease protocol (core.leases): every dispatch is a new attempt (fencing number); the executor must
+    # refuse it after accept_by; once accepted it renews the lease, and a run whose lease ran out is lost.
+    attempt = models.PositiveIntegerField(default=0)
+    accept_by = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # Ended by the scheduler's own verdict (timeout, lost) rather than by its executor's word or an operator:
+    # a result the executor finished within the deadline may still be applied (a late result).
+    ended_by_scheduler = models.BooleanField(default=False)
     retry_of = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries"
     )
@@ -53,6 +61,7 @@ class TaskExecution(models.Model):
             models.Index(fields=["scheduled_time"], name="idx_scheduled_time"),
             models.Index(fields=["status", "dispatch_after"], name="idx_status_dispatch_after"),
             models.Index(fields=["status", "deadline"], name="idx_status_deadline"),
+            models.Index(fields=["status", "lease_until"], name="idx_status_lease_until"),
             models.Index(fields=["executor", "status"], name="idx_executor_status"),
             # History reads over millions of rows (bench workload 5; figures in migration 0004).
             models.Index(fields=["task", "status", "scheduled_time"], name="idx_exec_task_status_time"),

@@ -39,9 +39,11 @@ def duration_ms(start: datetime | None, end: datetime | None) -> int | None:
 
 
 def transition(
-    execution: TaskExecution, to: str, *, expected: Iterable[str] | None = None, **changes: Any
+    execution: TaskExecution, to: str, *, expected: Iterable[str] | None = None, matching: dict | None = None,
+    **changes: Any,
 ) -> bool:
-    """Move ``execution`` to ``to`` if it is still in the status it was read with (or one of ``expected``).
+    """Move ``execution`` to ``to`` if it is still in the status it was read with (or one of ``expected``),
+    and still has the values ``matching`` names (e.g. its attempt: a run re-dispatched meanwhile is left alone).
 
     Returns True when this call made the change; False when something else changed the row first, in
     which case nothing was written. On success the instance reflects the new row.
@@ -50,7 +52,8 @@ def transition(
     sources = {status for status in sources if may_move(status, to)}
     if not sources:
         return False
-    updated = TaskExecution.objects.filter(pk=execution.pk, status__in=sources).update(status=to, **changes)
+    updated = (TaskExecution.objects.filter(pk=execution.pk, status__in=sources, **(matching or {}))
+               .update(status=to, **changes))
     if updated != 1:
         return False
     execution.status = to
@@ -59,7 +62,8 @@ def transition(
     return True
 
 
-def transition_many(execution_ids: list[str], to: str, *, expected: str, **changes: Any) -> set[str]:
+def transition_many(execution_ids: list[str], to: str, *, expected: str, matching: dict | None = None,
+                    **changes: Any) -> set[str]:
     """``transition`` for many executions in one UPDATE (the dispatcher claims a whole step this way).
 
     Returns the ids this call moved. The others changed first (a stop, a cancel) and were left alone: the
@@ -68,7 +72,7 @@ def transition_many(execution_ids: list[str], to: str, *, expected: str, **chang
     if not may_move(expected, to):
         return set()
     ids = list(execution_ids)
-    moved = TaskExecution.objects.filter(pk__in=ids, status=expected).update(status=to, **changes)
+    moved = TaskExecution.objects.filter(pk__in=ids, status=expected, **(matching or {})).update(status=to, **changes)
     if moved == len(ids):
         return set(ids)
     return set(TaskExecution.objects.filter(pk__in=ids, status=to, **changes).values_list("pk", flat=True))
@@ -78,7 +82,7 @@ def release_unsent(execution_ids: list[str]) -> int:
     """Hand runs a leader claimed ahead of their time, and never POSTed, back to pending. Only those still
     running as claimed move: one stopped or timed out meanwhile keeps its final status."""
     return len(transition_many(execution_ids, ExecutionStatus.PENDING, expected=ExecutionStatus.RUNNING,
-                               executor=None, start_time=None, deadline=None))
+                               executor=None, start_time=None, deadline=None, accept_by=None, lease_until=None))
 
 
 def record_sent(execution_ids: list[str], sent_at: datetime) -> int:

@@ -5,10 +5,10 @@ Pinning the address: the URL's host is resolved and checked once (``executors.ne
 goes to that IP, with the original name in the Host header and, for https, as the TLS server name and the
 name the certificate must match.
 
-The requests themselves run on one asyncio event loop per process (a daemon thread): a burst's dispatch is
-bound by the CPU each POST costs the leader. On this 2-core machine urllib3 from 16 threads managed ~1,400
-loopback POSTs/s (``requests`` fewer, PITFALLS §HTTP), this loop with aiohttp ~5,700 and with ``http1``, the
-lean client plain http goes through, ~12,700; https goes through aiohttp.
+The requests themselves run on aiohttp, on one asyncio event loop per process (a daemon thread), with
+kept-alive connections per executor address: a burst's dispatch is bound by the CPU each POST costs the
+leader. On this 2-core machine urllib3 from 16 threads managed ~1,400 loopback POSTs/s (``requests`` fewer,
+PITFALLS §HTTP); this loop several times that (``bench/http_client.py``).
 ``post_soon`` starts a batch and returns at once with futures (the dispatcher's fast path);
 ``send``/``post_json``/``get`` wait for the answer (health checks, stop instructions, failover).
 """
@@ -33,7 +33,6 @@ import aiohttp
 import certifi
 from yarl import URL
 
-from executors import http1
 from executors.models import Executor
 from executors.netguard import RefusedURL, Target, check_url
 from scheduler_project.config import tunable
@@ -48,7 +47,14 @@ logger = logging.getLogger(__name__)
 
 
 class Unreachable(Exception):
-    """The request was sent (or tried) and got no HTTP answer: connection refused or reset, timeout."""
+    """The request was sent (or tried) and got no HTTP answer: connection refused or reset, timeout.
+
+    ``maybe_received``: whether the executor may have the request all the same (a timeout, a reset after
+    sending), as opposed to never having been reached (connection refused, no connection free in time)."""
+
+    def __init__(self, message: str = "", *, maybe_received: bool = True) -> None:
+        super().__init__(message)
+        self.maybe_received = maybe_received
 
 
 @dataclass(frozen=True)
@@ -98,13 +104,12 @@ def prepare(executor: Executor, method: str, url: str, payload: Any = None, *,
 
 
 class HttpLoop:
-    """The process's event loop thread, its plain-http connection pool and its aiohttp sessions, one per
-    TLS server name (a connection verified for one name is never reused for another)."""
+    """The process's event loop thread and its aiohttp sessions: one for plain http, one per TLS server name
+    (a connection verified for one name is never reused for another)."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self._sessions: dict[str | None, aiohttp.ClientSession] = {}  # https, per TLS server name
-        self._plain = http1.ConnectionPool()  # http
+        self._sessions: dict[str | None, aiohttp.ClientSession] = {}  # per TLS server name; None: plain http
         # Per executor address (loop thread only): requests waiting for a sender, and the senders running.
         self._queues: dict[tuple, collections.deque] = {}
         self._senders: collections.Counter = collections.Counter()
@@ -118,7 +123,6 @@ class HttpLoop:
             for session in list(self._sessions.values()):
                 await session.close()
             self._sessions.clear()
-            self._plain.close()
 
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(close_all(), self.loop).result(2)
@@ -178,29 +182,24 @@ class HttpLoop:
     async def _fetch(self, request: Prepared, timeout: float) -> Answer:
         """``timeout`` is what is left of the caller's: the wait in the queue counted too."""
         if timeout <= 0:
-            raise Unreachable("no connection to the executor came free in time")
+            raise Unreachable("no connection to the executor came free in time", maybe_received=False)
         try:
             async with asyncio.timeout(timeout):
-                if request.server_name is None:  # plain http
-                    return Answer(*await self._plain.request(request.url.host, request.url.port, request.method,
-                                                             request.url.raw_path_qs, request.headers,
-                                                             request.body))
                 async with self._session(request.server_name).request(
                         request.method, request.url, data=request.body or None, headers=request.headers,
                         allow_redirects=False, server_hostname=request.server_name) as response:
                     return Answer(response.status, await response.read())
-        except (aiohttp.ClientError, TimeoutError, OSError, EOFError, asyncio.LimitOverrunError,
-                http1.ProtocolError) as exc:
+        except aiohttp.ClientConnectorError as exc:  # no connection: the request never left
+            raise Unreachable(what_failed(exc), maybe_received=False) from exc
+        except (aiohttp.ClientError, TimeoutError, OSError, EOFError) as exc:
             raise Unreachable(what_failed(exc)) from exc
 
 
 def what_failed(exc: BaseException) -> str:
     """A failed exchange in the scheduler's own words: these texts end up in execution logs that viewers read,
     so they never carry bytes the peer sent (a parser's error quotes them: a Redis or SMTP banner, a
-    password in it). The exception's type, the system's error for a connection, or our parser's statement."""
+    password in it). The exception's type, or the system's error for a connection."""
     name = type(exc).__name__
-    if isinstance(exc, http1.ProtocolError):
-        return f"{name}: {exc}"  # its messages state sizes, never content
     if isinstance(exc, aiohttp.ClientConnectorError):
         exc = exc.os_error
     if isinstance(exc, OSError) and not isinstance(exc, aiohttp.ClientError) and exc.errno:

@@ -306,6 +306,10 @@ SCHEDULER = {
     "MISFIRE_FIRE_ALL_LIMIT": env_int("SCHEDULER_MISFIRE_FIRE_ALL_LIMIT", 100, minimum=1),
     # A due time older than this when the leader gets to it was missed (no leader ran), not merely late.
     "MISFIRE_THRESHOLD_SECONDS": env_float("SCHEDULER_MISFIRE_THRESHOLD", 5.0, minimum=0.5),
+    # Execution leases (README "Leases"): an executor renews the runs it holds every LEASE_RENEW_SECONDS; a run
+    # whose lease is not renewed for LEASE_SECONDS is lost.
+    "LEASE_SECONDS": env_float("SCHEDULER_LEASE_SECONDS", 15.0, minimum=1),
+    "LEASE_RENEW_SECONDS": env_float("SCHEDULER_LEASE_RENEW_SECONDS", 5.0, minimum=0.1),
     "TIMEOUT_GRACE_SECONDS": env_float("SCHEDULER_TIMEOUT_GRACE_SECONDS", 5.0, minimum=0),
     "RETRY_BACKOFF_BASE_SECONDS": env_float("SCHEDULER_RETRY_BACKOFF_BASE", 2.0, minimum=0),
     "RETRY_BACKOFF_MAX_SECONDS": env_float("SCHEDULER_RETRY_BACKOFF_MAX", 300.0, minimum=0),

@@ -41,8 +41,10 @@ class FakeExecutors:
         return Answer(answer, b"")
 
     def install(self, dispatcher: Dispatcher) -> None:
-        """Replace the dispatcher's three transport seams with this fake."""
-        dispatcher.transport, dispatcher.transport_prepare, dispatcher.transport_soon = self, self.prepare, self.soon
+        """Replace the dispatcher's transport seams with this fake (the sweeps' questions too)."""
+        delivery = dispatcher.delivery
+        delivery.transport, delivery.transport_prepare, delivery.transport_soon = self, self.prepare, self.soon
+        dispatcher.sweeper.transport = self
 
     def prepare(self, executor, url: str, payload: dict, *, checked=None) -> tuple:
         return executor, url, payload
@@ -93,8 +95,11 @@ def test_pending_execution_is_claimed_and_posted(make_task, make_executor, dispa
     assert execution.start_time == clock.now and execution.deadline == clock.now + timedelta(seconds=30)
     [(url, payload)] = transport.calls
     assert url == executor.base_url + "/execute"
+    assert (execution.attempt, execution.accept_by) == (1, clock.now + timedelta(seconds=5))
+    assert execution.lease_until == execution.accept_by + timedelta(seconds=15)
     assert payload == {
-        "execution_id": execution.pk, "task_id": task.pk, "task_name": task.name, "parameters": {"x": 1},
+        "execution_id": execution.pk, "attempt": 1, "accept_by": "2030-01-01T12:00:05Z", "lease_seconds": 15.0,
+        "renew_seconds": 5.0, "task_id": task.pk, "task_name": task.name, "parameters": {"x": 1},
         "timeout_seconds": 30, "retry_count": 0, "scheduled_time": "2030-01-01T12:00:00Z",
         "callback_url": f"http://127.0.0.1:8000/api/v1/executions/{execution.pk}/callback",
     }

@@ -198,7 +198,7 @@ def test_the_loop_wakes_for_a_staged_run_instead_of_sleeping_a_whole_tick(node, 
     assert node.fire_ahead > timedelta(0)  # the default fires ahead
     node.tick(T0)  # fires the runs due within the fire-ahead time
     node.tick(T0)  # stages them
-    claim_at = T0 + timedelta(seconds=1) - node.dispatcher.claim_ahead
+    claim_at = T0 + timedelta(seconds=1) - node.dispatcher.staging.claim_ahead
     assert node.idle_seconds(claim_at - timedelta(milliseconds=100), idle=0.2) == pytest.approx(0.1)
     node.tick(claim_at)  # claims them ahead of their time
     assert node.idle_seconds(T0 + timedelta(milliseconds=900), idle=0.2) == pytest.approx(0.1)

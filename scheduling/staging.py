@@ -1,0 +1,180 @@
+"""Staging: pending executions due soon, loaded, ranked and their first POST signed before their time.
+
+Pending executions of non-sequential tasks due within ``stage_ahead`` (runs fired ahead, retries waiting
+out their backoff) are held in memory by the leader's loop thread, so when their time comes only the claim
+and the POST remain; ``next_due()`` tells the loop when to wake for them. They stay pending in the database
+until claimed: a leader that dies leaves them to the next one, and one cancelled meanwhile (task paused)
+loses its claim's compare-and-set.
+
+Claiming ahead (``claim_ahead``): staged runs due within ``claim_ahead`` are claimed before their time
+(their timeout and accept-by count from their due time), so a burst's claims are written before it is due
+and only the POSTs remain when it is. A leader that steps down hands the ones it has not sent back (pending
+again); one killed leaves them to the lease sweep (they were never accepted: lost, and retried).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from core.leases import accept_by_for
+from executions.choices import ExecutionStatus
+from executions.models import TaskExecution
+from executors.netguard import RefusedURL
+from loadbalance.services import Ranking, Rankings
+from scheduler_project.config import tunable
+from tasks.choices import ExecutionMode
+
+# Pending executions due soon held in memory (bounds the memory).
+STAGE_LIMIT = 2000
+# How often the database is searched for runs to stage. Runs the leader fires ahead itself are staged as
+# they are written; the search finds the others (retries waiting out a backoff, another leader's fires).
+STAGE_SCAN_SECONDS = 1.0
+
+
+@dataclass
+class Staged:
+    """A pending execution ready to go: its ranked executors and the attempt it will be sent as
+    (``attempt``, ``accept_by``: None until planned), with its first POST once prepared."""
+
+    execution: TaskExecution
+    ranking: Ranking
+    attempt: int = 0
+    accept_by: datetime | None = None
+    request: Any = None
+    claimed: bool = False  # claimed ahead of its time: running in the database, its POST not sent yet
+
+    @classmethod
+    def of(cls, execution: TaskExecution, ranking: Ranking) -> Staged:
+        return cls(execution, ranking, attempt=execution.attempt + 1)
+
+    def plan(self, accept_by: datetime | None, request: Any = None) -> None:
+        self.accept_by, self.request = accept_by, request
+
+
+def dispatch_order(item: Staged) -> tuple:
+    execution = item.execution
+    return -execution.task.priority, execution.dispatch_after, execution.scheduled_time, execution.pk
+
+
+# prepare(execution, executor, attempt=, accept_by=, checked=) -> a signed request; raises RefusedURL
+Prepare = Callable[..., Any]
+
+
+class Staging:
+    """The staged executions of one leader (loop thread only)."""
+
+    def __init__(self, *, rng: random.Random, stage_ahead: timedelta, claim_ahead: timedelta,
+                 prepare: Prepare) -> None:
+        self.rng = rng
+        self.stage_ahead = stage_ahead
+        self.claim_ahead = min(claim_ahead, stage_ahead)
+        self.prepare = prepare
+        self._staged: dict[str, Staged] = {}
+        self._next_scan: datetime | None = None  # when scan() next searches the database
+
+    def __contains__(self, execution_id: str) -> bool:
+        return execution_id in self._staged
+
+    def claimed_ids(self) -> set[str]:
+        """Runs claimed ahead and not sent yet: running in the database, unknown to any executor."""
+        return {pk for pk, item in self._staged.items() if item.claimed}
+
+    def next_due(self) -> datetime | None:
+        """When the loop must wake next for a staged execution: to claim it ahead, or to POST it."""
+        return min((self._wake_at(item) for item in self._staged.values()), default=None)
+
+    def _wake_at(self, item: Staged) -> datetime:
+        if item.claimed or not item.ranking.executors:
+            return item.execution.dispatch_after
+        return item.execution.dispatch_after - self.claim_ahead
+
+    def forget(self) -> list[str]:
+        """Drop everything (leadership lost); returns the runs that were claimed ahead and never sent."""
+        unsent = sorted(self.claimed_ids())
+        self._staged.clear()
+        self._next_scan = None
+        return unsent
+
+    def any_due(self, now: datetime) -> bool:
+        return any(item.execution.dispatch_after <= now for item in self._staged.values())
+
+    def take_due(self, now: datetime, room: int) -> list[Staged]:
+        """The staged executions due at ``now``, at most ``room``, in dispatch order (no longer staged)."""
+        due = sorted((item for item in self._staged.values() if item.execution.dispatch_after <= now),
+                     key=dispatch_order)[:max(0, room)]
+        for item in due:
+            del self._staged[item.execution.pk]
+        return due
+
+    def soon_to_claim(self, now: datetime, room: int) -> list[Staged]:
+        """Staged runs due within ``claim_ahead`` and not claimed yet, at most ``room`` of them."""
+        if self.claim_ahead <= timedelta(0):
+            return []
+        horizon = now + self.claim_ahead
+        room -= len(self.claimed_ids())
+        return sorted((item for item in self._staged.values() if not item.claimed and item.ranking.executors
+                       and item.execution.dispatch_after <= horizon), key=dispatch_order)[:max(0, room)]
+
+    def claimed(self, items: list[Staged], ids: set[str]) -> None:
+        """Record which of ``items`` the claim won; the others were cancelled or stopped since staged."""
+        for item in items:
+            if item.execution.pk in ids:
+                item.claimed = True
+            else:
+                del self._staged[item.execution.pk]
+
+    def scan(self, now: datetime) -> None:
+        """Search the database for pending executions due within ``stage_ahead`` that are not staged yet
+        (retries, runs another leader fired), at most every STAGE_SCAN_SECONDS."""
+        if self.stage_ahead <= timedelta(0) or (self._next_scan is not None and now < self._next_scan):
+            return
+        self._next_scan = now + timedelta(seconds=STAGE_SCAN_SECONDS)
+        upcoming = (TaskExecution.objects
+                    .filter(status=ExecutionStatus.PENDING, dispatch_after__gt=now,
+                            dispatch_after__lte=now + self.stage_ahead)
+                    .exclude(task__execution_mode=ExecutionMode.SEQUENTIAL)
+                    .order_by("dispatch_after", "id").values_list("pk", flat=True)[:STAGE_LIMIT])
+        new = [pk for pk in upcoming if pk not in self._staged][:self._room()]
+        if new:
+            self._stage_rows(list(TaskExecution.objects.filter(pk__in=new).select_related("task")), now)
+
+    def stage(self, written: list[TaskExecution], now: datetime) -> None:
+        """Stage the runs this leader has just fired ahead (they carry their task): no reading them back."""
+        if self.stage_ahead <= timedelta(0):
+            return
+        upcoming = [execution for execution in written
+                    if execution.status == ExecutionStatus.PENDING and execution.pk not in self._staged
+                    and now < execution.dispatch_after <= now + self.stage_ahead
+                    and execution.task.execution_mode != ExecutionMode.SEQUENTIAL]
+        self._stage_rows(upcoming[:self._room()], now)
+
+    def _room(self) -> int:
+        return max(0, STAGE_LIMIT - len(self._staged))
+
+    def _stage_rows(self, executions: list[TaskExecution], now: datetime) -> None:
+        if not executions:
+            return
+        rankings = Rankings([execution.task for execution in executions], self.rng)
+        checked: dict = {}  # each executor's address is checked once for the whole stage
+        for execution in executions:
+            item = Staged.of(execution, rankings.rank(execution.task))
+            self._plan(item, checked)
+            self._staged[execution.pk] = item
+        rankings.save(now)
+
+    def _plan(self, item: Staged, checked: dict) -> None:
+        """Plan the attempt (accept-by counted from the due time) and sign its first POST now rather than when
+        it is due (the signature stays fresh for minutes). Without an executor, or when the address guard
+        refuses, nothing is prepared (decided again when due, on the usual path)."""
+        if not item.ranking.executors:
+            return
+        accept_by = accept_by_for(item.execution.dispatch_after, tunable("DISPATCH_TIMEOUT_SECONDS"))
+        try:
+            item.plan(accept_by, self.prepare(item.execution, item.ranking.executors[0], attempt=item.attempt,
+                                              accept_by=accept_by, checked=checked))
+        except RefusedURL:
+            item.plan(None)
