@@ -97,6 +97,15 @@ def _figures(groups: list[dict]) -> dict:
     return figures
 
 
+# The outcomes a success rate is taken over: runs that finished (a lost run is failed). Skipped and
+# cancelled runs never ran to an end of their own, and pending or running ones have not ended yet.
+FINISHED_STATUSES = (ExecutionStatus.SUCCESS, ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT)
+
+
+def finished_count(counts: dict) -> int:
+    return sum(counts.get(status, 0) for status in FINISHED_STATUSES)
+
+
 def status_counts(queryset: QuerySet[TaskExecution]) -> dict:
     """One aggregate query: total, a count per status, and duration figures (seconds) of finished runs."""
     return _figures(_grouped(queryset))
@@ -115,7 +124,7 @@ def _day_figures(day: date, groups: list[dict]) -> dict:
     counts = {group["status"]: group["n"] for group in groups}  # one group per status
     total, success = sum(counts.values()), counts.get(ExecutionStatus.SUCCESS, 0)
     return {"date": day, "total": total, "success": success, "failed": counts.get(ExecutionStatus.FAILED, 0),
-            "success_rate": percent(success, total)}
+            "success_rate": percent(success, finished_count(counts))}
 
 
 def health_score(success_rate: float, timeout_rate: float) -> float:
@@ -133,13 +142,14 @@ def task_stats(task_id: str, now: datetime) -> dict:
     days = [_day_figures(day, groups) for day, groups in daily.items()]
     week_start = (now - timedelta(days=6)).date()
     return {
-        "success_rate_24h": percent(day["success"], day["total"]),
+        "success_rate_24h": percent(day["success"], finished_count(day)),
         "total_24h": day["total"],
         "success_24h": day["success"],
         "health_90d": {
             "health_score": health_score(
-                percent(quarter["success"], quarter["total"]), percent(quarter["timeout"], quarter["total"])
-            ) if quarter["total"] else 0.0,
+                percent(quarter["success"], finished_count(quarter)),
+                percent(quarter["timeout"], finished_count(quarter)),
+            ) if finished_count(quarter) else 0.0,
             "total_count": quarter["total"],
             "success_count": quarter["success"],
             "failed_count": quarter["failed"],
@@ -176,7 +186,7 @@ def execution_stats(queryset: QuerySet[TaskExecution], *, start_time: datetime |
         "pending": counts["pending"],
         "skipped": counts["skipped"],
         "cancelled": counts["cancelled"],
-        "success_rate": percent(counts["success"], counts["total"]),
+        "success_rate": percent(counts["success"], finished_count(counts)),
         "avg_duration": counts["avg_duration"],
         "total_duration": counts["total_duration"],
         "start_time": start_time,

@@ -151,3 +151,28 @@ class CallbackBatchResultSerializer(serializers.Serializer):
     not_found = serializers.IntegerField()
     not_yours = serializers.IntegerField()
     results = CallbackVerdictSerializer(many=True, help_text="One verdict per result sent, in the same order.")
+
+
+MAX_HELD_RUNS = 1000  # runs one lease renewal or registration may name
+
+
+class HeldRunSerializer(StrictSerializer):
+    """A run an executor holds: the execution and the attempt (from its /execute) it accepted."""
+
+    execution_id = serializers.CharField(max_length=64)
+    attempt = serializers.IntegerField(min_value=0)
+
+
+class LeaseRenewalSerializer(StrictSerializer):
+    """Every run the executor holds, in one request (an empty list is a plain heartbeat)."""
+
+    executions = serializers.ListField(child=HeldRunSerializer(), max_length=MAX_HELD_RUNS)
+
+
+class LeaseRenewalResultSerializer(serializers.Serializer):
+    renewed = serializers.ListField(child=serializers.CharField(), help_text="Leases renewed.")
+    revoked = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Runs not this executor's to run any more (final, re-dispatched, unknown): stop them.")
+    lease_seconds = serializers.FloatField(help_text="How long a renewed lease lasts.")
+    renew_seconds = serializers.FloatField(help_text="How often to renew.")

@@ -19,11 +19,13 @@ from django.db.models import Case, F, Value, When
 from django.db.models.functions import Cast
 
 from core import logtext
-from core.states import ACTIVE_STATUSES, ExecutionStatus, may_move
-from executions.metrics import count_finished
+from core.leases import LateResult, late_result, renewed_lease_until
+from core.states import ACTIVE_STATUSES, ExecutionStatus, may_correct, may_move
+from executions.metrics import count_finished, count_late_result, count_lost
 from executions.models import TaskExecution
 from executions.retries import schedule_retry
 from executors.client import request_stop
+from scheduler_project.config import tunable
 from scheduler_project.errors import DomainError, ErrorCode
 from workflows.runs import advance_after_node
 
@@ -40,7 +42,7 @@ def duration_ms(start: datetime | None, end: datetime | None) -> int | None:
 
 def transition(
     execution: TaskExecution, to: str, *, expected: Iterable[str] | None = None, matching: dict | None = None,
-    **changes: Any,
+    late: bool = False, **changes: Any,
 ) -> bool:
     """Move ``execution`` to ``to`` if it is still in the status it was read with (or one of ``expected``),
     and still has the values ``matching`` names (e.g. its attempt: a run re-dispatched meanwhile is left alone).
@@ -49,7 +51,11 @@ def transition(
     which case nothing was written. On success the instance reflects the new row.
     """
     sources = set(expected) if expected is not None else {execution.status}
-    sources = {status for status in sources if may_move(status, to)}
+    if late:  # a late result over a status the scheduler presumed (core.states.may_correct)
+        sources = {status for status in sources if may_correct(status, to)}
+        matching = {**(matching or {}), "ended_by_scheduler": True}
+    else:
+        sources = {status for status in sources if may_move(status, to)}
     if not sources:
         return False
     updated = (TaskExecution.objects.filter(pk=execution.pk, status__in=sources, **(matching or {}))
@@ -186,6 +192,8 @@ def apply_callback(*, execution_id: str, status: str, result: dict | None, logs:
     execution = get_execution(execution_id, for_update=True)
     previous = execution.status
     if previous not in ACTIVE_STATUSES:
+        if _took_late(execution, ResultReport(execution_id, status, result, logs, end_time), now):
+            return CallbackOutcome(execution=execution, previous_status=previous)
         raise _forbid(execution, "report a result for", ACTIVE_STATUSES)
     if not finish(execution, status, now=now, end_time=end_time, **_callback_changes(execution, result, logs)):
         execution.refresh_from_db()
@@ -270,6 +278,8 @@ def apply_callbacks(*, executor_id: str, reports: Sequence[ResultReport], now: d
     for report in reports:
         row = rows.get(report.execution_id)
         refusal = _refusal(row, report, executor_id)
+        if refusal is not None and refusal.outcome == ReportOutcome.ALREADY_FINAL and _took_late(row, report, now):
+            refusal = ReportVerdict(row.pk, ReportOutcome.APPLIED, row.status)
         if refusal is not None:
             verdicts[report.execution_id] = refusal
         else:
@@ -431,3 +441,95 @@ def report_progress(*, execution_id: str, percent: float, step: str | None = Non
     if updated != 1:
         raise _forbid(execution, "report progress for", ACTIVE_STATUSES)
     return execution
+# --- leases (README "Leases") ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HeldRun:
+    """A run an executor says it holds: the execution and the attempt it accepted."""
+
+    execution_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class LeaseRenewal:
+    renewed: list[str]
+    revoked: list[str]  # not (or no longer) this executor's to run: final, re-dispatched, unknown
+
+
+def renew_leases(*, executor_id: str, held: Sequence[HeldRun], now: datetime) -> LeaseRenewal:
+    """Renew the leases of the runs an executor holds, in one UPDATE: those still running, on this executor,
+    as the attempt it names. Every other run it names is revoked: the executor must stop it."""
+    wanted = {run.execution_id: run.attempt for run in held}
+    rows = (TaskExecution.objects.filter(pk__in=list(wanted), executor_id=executor_id, status=ExecutionStatus.RUNNING)
+            .values_list("pk", "attempt"))
+    ours = [pk for pk, attempt in rows if wanted[pk] == attempt]
+    if ours:
+        TaskExecution.objects.filter(pk__in=ours, executor_id=executor_id, status=ExecutionStatus.RUNNING).update(
+            lease_until=renewed_lease_until(now, _lease_seconds()))
+    return LeaseRenewal(renewed=ours, revoked=sorted(set(wanted) - set(ours)))
+
+
+def lose_run(execution: TaskExecution, *, now: datetime, why: str) -> bool:
+    """End a running attempt as lost: ``failed`` with the reason, ended by the scheduler (a result finished
+    within the deadline may still count), retried per the task's policy. False if it moved meanwhile."""
+    line = f"lost: {why}"
+    if not finish(execution, ExecutionStatus.FAILED, now=now, expected=[ExecutionStatus.RUNNING],
+                  matching={"attempt": execution.attempt}, ended_by_scheduler=True,
+                  logs=logs_with(execution.logs, line)):
+        return False
+    count_lost()
+    logger.warning("execution %s %s", execution.pk, line, extra=execution.log_extra())
+    return True
+
+
+def reconcile_held(*, executor_id: str, instance_id: str, held: Sequence[HeldRun], as_of: datetime,
+                   now: datetime) -> list[str]:
+    """An executor (re-)registering says which runs it holds, as of ``as_of`` (its clock). Its running runs it
+    does not hold, sent with an accept-by before ``as_of`` (it would have accepted them by then), are lost at
+    once. Returns the runs it holds that are not its to run any more: it must stop them."""
+    held_ids = {run.execution_id for run in held}
+    running = TaskExecution.objects.filter(executor_id=executor_id, status=ExecutionStatus.RUNNING,
+                                           accept_by__lt=as_of).exclude(pk__in=list(held_ids))
+    for execution in running.select_related("task"):
+        lose_run(execution, now=now, why=f"executor {instance_id} registered again without it")
+    return renew_leases(executor_id=executor_id, held=held, now=now).revoked
+
+
+def _lease_seconds() -> float:
+    return tunable("LEASE_SECONDS")
+
+
+def _took_late(row: TaskExecution, report: ResultReport, now: datetime) -> bool:
+    """A result for a run the scheduler ended on its own verdict (timeout, lost), from the executor it was
+    dispatched to (the caller checked), finished within the deadline (core.leases.late_result): applied if no
+    retry of the run has started (a retry still pending is cancelled), else noted on the run and counted.
+    Returns whether it was applied. The row is locked by the caller."""
+    if not may_correct(row.status, report.status):
+        return False
+    retries = TaskExecution.objects.filter(retry_of_id=row.pk)
+    started = retries.exclude(status=ExecutionStatus.PENDING).exists()
+    verdict = late_result(end_time=report.end_time, deadline=row.deadline, ended_by_scheduler=row.ended_by_scheduler,
+                          retry_started=started)
+    if verdict == LateResult.REFUSE:
+        return False
+    ended = f"{report.end_time:%Y-%m-%d %H:%M:%S} UTC"
+    if verdict == LateResult.RECORD:
+        note = f"late result: {report.status} (ended {ended}, within the deadline) arrived after a retry had started"
+        TaskExecution.objects.filter(pk=row.pk).update(logs=logs_with(row.logs, note))
+        count_late_result("recorded")
+        logger.warning("execution %s: %s", row.pk, note, extra=row.log_extra())
+        return False
+    for retry in retries.filter(status=ExecutionStatus.PENDING):
+        transition(retry, ExecutionStatus.CANCELLED, logs=logs_with(retry.logs, "the run it retried "
+                                                                          "reported its result late, in time"))
+    presumed = row.status
+    changes = {**_ending(row, now=now, end_time=report.end_time), **_callback_changes(row, report.result, report.logs)}
+    changes["logs"] = logs_with(changes.get("logs", row.logs),
+                                     f"late result: {report.status} (ended {ended}) replaces the presumed {presumed}")
+    if not transition(row, report.status, expected=[presumed], late=True, ended_by_scheduler=False, **changes):
+        return False
+    count_late_result("applied")
+    logger.info("execution %s: late %s result applied over the presumed %s", row.pk, report.status, presumed,
+                extra=row.log_extra())
+    return True

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from rest_framework import serializers
 
+from executions.serializers import MAX_HELD_RUNS, HeldRunSerializer
 from executors.choices import ExecutorStatus
 from executors.models import Executor
 from executors.netguard import RefusedURL, UnresolvableHost, check_url
@@ -126,6 +127,14 @@ class RegisterSerializer(StrictSerializer):
     health_check_url = HttpUrlField(required=False, allow_blank=True)
     metadata = JSONObjectField(required=False)
     tasks = RegisterTaskSerializer(many=True, required=False, max_length=MAX_TASKS_PER_REGISTRATION)
+    # Reconciliation (README "Leases"): the runs the executor holds, as of an instant of its own clock.
+    held_executions = serializers.ListField(child=HeldRunSerializer(), max_length=MAX_HELD_RUNS, required=False)
+    held_as_of = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        if ("held_executions" in attrs) != ("held_as_of" in attrs):
+            raise serializers.ValidationError({"held_as_of": "held_executions and held_as_of go together"})
+        return attrs
 
     def validate_tasks(self, tasks: list[dict]) -> list[dict]:
         names = [task["task_name"] for task in tasks]
@@ -146,12 +155,15 @@ class RegistrationSerializer(ExecutorSerializer):
     """The one response that carries the executor's signing secret: the executor registering needs it."""
 
     tasks = RegisteredTaskSerializer(many=True, read_only=True, source="registered_tasks")
+    stop_executions = serializers.ListField(
+        child=serializers.CharField(), read_only=True, default=list,
+        help_text="Runs the executor reported holding that are not its to run any more: it must stop them.")
     secret = serializers.CharField(read_only=True, help_text="This executor's signing secret (HMAC-SHA256 key "
                                    "for X-Scheduler-Signature); the same on every re-registration until rotated. "
                                    "Keep it: re-registering this instance_id needs a request signed with it.")
 
     class Meta(ExecutorSerializer.Meta):
-        fields = [*ExecutorSerializer.Meta.fields, "tasks", "secret"]
+        fields = [*ExecutorSerializer.Meta.fields, "tasks", "stop_executions", "secret"]
         read_only_fields = fields
 
 

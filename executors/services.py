@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from core.policy import HealthState, next_health
 from executors.choices import ExecutorStatus
 from executors.models import Executor, RevokedInstance
 from scheduler_project.errors import DomainError, ErrorCode
@@ -19,6 +21,8 @@ from tasks.models import Task, TaskExecutor
 from tasks.services import next_fire_after
 
 logger = logging.getLogger(__name__)
+
+SHUT_DOWN_BY_EXECUTOR = "shut down by the executor"  # the status reason of an executor that said it stopped
 
 
 def default_health_url(base_url: str) -> str:
@@ -150,9 +154,13 @@ def executor_register(*, data: dict[str, Any], now: datetime, by_admin: bool = F
     executor.base_url = data["base_url"]
     executor.health_check_url = health_url
     executor.metadata = data.get("metadata", executor.metadata or {})
-    executor.is_healthy = True
-    executor.health_check_failures = 0
-    executor.health_check_successes = 0
+    if executor.status == ExecutorStatus.OFFLINE and executor.status_reason == SHUT_DOWN_BY_EXECUTOR:
+        # It said it was stopping (executor_shut_down): registering again brings it back. An admin's offline stays.
+        executor.status = ExecutorStatus.ONLINE
+        executor.status_reason = "re-registered"
+    if not created:  # registering again counts as one successful check: the recovery threshold still applies
+        _count_one_success(executor)
+    executor.last_health_check = None  # checked right after registering (spec 002)
     try:
         with transaction.atomic():
             executor.save(force_insert=created)
@@ -162,6 +170,28 @@ def executor_register(*, data: dict[str, Any], now: datetime, by_admin: bool = F
         ) from None
     declared = [_declare_task(executor, spec, now) for spec in task_specs]
     return Registration(executor=executor, created=created, tasks=declared)
+
+
+def _count_one_success(executor: Executor) -> None:
+    state = next_health(
+        HealthState(executor.is_healthy, executor.health_check_failures, executor.health_check_successes), ok=True,
+        failure_threshold=settings.SCHEDULER["HEALTH_FAILURE_THRESHOLD"],
+        recovery_threshold=settings.SCHEDULER["HEALTH_RECOVERY_THRESHOLD"])
+    executor.is_healthy, executor.health_check_failures = state.is_healthy, state.failures
+    executor.health_check_successes = state.successes
+
+
+@transaction.atomic
+def executor_shut_down(*, executor_id: str) -> Executor:
+    """The executor says it is stopping: offline at once (no dispatches) until it registers again. Runs it
+    still had are reported by it, or lost when their leases run out."""
+    executor = get_executor(executor_id, for_update=True)
+    if executor.status == ExecutorStatus.ONLINE:
+        executor.status = ExecutorStatus.OFFLINE
+        executor.status_reason = SHUT_DOWN_BY_EXECUTOR
+        executor.save(update_fields=["status", "status_reason", "updated_at"])
+        logger.info("executor %s (%s) shut down", executor.name, executor.instance_id)
+    return executor
 
 
 @transaction.atomic

@@ -3,13 +3,15 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers as drf_serializers
 from rest_framework import viewsets
 from rest_framework.decorators import action
+from rest_framework.views import APIView
 
 from accounts.choices import Role
 from accounts.roles import credential_roles
 from accounts.throttling import record_auth_failure
 from core.clock import utc_now
+from executions.services import HeldRun, reconcile_held
 from executors import services
-from executors.channel import registration_proof
+from executors.channel import EXECUTOR_AUTHENTICATION, IsSignedExecutor, apply_signed_once, registration_proof
 from executors.choices import ExecutorStatus
 from executors.models import Executor
 from executors.serializers import (
@@ -96,14 +98,20 @@ class ExecutorViewSet(viewsets.ViewSet):
         proof = registration_proof(request)  # first: it reads the raw body
         body = RegisterSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        held, held_as_of = data.pop("held_executions", None), data.pop("held_as_of", None)
+        now = utc_now()
         try:
             registration = services.executor_register(
-                data=dict(body.validated_data), now=utc_now(), proof=proof,
-                by_admin=Role.ADMIN in credential_roles(request))
+                data=data, now=now, proof=proof, by_admin=Role.ADMIN in credential_roles(request))
         except services.UnprovenRegistration:
             record_auth_failure(request)  # probing instance ids, or a stolen key trying one: throttled alike
             raise
         registration.executor.registered_tasks = registration.tasks
+        if held is not None:  # reconciliation: what it holds against what it should
+            registration.executor.stop_executions = reconcile_held(
+                executor_id=registration.executor.pk, instance_id=registration.executor.instance_id,
+                held=[HeldRun(**run) for run in held], as_of=held_as_of, now=now)
         data = RegistrationSerializer(registration.executor).data
         if registration.created:
             return created(data, message="执行器注册成功")
@@ -154,3 +162,17 @@ class ExecutorViewSet(viewsets.ViewSet):
     def rotate_secret(self, request, pk=None):
         executor = services.executor_rotate_secret(executor_id=pk)
         return ok(RotatedSecretSerializer(executor).data, message="签名密钥已轮换")
+
+
+class ExecutorShutdownView(APIView):
+    """``POST /api/v1/executors/shutdown``, signed: the executor is stopping (the SDK says so on SIGTERM)."""
+
+    authentication_classes = EXECUTOR_AUTHENTICATION
+    permission_classes = [IsSignedExecutor]
+
+    @extend_schema(request=None, responses={200: envelope("ExecutorShutDown"), **errors(401)},
+                   description="The signing executor is shutting down: it is marked offline at once (no more "
+                   "dispatches) until it registers again. Signed by the executor (401 otherwise).")
+    def post(self, request):
+        apply_signed_once(request, lambda: services.executor_shut_down(executor_id=request.auth.pk))
+        return ok(message="执行器已下线")

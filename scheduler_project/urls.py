@@ -7,9 +7,10 @@ from rest_framework.routers import SimpleRouter
 
 from accounts.views import TokenObtainView, TokenRefreshView
 from executions.callback_views import ExecutionCallbacksView
+from executions.lease_views import LeaseRenewalView
 from executions.live_views import ExecutionLogsView, ExecutionProgressView
 from executions.views import ExecutionViewSet
-from executors.views import ExecutorViewSet
+from executors.views import ExecutorShutdownView, ExecutorViewSet
 from monitoring.prometheus import metrics_view
 from monitoring.views import HealthView, RunningExecutionsView, SchedulerMetricsView, SchedulerStatusView
 from scheduler_project.errors import json_error_view
@@ -46,6 +47,8 @@ api_v1 = [
     re_path(rf"^scheduler/metrics{OPTIONAL_SLASH}$", SchedulerMetricsView.as_view(), name="scheduler-metrics"),
     # Before the router, whose execution detail route would take "callbacks" for an id.
     re_path(rf"^executions/callbacks{OPTIONAL_SLASH}$", ExecutionCallbacksView.as_view(), name="execution-callbacks"),
+    re_path(rf"^executions/leases{OPTIONAL_SLASH}$", LeaseRenewalView.as_view(), name="execution-leases"),
+    re_path(rf"^executors/shutdown{OPTIONAL_SLASH}$", ExecutorShutdownView.as_view(), name="executor-shutdown"),
     re_path(rf"^executions/(?P<pk>[^/]+)/logs{OPTIONAL_SLASH}$", ExecutionLogsView.as_view(), name="execution-logs"),
     re_path(rf"^executions/(?P<pk>[^/]+)/progress{OPTIONAL_SLASH}$", ExecutionProgressView.as_view(),
             name="execution-progress"),

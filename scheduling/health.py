@@ -20,6 +20,9 @@ from scheduler_project.config import tunable
 
 logger = logging.getLogger(__name__)
 
+# How often, between rounds, the executors registered since the last check are looked for.
+NEWCOMERS_SCAN_SECONDS = 1.0
+
 
 def health_url(executor: Executor) -> str:
     return executor.health_check_url or default_health_url(executor.base_url)
@@ -67,16 +70,24 @@ class HealthChecker:
         self.clock = clock
         self.pool = pool
         self._next_round: datetime | None = None
+        self._next_newcomers: datetime | None = None
         self._round: list[Future] = []
 
     def check_health(self, now: datetime) -> int:
-        """Step: start a round if one is due and the previous has finished. Returns checks started."""
+        """Step: start a round if one is due and the previous has finished; between rounds, check the
+        executors that have just registered (never checked since) at once (spec 002: 注册后立即启动健康检查).
+        Returns checks started."""
         if any(not future.done() for future in self._round):
             return 0
+        online = Executor.objects.filter(status=ExecutorStatus.ONLINE)
         if self._next_round is not None and now < self._next_round:
-            return 0
-        self._next_round = now + timedelta(seconds=tunable("HEALTH_CHECK_INTERVAL_SECONDS"))
-        executors = list(Executor.objects.filter(status=ExecutorStatus.ONLINE))
+            if self._next_newcomers is not None and now < self._next_newcomers:
+                return 0
+            self._next_newcomers = now + timedelta(seconds=NEWCOMERS_SCAN_SECONDS)
+            online = online.filter(last_health_check__isnull=True)
+        else:
+            self._next_round = now + timedelta(seconds=tunable("HEALTH_CHECK_INTERVAL_SECONDS"))
+        executors = list(online)
         self._round = [self.pool.submit(self._check, executor) for executor in executors]
         return len(self._round)
 

@@ -23,9 +23,9 @@ from django.db import close_old_connections
 
 from core.leases import LeaseAnswer, LeaseVerdict, expired_lease_verdict, renewed_lease_until
 from executions.choices import ExecutionStatus
-from executions.metrics import count_lost, count_timeout
+from executions.metrics import count_timeout
 from executions.models import TaskExecution
-from executions.services import apply_callbacks, finish, logs_with, notify_executor_stop, transition
+from executions.services import apply_callbacks, finish, logs_with, lose_run, notify_executor_stop, transition
 from executors.client import post_json
 from executors.models import Executor
 from scheduler_project.config import tunable
@@ -120,19 +120,9 @@ class Sweeper:
                        matching={"attempt": run.attempt},
                        lease_until=renewed_lease_until(now, tunable("LEASE_SECONDS")))
         else:
-            lose(run, now=now, why="unreachable" if state.answer == LeaseAnswer.UNREACHABLE
-                 else "it does not hold the run")
+            executor = run.executor.instance_id if run.executor is not None else "its executor"
+            asked = "unreachable" if state.answer == LeaseAnswer.UNREACHABLE else "it does not hold the run"
+            lose_run(run, now=now, why=f"the lease ran out at {run.lease_until:%Y-%m-%d %H:%M:%S} UTC without "
+                                       f"renewal from {executor} (asked: {asked})")
             if state.answer != LeaseAnswer.UNREACHABLE:
                 notify_executor_stop(run.pk)
-
-def lose(run: TaskExecution, *, now: datetime, why: str) -> bool:
-    """End a running attempt as lost: ``failed`` with the reason, ended by the scheduler, retried per policy."""
-    executor = run.executor.instance_id if run.executor_id and run.executor else "its executor"
-    line = (f"lost: the lease ran out at {run.lease_until:%Y-%m-%d %H:%M:%S} UTC without renewal from "
-            f"{executor} ({why})") if run.lease_until else f"lost: {why}"
-    if not finish(run, ExecutionStatus.FAILED, now=now, expected=[ExecutionStatus.RUNNING],
-                  matching={"attempt": run.attempt}, ended_by_scheduler=True, logs=logs_with(run.logs, line)):
-        return False
-    count_lost()
-    logger.warning("execution %s of task %s %s", run.pk, run.task.name, line, extra=run.log_extra())
-    return True

@@ -26,6 +26,8 @@ SIGNED_BY_EXECUTOR = {
     ("POST", "/api/v1/executions/callbacks"),
     ("POST", "/api/v1/executions/{pk}/logs"),
     ("POST", "/api/v1/executions/{pk}/progress"),
+    ("POST", "/api/v1/executions/leases"),
+    ("POST", "/api/v1/executors/shutdown"),
 }
 OPERATOR = {
     ("POST", "/api/v1/tasks/{pk}/trigger"),

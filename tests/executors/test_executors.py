@@ -124,7 +124,10 @@ def test_reregister_same_instance_id_and_name_answers_200_and_updates_in_place(a
     assert data["id"] == executor.pk
     assert (data["base_url"], data["health_check_url"]) == ("http://10.0.0.2:9091", "http://10.0.0.2:9091/health")
     assert data["metadata"] == {"version": "1.0.1"}
-    assert (data["is_healthy"], data["health_check_failures"]) == (True, 0)
+    # Registering again counts as one successful check: the recovery threshold (2) still applies.
+    assert (data["is_healthy"], data["health_check_failures"]) == (False, 0)
+    executor.refresh_from_db()
+    assert executor.health_check_successes == 1 and executor.last_health_check is None  # checked at once
     assert same_instant(data["created_at"], executor.created_at)
     assert Executor.objects.filter(instance_id="dp-002").count() == 1
 

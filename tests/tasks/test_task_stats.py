@@ -46,10 +46,10 @@ def history(make_task, make_execution):
 def test_task_stats_24h_figures(api, history):
     task, _, _ = history
     data = assert_ok(*api.get(f"{TASKS}/{task.pk}/stats"))
-    # Last 24 h: success, failed, timeout, running, success.
+    # Last 24 h: success, failed, timeout, running, success; the rate is over the 4 finished runs.
     assert data["total_24h"] == 5
     assert data["success_24h"] == 2
-    assert data["success_rate_24h"] == 40.0
+    assert data["success_rate_24h"] == 50.0
 
 
 def test_task_stats_90_day_health_summary(api, history):
@@ -63,8 +63,8 @@ def test_task_stats_90_day_health_summary(api, history):
     assert health["period_days"] == 90
     # Mean of the 8 recorded durations in the window: 36 000 ms / 8.
     assert health["avg_duration_seconds"] == 4.5
-    # Success rate 55.56 % less twice the timeout rate 11.11 %.
-    assert health["health_score"] == 33.34
+    # Of the 8 finished runs (the running one is not): success rate 62.5 % less twice the timeout rate 12.5 %.
+    assert health["health_score"] == 37.5
 
 
 def test_task_stats_daily_series(api, history):
@@ -72,19 +72,23 @@ def test_task_stats_daily_series(api, history):
     data = assert_ok(*api.get(f"{TASKS}/{task.pk}/stats"))
     window = [row for row in rows if now - timedelta(days=90) <= row.scheduled_time <= now]
     days: dict = defaultdict(lambda: {"total": 0, "success": 0, "failed": 0})
+    finished: dict = defaultdict(int)  # the success rate is taken over finished runs only
     for row in window:
         day = days[row.scheduled_time.date().isoformat()]
         day["total"] += 1
         day["success"] += row.status == "success"
         day["failed"] += row.status == "failed"
+        finished[row.scheduled_time.date().isoformat()] += row.status in ("success", "failed", "timeout")
     expected_daily = [
-        {"date": date, "successRate": round(counts["success"] * 100 / counts["total"], 2), "total": counts["total"]}
+        {"date": date, "successRate": round(counts["success"] * 100 / finished[date], 2) if finished[date] else 0.0,
+         "total": counts["total"]}
         for date, counts in sorted(days.items())
     ]
     assert data["daily_stats_90d"] == expected_daily
     week_start = (now - timedelta(days=6)).date().isoformat()
     expected_recent = [
-        {"date": date, **counts, "success_rate": round(counts["success"] * 100 / counts["total"], 2)}
+        {"date": date, **counts,
+         "success_rate": round(counts["success"] * 100 / finished[date], 2) if finished[date] else 0.0}
         for date, counts in sorted(days.items(), reverse=True)
         if date >= week_start
     ]
