@@ -1,4 +1,5 @@
-"""The executor's HTTP face: ``POST /execute``, ``POST /stop`` and ``GET /health`` on the standard library."""
+"""The executor's HTTP face: ``POST /execute``, ``POST /stop``, ``POST /status`` and ``GET /health`` on the
+standard library."""
 
 from __future__ import annotations
 
@@ -48,7 +49,12 @@ class Endpoints(Protocol):
 
     def http_stop(self, body: Any) -> Reply: ...
 
+    def http_status(self, body: Any) -> Reply: ...
+
     def http_health(self) -> Reply: ...
+
+
+_POSTS = {"/execute": "http_execute", "/stop": "http_stop", "/status": "http_status"}
 
 
 class ExecutorHTTPServer(ThreadingHTTPServer):
@@ -136,13 +142,13 @@ class ExecutorRequestHandler(BaseHTTPRequestHandler):
     def _route(self, endpoints: Endpoints, method: str, path: str, raw: bytes) -> Reply:
         if (method, path) == ("GET", "/health"):
             return endpoints.http_health()
-        if method == "POST" and path in ("/execute", "/stop"):
+        if method == "POST" and path in _POSTS:
             try:
                 body = json.loads(raw or b"null")
             except ValueError:
                 return error_reply(400, "bad_request", "body is not valid JSON")
-            return endpoints.http_execute(body) if path == "/execute" else endpoints.http_stop(body)
-        if path in ("/health", "/execute", "/stop"):
+            return getattr(endpoints, _POSTS[path])(body)
+        if path in ("/health", *_POSTS):
             return error_reply(405, "method_not_allowed", f"{method} not allowed on {path}")
         return error_reply(404, "not_found", f"no route {path}")
 

@@ -331,9 +331,17 @@ class SchedulerClient:
         health_check_url: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         tasks: Iterable[Mapping[str, Any]] | None = None,
+        held_executions: Iterable[Mapping[str, Any]] | None = None,
+        held_as_of: datetime | None = None,
     ) -> Any:
-        """Registers (or re-registers, same instance_id) an executor; returns it, including its ``id``."""
+        """Registers (or re-registers, same instance_id) an executor; returns it, including its ``id``.
+
+        ``held_executions`` (``{execution_id, attempt}`` each) with ``held_as_of`` (an instant of this host's
+        clock) reconcile the runs it holds: the answer's ``stop_executions`` are not its to run any more."""
         body: dict[str, Any] = {"name": name, "instance_id": instance_id, "base_url": base_url}
+        if held_executions is not None:
+            body["held_executions"] = [dict(run) for run in held_executions]
+            body["held_as_of"] = (held_as_of or datetime.now(UTC)).isoformat()
         if health_check_url is not None:
             body["health_check_url"] = health_check_url
         if metadata is not None:
@@ -424,6 +432,15 @@ class SchedulerClient:
         order. A malformed batch is refused whole (400) and nothing of it is applied.
         """
         return self.request("POST", "/executions/callbacks", json={"results": [dict(item) for item in results]})
+
+    def renew_leases(self, executions: Iterable[Mapping[str, Any]]) -> Any:
+        """Renews the leases of the runs this executor holds (``{execution_id, attempt}`` each), signed by the
+        executor; returns ``{renewed, revoked, lease_seconds, renew_seconds}``: stop the revoked ones."""
+        return self.request("POST", "/executions/leases", json={"executions": [dict(run) for run in executions]})
+
+    def executor_shutdown(self) -> Any:
+        """Tells the scheduler this (signing) executor is stopping: it is marked offline at once."""
+        return self.request("POST", "/executors/shutdown")
 
     def append_logs(self, execution_id: str, lines: Iterable[str]) -> Any:
         """Appends 1 to 1000 lines (each at most 8 KiB) to a pending or running execution's logs;

@@ -3,11 +3,14 @@ deadlines, cooperative cancellation and reliable result delivery.
 
 Life of an execution::
 
-    POST /execute  -> validated, a worker slot reserved, 202 sent, then the handler thread starts
+    POST /execute  -> validated, refused after its accept_by or when superseded (409), else a worker slot
+                      reserved, 202 sent, then the handler thread starts; its lease is renewed meanwhile
     handler ends   -> success / failed / cancelled        \\
     deadline hits  -> timeout (the handler is abandoned)    > first outcome wins, the others are discarded
     POST /stop     -> cancel event set; cancelled         /
-    outcome        -> queued in the outbox, re-sent until the scheduler acknowledges it
+    lease revoked  -> cancel event set; cancelled        /
+    outcome        -> queued in the outbox (a file, with ``outbox_path``), re-sent until the scheduler
+                      acknowledges or refuses it
 
 Results always go to the configured ``scheduler_url``; the ``callback_url`` of a dispatch body is not
 used, so credentials added by an ``auth`` hook are never sent to an address taken from a request. Several
@@ -50,7 +53,8 @@ from scheduler_sdk.context import (
     new_execution_logger,
 )
 from scheduler_sdk.credentials import ExecutorCredentials, SecretFile, default_secret_path
-from scheduler_sdk.errors import RegistrationRefused, SchedulerAPIError, SchedulerUnavailable
+from scheduler_sdk.errors import RegistrationRefused, SchedulerAPIError, SchedulerError, SchedulerUnavailable
+from scheduler_sdk.leases import LeaseKeeper
 from scheduler_sdk.live import LiveStream
 from scheduler_sdk.outbox import CallbackOutbox, Report, RetryPolicy
 from scheduler_sdk.registration import RegistrationLoop
@@ -81,6 +85,10 @@ class ExecuteRequest:
     timeout_seconds: float | None
     retry_count: int
     scheduled_time: datetime | None
+    # The lease protocol (README "Leases"); absent from an older scheduler's dispatches.
+    attempt: int | None = None
+    accept_by: datetime | None = None
+    renew_seconds: float | None = None
 
 
 def show_sdk_logs() -> None:
@@ -96,16 +104,24 @@ def show_sdk_logs() -> None:
         sdk.setLevel(logging.INFO)
 
 
-def _parse_time(value: Any) -> datetime | None:
+def _parse_time(value: Any, name: str = "scheduled_time") -> datetime | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str):
-        raise BadRequest("scheduled_time must be an ISO 8601 string")
+        raise BadRequest(f"{name} must be an ISO 8601 string")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise BadRequest(f"scheduled_time is not ISO 8601: {value!r}") from None
+        raise BadRequest(f"{name} is not ISO 8601: {value!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _parse_attempt(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadRequest("attempt must be a non-negative integer")
+    return value
 
 
 def _parse_timeout(value: Any) -> float | None:
@@ -144,6 +160,9 @@ def parse_execute_request(body: Any) -> ExecuteRequest:
         timeout_seconds=_parse_timeout(body.get("timeout_seconds")),
         retry_count=retry_count,
         scheduled_time=_parse_time(body.get("scheduled_time")),
+        attempt=_parse_attempt(body.get("attempt")),
+        accept_by=_parse_time(body.get("accept_by"), "accept_by"),
+        renew_seconds=_parse_timeout(body.get("renew_seconds")),
     )
 
 
@@ -179,11 +198,18 @@ class _Run:
         self.accepted_at = accepted_at
         self.status: str | None = None
         self.stop_reason: str | None = None
+        self.attempt = request.attempt
         self._lock = threading.Lock()
 
     @property
     def key(self) -> str:
         return self.request.execution_id
+
+    def held(self) -> dict[str, Any] | None:
+        """What a lease renewal says of this run while it runs (None once final, or without an attempt)."""
+        if self.status is not None or self.attempt is None:
+            return None
+        return {"execution_id": self.key, "attempt": self.attempt}
 
     def claim(self, status: str) -> bool:
         """Records the final status; False if another outcome got there first."""
@@ -253,6 +279,9 @@ class Executor:
         stream_logs: bool = True,
         live_flush_interval: float = 0.5,
         progress_interval: float = 1.0,
+        outbox_path: str | os.PathLike | None = None,
+        lease_renew_interval: float = 5.0,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
@@ -281,6 +310,8 @@ class Executor:
         self._state = threading.Condition()  # guards _active, _recent, _started, _stopping
         self._active: dict[str, _Run] = {}
         self._recent: OrderedDict[str, str] = OrderedDict()
+        self._attempts: OrderedDict[str, int] = OrderedDict()  # the highest attempt seen per execution
+        self._wall = wall_clock
         self._started = self._stopping = False
         self._stop_requested = threading.Event()
         self._stopped = threading.Event()
@@ -289,12 +320,19 @@ class Executor:
         self._stream_logs = stream_logs
         self._live = LiveStream(self._client, flush_interval=live_flush_interval,
                                 progress_interval=progress_interval)
+        outbox_path = outbox_path or os.environ.get("SCHEDULER_SDK_OUTBOX") or None
         self._outbox = CallbackOutbox(self._client, retry=self._retry, clock=clock,
                                       on_unreachable=self._on_scheduler_unreachable,
-                                      on_unauthorized=self._on_signature_refused, max_batch=callback_batch)
+                                      on_unauthorized=self._on_signature_refused, max_batch=callback_batch,
+                                      path=outbox_path)
         self._registration = RegistrationLoop(
             self._register_once, self._client.health, heartbeat_interval=heartbeat_interval,
-            retry=self._retry, on_recovered=self._outbox.retry_now,
+            retry=self._retry, on_recovered=self._outbox.retry_now, clock=clock,
+        )
+        self._leases = LeaseKeeper(
+            self._client.renew_leases, self._held, self._revoked, interval=lease_renew_interval,
+            retry=self._retry, on_unreachable=self._on_scheduler_unreachable,
+            on_unauthorized=self._on_signature_refused, clock=clock,
         )
 
     # -- handlers -------------------------------------------------------------------------------------
@@ -381,6 +419,7 @@ class Executor:
         self._timers.start()
         self._outbox.start()
         self._live.start()
+        self._leases.start()
         self._warn_unhandled_tasks()
         show_sdk_logs()
         log.info("executor %s (%s) listening on %s; registering with %s", self.name, self.instance_id, self.url,
@@ -429,6 +468,7 @@ class Executor:
                 self._stopped.wait(timeout)
             return
         end = time.monotonic() + timeout
+        self._say_shutting_down()
         self._registration.close()
         if self._server is not None:
             self._server.shutdown()
@@ -436,6 +476,7 @@ class Executor:
         self._drain(runs, timeout / 2)
         self._outbox.flush(max(0.0, end - time.monotonic()))
         self._outbox.close(timeout=1.0)
+        self._leases.close()
         self._live.close()
         self._timers.close()
         if self._owns_client:
@@ -459,10 +500,15 @@ class Executor:
     # -- registration ---------------------------------------------------------------------------------
 
     def _register_once(self) -> Any:
+        """Registers, saying which runs this executor holds right now (reconciliation): the scheduler loses
+        the runs it has here that are not among them, and answers those held here that are not ours to run
+        any more (stopped)."""
+        as_of = datetime.fromtimestamp(self._wall(), UTC)  # before listing: anything accepted later is newer
         try:
             data = self._client.register_executor(
                 self.name, self.instance_id, self.url, health_check_url=f"{self.url}/health",
                 metadata=self._registration_metadata(), tasks=self._tasks or None,
+                held_executions=self._held(), held_as_of=as_of,
             )
         except SchedulerAPIError as exc:
             if exc.http_status in (401, 403):
@@ -474,7 +520,30 @@ class Executor:
         log.info("registered as %s (instance %s, executor id %s) with %s, listening on %s; handlers: %s",
                  self.name, self.instance_id, self.executor_id, self._base_client.base_url, self.url,
                  ", ".join(self.task_names) or "none")
+        if isinstance(data, dict) and data.get("stop_executions"):
+            self._revoked([str(pk) for pk in data["stop_executions"]])
         return data
+
+    def _say_shutting_down(self) -> None:
+        """Tell the scheduler at once that no more work should come here (offline until registered again)."""
+        if not self._credentials.has_secret:
+            return
+        try:
+            self._client.executor_shutdown()
+        except SchedulerError as exc:
+            log.info("could not tell the scheduler this executor is stopping: %s", exc)
+
+    def _held(self) -> list[dict[str, Any]]:
+        with self._state:
+            runs = list(self._active.values())
+        return [held for run in runs if (held := run.held()) is not None]
+
+    def _revoked(self, execution_ids: list[str]) -> None:
+        """The scheduler took these runs away (lost, timed out, stopped, given to another executor)."""
+        with self._state:
+            runs = [self._active[pk] for pk in execution_ids if pk in self._active]
+        for run in runs:
+            self._cancel(run, "the scheduler took this run's lease away")
 
     def _registration_metadata(self) -> dict[str, Any]:
         defaults = {"sdk": "scheduler_sdk", "sdk_version": __version__, "capacity": self.max_workers,
@@ -539,6 +608,10 @@ class Executor:
         with self._state:
             if self._stopping:
                 return error_reply(503, "stopping", "executor is shutting down")
+            refusal = self._lease_refusal(request)
+            if refusal is not None:
+                return refusal
+            self._note_attempt(request)
             if request.execution_id in self._active or request.execution_id in self._recent:
                 return Reply(200, self._duplicate_body(request.execution_id))
             if len(self._active) >= self.max_workers:
@@ -549,6 +622,56 @@ class Executor:
             run = self._new_run(request, handler)
             self._active[run.key] = run
         return Reply(202, {"accepted": True, "execution_id": run.key}, after=lambda: self._launch(run))
+
+    def _lease_refusal(self, request: ExecuteRequest) -> Reply | None:
+        """A dispatch read after its accept_by, or of an attempt older than one seen, is refused and never
+        started: the scheduler may already have given the run to another executor (README "Leases")."""
+        if request.accept_by is not None and self._wall() > request.accept_by.timestamp():
+            log.warning("execution %s: dispatch refused, read after its accept_by %s", request.execution_id,
+                        request.accept_by.isoformat())
+            return error_reply(409, "expired", "dispatch read after its accept_by",
+                               execution_id=request.execution_id, accept_by=request.accept_by.isoformat())
+        seen = self._attempts.get(request.execution_id)
+        if request.attempt is not None and seen is not None and request.attempt < seen:
+            log.warning("execution %s: dispatch of attempt %s refused, attempt %s was seen", request.execution_id,
+                        request.attempt, seen)
+            return error_reply(409, "superseded", f"attempt {request.attempt} was superseded by attempt {seen}",
+                               execution_id=request.execution_id)
+        return None
+
+    def _note_attempt(self, request: ExecuteRequest) -> None:
+        """Remember the newest attempt of each execution (the caller holds the state lock)."""
+        if request.renew_seconds:
+            self._leases.interval = request.renew_seconds
+        if request.attempt is None:
+            return
+        self._attempts[request.execution_id] = max(request.attempt, self._attempts.get(request.execution_id, 0))
+        self._attempts.move_to_end(request.execution_id)
+        while len(self._attempts) > RECENT_LIMIT:
+            self._attempts.popitem(last=False)
+        run = self._active.get(request.execution_id)
+        if run is not None and (run.attempt or 0) < request.attempt:  # sent to us again: we hold the new one
+            run.attempt = request.attempt
+
+    def http_status(self, body: Any) -> Reply:
+        """What this executor knows of the runs the scheduler asks about, from its own journal: running (with
+        the attempt it holds), finished (with the result, if the scheduler has not acknowledged it yet), or
+        unknown. Asked before the scheduler declares a run timed out or lost."""
+        items = body.get("executions") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            return error_reply(400, "bad_request", "executions must be a list of {execution_id, attempt}")
+        return Reply(200, {"executions": [self._run_state(str(item.get("execution_id"))) for item in items]})
+
+    def _run_state(self, execution_id: str) -> dict[str, Any]:
+        with self._state:
+            run = self._active.get(execution_id)
+        if run is not None and run.status is None:
+            return {"execution_id": execution_id, "state": "running", "attempt": run.attempt}
+        report = self._outbox.find(execution_id)
+        if report is None:
+            return {"execution_id": execution_id, "state": "unknown"}
+        return {"execution_id": execution_id, "state": "finished", "status": report.status, "result": report.result,
+                "logs": report.logs, "end_time": report.end_time.isoformat()}
 
     def http_stop(self, body: Any) -> Reply:
         try:

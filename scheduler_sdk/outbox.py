@@ -1,9 +1,11 @@
 """Delivery of execution results to the scheduler, retried until the scheduler has them.
 
 A result is the one thing an executor must not lose: the scheduler may be restarting, failing over or
-briefly unreachable exactly when a task ends. Reports wait in memory and are re-sent with exponential
-backoff until the scheduler acknowledges them (2xx, or 409/30002 "already final"), gives up on them
-(404: it does not know the execution) or the executor stops.
+briefly unreachable exactly when a task ends. Reports wait in the outbox, kept in a file when ``path`` is
+given (so an executor restarted meanwhile still delivers them), and are re-sent with exponential backoff and
+jitter until the scheduler acknowledges them (2xx) or refuses them for good: 409/30002 "already final",
+404 "unknown execution", ``not_yours`` (not dispatched to this executor). A refusal is final: the report is
+dropped and logged once, never sent again (re-sending refused results is a flood, not a retry).
 
 The reports due together go in one request (``POST /executions/callbacks``, up to MAX_CALLBACK_BATCH), each
 settled by its own verdict. A scheduler without that endpoint gets one callback per report instead.
@@ -11,8 +13,12 @@ settled by its own verdict. A scheduler without that endpoint gets one callback 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import random
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +31,7 @@ from scheduler_sdk.client import MAX_CALLBACK_BATCH, SchedulerClient, callback_b
 from scheduler_sdk.errors import ErrorCode, SchedulerAPIError, SchedulerUnavailable
 
 log = logging.getLogger("scheduler_sdk.outbox")
+_jitter = random.Random()  # noqa: S311 - spreading retries, not security
 
 # Upper bound of one idle wait, so an injected clock that jumps is noticed promptly.
 _MAX_WAIT = 0.25
@@ -34,24 +41,30 @@ MAX_BATCH_BYTES = 512 * 1024
 # The scheduler's refusals of a signature start so (executors.channel); an older scheduler, which takes
 # "callbacks" for an execution id, asks for API credentials instead.
 _CHANNEL_REFUSALS = ("signature not valid", "unsigned request")
+# A single callback's refusal of a result about a run not dispatched to this executor (executors.channel).
+_NOT_YOURS = "not dispatched to this executor"
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff: ``initial``, ``initial*factor``, ... capped at ``maximum`` seconds."""
+    """Exponential backoff: ``initial``, ``initial*factor``, ... capped at ``maximum`` seconds, each delay
+    shortened at random by up to ``jitter`` of itself, so executors that failed together do not come back
+    together."""
 
     initial: float = 0.5
     maximum: float = 30.0
     factor: float = 2.0
+    jitter: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.initial <= 0 or self.maximum < self.initial or self.factor < 1:
+        if self.initial <= 0 or self.maximum < self.initial or self.factor < 1 or not 0 <= self.jitter < 1:
             raise ValueError(f"invalid retry policy {self}")
 
-    def delay(self, failures: int) -> float:
+    def delay(self, failures: int, *, rng: random.Random | None = None) -> float:
         """Delay before the next attempt after ``failures`` (>= 1) consecutive failures."""
         exponent = min(max(failures - 1, 0), 64)  # bounded so a long outage cannot overflow the float
-        return min(self.maximum, self.initial * self.factor**exponent)
+        full = min(self.maximum, self.initial * self.factor**exponent)
+        return full * (1 - self.jitter * (rng or _jitter).random())
 
     @classmethod
     def coerce(cls, value: RetryPolicy | tuple[float, ...] | None) -> RetryPolicy:
@@ -79,7 +92,7 @@ class Report:
 class Delivery(Enum):
     DELIVERED = "delivered"
     ALREADY_FINAL = "already_final"  # 409/30002: the scheduler finalised it itself (timeout sweep, stop)
-    DROPPED = "dropped"  # the scheduler will never accept it (404 unknown execution, 4xx bad report)
+    DROPPED = "dropped"  # the scheduler will never accept it (404 unknown execution, not_yours, 4xx bad report)
     RETRY = "retry"
 
 
@@ -100,6 +113,7 @@ class CallbackOutbox:
         on_unreachable: Callable[[], None] | None = None,
         on_unauthorized: Callable[[], None] | None = None,
         max_batch: int = MAX_CALLBACK_BATCH,
+        path: str | os.PathLike | None = None,
     ) -> None:
         if not 1 <= max_batch <= MAX_CALLBACK_BATCH:
             raise ValueError(f"max_batch must be 1 to {MAX_CALLBACK_BATCH}, not {max_batch}")
@@ -112,6 +126,9 @@ class CallbackOutbox:
         self._on_unreachable = on_unreachable
         self._on_unauthorized = on_unauthorized
         self._queue: list[Report] = []
+        # Every report not settled yet (queued or being sent), by execution: what the file holds.
+        self._unsettled: dict[str, Report] = {}
+        self._file = OutboxFile(path) if path is not None else None
         self._in_flight = 0
         self._closed = False
         self._cond = threading.Condition()
@@ -119,15 +136,36 @@ class CallbackOutbox:
         self.counts: dict[Delivery, int] = dict.fromkeys(Delivery, 0)
 
     def start(self) -> None:
+        """Starts the sender; reports a previous process left in the file are sent first."""
+        if self._file is not None:
+            left = self._file.load()
+            if left:
+                log.info("%d results left unacknowledged by a previous run of this executor: sending them", len(left))
+            for report in left:
+                self.put(report)
         self._thread = threading.Thread(target=self._run, name="scheduler-sdk-outbox", daemon=True)
         self._thread.start()
 
     def put(self, report: Report) -> None:
-        """Queues a report for immediate delivery."""
+        """Queues a report for immediate delivery (and, with a file, keeps it there until settled)."""
         with self._cond:
             report.next_attempt_at = self._clock()
             self._queue.append(report)
+            self._unsettled[report.execution_id] = report
+            self._save()
             self._cond.notify_all()
+
+    def find(self, execution_id: str) -> Report | None:
+        """The report of ``execution_id`` if it is still waiting for the scheduler."""
+        with self._cond:
+            return self._unsettled.get(execution_id)
+
+    def _save(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.save(list(self._unsettled.values()))
+            except OSError as exc:
+                log.error("could not write the outbox file %s: %s", self._file.path, exc)
 
     def retry_now(self) -> None:
         """Makes every waiting report due at once (the scheduler is known to be back)."""
@@ -219,14 +257,22 @@ class CallbackOutbox:
         self._settle([report], [self._deliver(report)])
 
     def _settle(self, reports: list[Report], outcomes: list[Delivery]) -> None:
+        """Retried reports of one request stay together: one (jittered) delay for all of them."""
+        failures = 1 + max((r.failures for r, o in zip(reports, outcomes, strict=True) if o is Delivery.RETRY),
+                           default=0)
+        retry_at = self._clock() + self._retry.delay(failures)
         with self._cond:
             for report, outcome in zip(reports, outcomes, strict=True):
                 self._in_flight -= 1
                 self.counts[outcome] += 1
                 if outcome is Delivery.RETRY:
                     report.failures += 1
-                    report.next_attempt_at = self._clock() + self._retry.delay(report.failures)
+                    report.next_attempt_at = retry_at
                     self._queue.append(report)
+                else:
+                    self._unsettled.pop(report.execution_id, None)
+            if any(outcome is not Delivery.RETRY for outcome in outcomes):
+                self._save()
             self._cond.notify_all()
 
     def _deliver_batch(self, reports: list[Report]) -> list[Delivery] | None:
@@ -268,10 +314,7 @@ class CallbackOutbox:
         if isinstance(answer, dict) and isinstance(answer.get("results"), list):
             by_id = {item.get("execution_id"): item.get("outcome") for item in answer["results"]
                      if isinstance(item, dict)}
-        outcomes = [self._verdict(report, by_id.get(report.execution_id)) for report in reports]
-        if Delivery.RETRY in outcomes and "not_yours" in by_id.values() and self._on_unauthorized is not None:
-            self._on_unauthorized()  # as for a single callback's 401: registering again may set things right
-        return outcomes
+        return [self._verdict(report, by_id.get(report.execution_id)) for report in reports]
 
     @staticmethod
     def _verdict(report: Report, outcome: str | None) -> Delivery:
@@ -286,7 +329,11 @@ class CallbackOutbox:
             log.error("execution %s: the scheduler does not know it, giving up the %s report",
                       report.execution_id, report.status)
             return Delivery.DROPPED
-        # not_yours (a single callback's 401: kept and re-sent), or an answer this SDK cannot read.
+        if outcome == "not_yours":  # dispatched elsewhere since (this attempt was given up): final
+            log.warning("execution %s: the scheduler gave the run to another executor, %s report dropped",
+                        report.execution_id, report.status)
+            return Delivery.DROPPED
+        # An answer this SDK cannot read.
         log.warning("execution %s: scheduler did not take the %s report (%s), will retry", report.execution_id,
                     report.status, outcome or "no verdict")
         return Delivery.RETRY
@@ -316,6 +363,10 @@ class CallbackOutbox:
             log.info("execution %s: already final on the scheduler, %s report not applied",
                      report.execution_id, report.status)
             return Delivery.ALREADY_FINAL
+        if exc.http_status == 401 and _NOT_YOURS in str(exc.error or exc):
+            log.warning("execution %s: the scheduler gave the run to another executor, %s report dropped",
+                        report.execution_id, report.status)
+            return Delivery.DROPPED
         if exc.http_status == 401 and self._on_unauthorized is not None:
             self._on_unauthorized()  # kept and re-sent, signed afresh, once the executor has the current secret
         if exc.retryable:
@@ -343,3 +394,45 @@ def _encoded_size(report: Report) -> int:
     except (TypeError, ValueError):
         result = 0  # sent alone, it meets its own error
     return 200 + len(report.logs.encode("utf-8", "replace")) * 2 + result
+
+
+class OutboxFile:
+    """The unsettled reports as one JSON document, replaced atomically (write, fsync, rename) on each change."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+
+    def load(self) -> list[Report]:
+        try:
+            with open(self.path, encoding="utf-8") as file:
+                items = json.load(file)
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            log.error("outbox file %s unreadable, starting empty: %s", self.path, exc)
+            return []
+        reports = []
+        for item in items if isinstance(items, list) else ():
+            try:
+                reports.append(Report(item["execution_id"], item["status"], item.get("result"), item.get("logs", ""),
+                                      datetime.fromisoformat(item["end_time"])))
+            except (KeyError, TypeError, ValueError):
+                log.error("outbox file %s: skipped an unreadable report", self.path)
+        return reports
+
+    def save(self, reports: list[Report]) -> None:
+        items = [{"execution_id": r.execution_id, "status": r.status, "result": r.result, "logs": r.logs,
+                  "end_time": r.end_time.isoformat()} for r in reports]
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".outbox-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                json.dump(items, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise

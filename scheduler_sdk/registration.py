@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ class RegistrationLoop:
         heartbeat_interval: float,
         retry: RetryPolicy,
         on_recovered: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._register = register
         self._probe = probe
@@ -46,6 +48,11 @@ class RegistrationLoop:
         self._reachable = True
         self._failures = 0
         self._reported = "starting"  # the state last logged: one line per change of state, DEBUG otherwise
+        self._clock = clock
+        # Re-registrations asked for by refused signatures: paced by the retry policy, so a stream of refusals
+        # cannot turn into a stream of registrations.
+        self._forced = 0
+        self._forced_not_before = float("-inf")
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scheduler-sdk-registration", daemon=True)
@@ -91,9 +98,18 @@ class RegistrationLoop:
     def request_reregistration(self) -> None:
         """The scheduler refused our signature (its secret for us changed): register again to learn it.
 
-        Only a registered loop is reset; while registering, the loop's own backoff paces the attempts.
+        Only a registered loop is reset; while registering, the loop's own backoff paces the attempts. Requests
+        are paced too: after one, the next is honoured only after the retry policy's delay (growing while they
+        keep coming, reset once none came for the policy's maximum).
         """
+        now = self._clock()
         with self._lock:
+            if not self._registered or now < self._forced_not_before:
+                return
+            if now - self._forced_not_before > self._retry.maximum:
+                self._forced = 0
+            self._forced += 1
+            self._forced_not_before = now + self._retry.delay(self._forced)
             was_registered, self._registered = self._registered, False
         if was_registered:
             log.warning("the scheduler refused this executor's signature; registering again for the current secret")

@@ -133,10 +133,11 @@ def test_a_batch_size_outside_the_schedulers_cap_is_refused(client, size):
 def test_each_report_is_settled_by_its_own_verdict(outbox, client, calls):
     client.verdicts = {"e-2": deque(["already_final"]), "e-3": deque(["not_found"]), "e-4": deque(["not_yours"])}
     box = outbox("e-1", "e-2", "e-3", "e-4")
-    assert settled(box) == {"delivered": 2, "already_final": 1, "dropped": 1, "retry": 1}
-    # not_yours is a single callback's 401: kept, sent again, and the executor asked to register again.
-    assert client.batches == [["e-1", "e-2", "e-3", "e-4"], ["e-4"]]
-    assert calls.unauthorized == 1
+    assert settled(box) == {"delivered": 1, "already_final": 1, "dropped": 2}
+    # Refusals are final: not_yours (the run went to another executor) is dropped, never re-sent, and
+    # nobody registers again over it (that was a flood: issue #15).
+    assert client.batches == [["e-1", "e-2", "e-3", "e-4"]]
+    assert calls.unauthorized == 0
 
 
 def test_a_report_the_answer_leaves_out_is_sent_again(outbox, client):
