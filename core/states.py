@@ -42,11 +42,12 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 def may_move(source: str, target: str) -> bool:
     return target in ALLOWED_TRANSITIONS.get(source, ())
 
-# A result that arrives after the scheduler ended the run on its own verdict (timeout, lost: failed) may still
-# stand, when the executor finished within the deadline and no retry has started (core.leases.late_result).
+# A success that arrives after the scheduler ended the run on its own verdict (timeout, lost: failed) may still
+# stand, when the executor finished within the deadline and no retry has started (core.leases.late_result):
+# the work is done and must not run again. A late failure changes nothing: the retry it would cause is due.
 LATE_RESULT_SOURCES = frozenset({ExecutionStatus.TIMEOUT, ExecutionStatus.FAILED})
 
 
 def may_correct(source: str, target: str) -> bool:
     """Whether a late result may replace a status the scheduler presumed."""
-    return source in LATE_RESULT_SOURCES and target in CALLBACK_STATUSES
+    return source in LATE_RESULT_SOURCES and target == ExecutionStatus.SUCCESS

@@ -89,6 +89,7 @@ class ExecuteRequest:
     attempt: int | None = None
     accept_by: datetime | None = None
     renew_seconds: float | None = None
+    lease_seconds: float | None = None
 
 
 def show_sdk_logs() -> None:
@@ -163,6 +164,7 @@ def parse_execute_request(body: Any) -> ExecuteRequest:
         attempt=_parse_attempt(body.get("attempt")),
         accept_by=_parse_time(body.get("accept_by"), "accept_by"),
         renew_seconds=_parse_timeout(body.get("renew_seconds")),
+        lease_seconds=_parse_timeout(body.get("lease_seconds")),
     )
 
 
@@ -199,6 +201,7 @@ class _Run:
         self.status: str | None = None
         self.stop_reason: str | None = None
         self.attempt = request.attempt
+        self.accepted_wall = 0.0  # wall-clock time of the acceptance (the lease counts from it)
         self._lock = threading.Lock()
 
     @property
@@ -534,9 +537,15 @@ class Executor:
             log.info("could not tell the scheduler this executor is stopping: %s", exc)
 
     def _held(self) -> list[dict[str, Any]]:
+        """The runs this executor holds: running, or finished with a result the scheduler has not taken yet
+        (their leases are kept until it has: the work is done and must not be given to anyone else)."""
         with self._state:
             runs = list(self._active.values())
-        return [held for run in runs if (held := run.held()) is not None]
+        held = {run.key: entry for run in runs if (entry := run.held()) is not None}
+        for report in self._outbox.unsettled():
+            if report.attempt is not None:
+                held.setdefault(report.execution_id, {"execution_id": report.execution_id, "attempt": report.attempt})
+        return list(held.values())
 
     def _revoked(self, execution_ids: list[str]) -> None:
         """The scheduler took these runs away (lost, timed out, stopped, given to another executor)."""
@@ -671,7 +680,7 @@ class Executor:
         if report is None:
             return {"execution_id": execution_id, "state": "unknown"}
         return {"execution_id": execution_id, "state": "finished", "status": report.status, "result": report.result,
-                "logs": report.logs, "end_time": report.end_time.isoformat()}
+                "logs": report.logs, "end_time": report.end_time.isoformat(), "attempt": report.attempt}
 
     def http_stop(self, body: Any) -> Reply:
         try:
@@ -728,7 +737,9 @@ class Executor:
             clock=self._clock,
             progress_sink=self._live.progress,
         )
-        return _Run(request, handler, ctx, capture, accepted_at=now)
+        run = _Run(request, handler, ctx, capture, accepted_at=now)
+        run.accepted_wall = self._wall()
+        return run
 
     def _launch(self, run: _Run) -> None:
         self._live.attach(run.key, run.capture, stream_logs=self._stream_logs)
@@ -738,7 +749,20 @@ class Executor:
                                   name=f"scheduler-sdk-exec-{run.key[:12]}")
         thread.start()
 
+    def _lease_lapsed(self, run: _Run) -> bool:
+        """Whether the run's lease ran out between its acceptance and now, unrenewed (this process was frozen):
+        the scheduler has declared it lost and retried it, so it must not start here."""
+        lease = run.request.lease_seconds
+        return lease is not None and self._wall() - run.accepted_wall > lease
+
     def _work(self, run: _Run) -> None:
+        if self._lease_lapsed(run):
+            log.warning("execution %s: not started, its lease ran out before its handler could start", run.key)
+            self._finish(run, CANCELLED, {"error": "not started: the lease ran out before the handler started"})
+            with self._state:
+                self._active.pop(run.key, None)
+                self._state.notify_all()
+            return
         try:
             run.ctx.logger.info("started %s (task %s, retry %d)", run.request.task_name,
                                 run.request.task_id or "-", run.request.retry_count)
@@ -795,7 +819,7 @@ class Executor:
             self._recent.move_to_end(run.key)
             while len(self._recent) > RECENT_LIMIT:
                 self._recent.popitem(last=False)
-        self._outbox.put(Report(run.key, status, result, run.capture.text(), datetime.now(UTC)))
+        self._outbox.put(Report(run.key, status, result, run.capture.text(), datetime.now(UTC), run.attempt))
 
     def _drain(self, runs: list[_Run], timeout: float) -> None:
         for run in runs:

@@ -85,6 +85,7 @@ class Report:
     result: dict[str, Any] | None
     logs: str
     end_time: datetime
+    attempt: int | None = None  # the attempt of the dispatch this result is of (README "Leases")
     failures: int = 0
     next_attempt_at: float = field(default=0.0, compare=False)
 
@@ -154,6 +155,10 @@ class CallbackOutbox:
             self._unsettled[report.execution_id] = report
             self._save()
             self._cond.notify_all()
+
+    def unsettled(self) -> list[Report]:
+        with self._cond:
+            return list(self._unsettled.values())
 
     def find(self, execution_id: str) -> Report | None:
         """The report of ``execution_id`` if it is still waiting for the scheduler."""
@@ -415,14 +420,14 @@ class OutboxFile:
         for item in items if isinstance(items, list) else ():
             try:
                 reports.append(Report(item["execution_id"], item["status"], item.get("result"), item.get("logs", ""),
-                                      datetime.fromisoformat(item["end_time"])))
+                                      datetime.fromisoformat(item["end_time"]), item.get("attempt")))
             except (KeyError, TypeError, ValueError):
                 log.error("outbox file %s: skipped an unreadable report", self.path)
         return reports
 
     def save(self, reports: list[Report]) -> None:
         items = [{"execution_id": r.execution_id, "status": r.status, "result": r.result, "logs": r.logs,
-                  "end_time": r.end_time.isoformat()} for r in reports]
+                  "end_time": r.end_time.isoformat(), "attempt": r.attempt} for r in reports]
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=directory, prefix=".outbox-")

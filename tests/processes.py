@@ -42,6 +42,9 @@ FAST_TUNABLES = {
     "SCHEDULER_RETRY_BACKOFF_BASE": "0.2",
     "SCHEDULER_TIMEOUT_GRACE_SECONDS": "0.5",
     "SCHEDULER_FIRE_AHEAD_SECONDS": "2",  # the production default, stated: tests read it
+    # Leases renewed every second and lost after 4 s without renewal (and a sweep asking the executor).
+    "SCHEDULER_LEASE_SECONDS": "4",
+    "SCHEDULER_LEASE_RENEW_SECONDS": "1",
 }
 
 T = TypeVar("T")
@@ -292,9 +295,10 @@ class Processes:
     def _log_path(self, name: str) -> Path:
         return self.log_dir / f"{slug(name)}.log"
 
-    def start_web(self) -> WebServer:
-        """Starts ``manage.py runserver`` on a free port; schedulers started after it call back there."""
-        port = free_port()
+    def start_web(self, port: int | None = None) -> WebServer:
+        """Starts ``manage.py runserver`` on a free port (or ``port``, to restart it where executors expect
+        it); schedulers started after it call back there."""
+        port = port or free_port()
         self.web = WebServer(port, self.env, self._log_path("web"))
         self.children.append(self.web)
         self.env["SCHEDULER_CALLBACK_BASE_URL"] = self.web.url

@@ -115,6 +115,7 @@ def main() -> int:
     executor = JournalExecutor(
         args.name, args.instance_id, args.scheduler, port=args.port, max_workers=args.max_workers, journal=args.journal,
         callback_retry=(0.1, 1.0), heartbeat_interval=2.0, stop_grace=2.0,
+        outbox_path=args.journal.with_suffix(".outbox.json"),  # results survive a restart (SIGKILL included)
     )
     executor.serve_forever()
     return 0
