@@ -155,7 +155,10 @@ def test_results_finished_while_the_web_tier_was_down_are_kept_and_no_work_runs_
     cluster.procs.wait_web()
     cluster.wait_until(lambda: all(child.log_text().count("registered with the scheduler") >= 1
                                    for child in cluster.executors.values()), 30, "the executors to register again")
-    time.sleep(5)  # the outboxes deliver
+    time.sleep(3)
+    cluster.client.pause_task(task["id"])
+    cluster.wait_until(lambda: not TaskExecution.objects.filter(task_id=task["id"], status__in=["pending", "running"])
+                       .exists(), 30, "every run of the paused task to end (the outboxes delivered)")
     succeeded = {e["execution_id"] for child in cluster.executors.values() for e in child.events("end")
                  if e.get("outcome") == "success"}
     rows = dict(TaskExecution.objects.filter(pk__in=succeeded).values_list("pk", "status"))
