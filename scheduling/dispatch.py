@@ -244,8 +244,9 @@ class Dispatcher:
 
     @staticmethod
     def _skip_missed(row: TaskExecution, now: datetime) -> bool:
-        reason = (f"misfire ({row.task.misfire_policy}): due {row.dispatch_after:%Y-%m-%d %H:%M:%S} UTC "
-                  "while no leader sent it")
+        # The firing step's misfire note (scheduling.firing), for a run that existed but was never sent.
+        reason = (f"misfire: 1 fire time(s) passed while no scheduler was leading (policy {row.task.misfire_policy}):"
+                  f" created ahead, due {row.dispatch_after:%Y-%m-%d %H:%M:%S} UTC, never sent")
         logger.warning("execution %s of task %s skipped: %s", row.pk, row.task.name, reason, extra=row.log_extra())
         return finish(row, ExecutionStatus.SKIPPED, now=now, logs=logs_with(row.logs, reason))
 

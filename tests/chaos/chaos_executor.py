@@ -118,6 +118,7 @@ def main() -> int:
         args.name, args.instance_id, args.scheduler, port=0, max_workers=args.max_workers, journal=args.journal,
         callback_retry=(0.1, 1.0), heartbeat_interval=2.0, stop_grace=1.0, stream_logs=False,
         batch_callbacks=not args.one_callback_per_request,
+        outbox_path=args.journal.with_suffix(".outbox.json"),  # a restarted executor still delivers its results
     )
     executor.serve_forever()
     return 0

@@ -4,12 +4,13 @@ Three ``runscheduler`` nodes on one MariaDB/MySQL (or PostgreSQL) database, one 
 chaos executors (tests/chaos/chaos_executor.py) and 200 tasks with second-level crons across the three
 execution modes and misfire policies, whose handlers succeed, fail, hang past their timeout, lose results or
 send them twice. While they run, the current leader is SIGKILLed (a fresh node replaces it) or SIGSTOPped for
-a random time and SIGCONTed, at random intervals from a seeded RNG. Then the tasks are paused, the cluster
+a random time and SIGCONTed, and so is an executor (a killed one is restarted with its instance id), at
+random intervals from a seeded RNG. Then the tasks are paused, the cluster
 settles, every node is stopped and :func:`audit` checks what the database (and the executors' journals and
 the web server's access log) recorded:
 
 1. no fire has two first attempts: no (task, scheduled_time) with two attempt-0 rows, and no executor ran
-   the first attempt of one fire twice;
+   the first attempt of one fire twice; no execution started on two executors (their journals);
 2. every fire time of every task between its first fire and the point firing reached (the task's final
    ``next_run_time``, computed by the product's own cron walker) has an execution row, or is a time the
    ``fire_once`` policy folded into a later run, counted in that run's ``misfire:`` note;
@@ -49,6 +50,8 @@ MISFIRE_THRESHOLD_SECONDS = 1.5  # low, so a frozen leader's backlog really goes
 CHAOS_TUNABLES = {"SCHEDULER_MISFIRE_THRESHOLD": str(MISFIRE_THRESHOLD_SECONDS)}
 MISFIRE_NOTE = re.compile(r"misfire: (\d+)( or more)? fire time")
 FOLDED_BY_FIRE_ONCE = "missed (fire_once, counted in a later run's misfire note)"
+FIRED_AHEAD_FOLDED = "skipped (fire_once, created ahead and never sent)"
+NEVER_SENT = "never sent"  # scheduling.dispatch's note on a run fired ahead that no leader sent in time
 # The reasons policy.decide_fire gives for a fire its execution mode skips.
 MODE_SKIP_REASONS = ("skip mode:", "sequential mode:", "max_instances (")
 CALLBACK_LINE = re.compile(r'"POST /api/v1/executions/([^/\s]+)/callback[^"]*" (\d{3})')
@@ -189,23 +192,30 @@ def create_workflow(cluster: Cluster, now: datetime) -> str:
 
 # --- disruptions -------------------------------------------------------------------------------------
 
+LEADER_DISRUPTIONS = ("SIGKILL", "SIGSTOP")
+EXECUTOR_DISRUPTIONS = ("executor SIGKILL", "executor SIGSTOP")
+
+
 @dataclass
 class Disruption:
     at: float  # seconds since the storm began
-    kind: str  # "SIGKILL" or "SIGSTOP"
+    kind: str  # one of LEADER_DISRUPTIONS or EXECUTOR_DISRUPTIONS
     node: str
     frozen_for: float = 0.0
     new_leader: str = ""
     recovered_in: float = 0.0  # seconds from the signal (SIGCONT for a freeze) to a live leader
 
     def __str__(self) -> str:
-        what = f"SIGSTOP {self.frozen_for:4.1f} s" if self.kind == "SIGSTOP" else "SIGKILL       "
+        signal_name = self.kind.split()[-1]
+        what = f"SIGSTOP {self.frozen_for:4.1f} s" if signal_name == "SIGSTOP" else "SIGKILL       "
+        if self.kind in EXECUTOR_DISRUPTIONS:
+            return f"t={self.at:6.1f} s  {what} executor {self.node}"
         return (f"t={self.at:6.1f} s  {what} {self.node:>4} -> leader {self.new_leader:>4} "
                 f"(recovered in {self.recovered_in:.2f} s)")
 
 
 class Storm:
-    """Signals the leader at random intervals. Everything random comes from one seeded RNG."""
+    """Signals the leader, or an executor, at random intervals. Everything random comes from one seeded RNG."""
 
     def __init__(self, cluster: Cluster, rng: random.Random, *, gap: tuple[float, float],
                  freeze: tuple[float, float], say: Callable[[str], None] = print) -> None:
@@ -231,7 +241,10 @@ class Storm:
         while time.monotonic() - began + self.gap[0] < seconds:
             time.sleep(self.rng.uniform(*self.gap))  # the random interval between disruptions, by design
             leader = self.wait_leader()
-            kind = self.rng.choice(("SIGKILL", "SIGSTOP"))
+            kind = self.rng.choice(LEADER_DISRUPTIONS + EXECUTOR_DISRUPTIONS)
+            if kind in EXECUTOR_DISRUPTIONS:
+                self.disrupt_executor(kind, began)
+                continue
             event = Disruption(at=time.monotonic() - began, kind=kind, node=leader.instance_id)
             if kind == "SIGKILL":
                 leader.send(signal.SIGKILL)
@@ -248,9 +261,30 @@ class Storm:
                 signalled = time.monotonic()
             event.new_leader = self.wait_leader().instance_id
             event.recovered_in = time.monotonic() - signalled
-            self.disruptions.append(event)
-            self.say(f"  #{len(self.disruptions):<3} {event}")
+            self.record(event)
         return self.disruptions
+
+    def record(self, event: Disruption) -> None:
+        self.disruptions.append(event)
+        self.say(f"  #{len(self.disruptions):<3} {event}")
+
+    def disrupt_executor(self, kind: str, began: float) -> None:
+        """SIGKILL an executor and start it again under its instance id (its outbox file keeps its results),
+        or freeze it for a while: what it held is lost and retried, and it must never start a run it was not
+        given, nor one given to another meanwhile (audited from the journals)."""
+        instance_id = self.rng.choice(sorted(self.cluster.executors))
+        child = self.cluster.executors[instance_id]
+        event = Disruption(at=time.monotonic() - began, kind=kind, node=instance_id)
+        if kind == "executor SIGKILL":
+            child.send(signal.SIGKILL)
+            child.wait(10)
+            self.cluster.executors[instance_id] = start_chaos_executor(self.cluster.procs, instance_id)
+        else:
+            event.frozen_for = self.rng.uniform(*self.freeze)
+            child.freeze()
+            time.sleep(event.frozen_for)  # the length of the freeze is the disruption itself
+            child.thaw()
+        self.record(event)
 
 
 # --- settling ----------------------------------------------------------------------------------------
@@ -272,16 +306,18 @@ def active_executions() -> int:
 
 
 def executor_callbacks_pending(cluster: Cluster) -> int:
-    """Results the executors still hold: queued for delivery minus settled (from their journals, which
-    need no credentials, unlike the executors' signed /health)."""
-    queued = settled = 0
+    """Results the executors still hold: queued for delivery and never settled (from their journals, which
+    need no credentials, unlike the executors' signed /health). By execution: a restarted executor queues
+    again what its outbox file kept."""
+    queued: set[str] = set()
+    settled: set[str] = set()
     for child in cluster.executors.values():
         for event in child.journal():
             if event["event"] == "callback_queued":
-                queued += 1
+                queued.add(event["execution_id"])
             elif event["event"] == "callback" and event["outcome"] != "retry":
-                settled += 1
-    return queued - settled
+                settled.add(event["execution_id"])
+    return len(queued - settled)
 
 
 def settle(cluster: Cluster, task_ids: list[str], timeout: float) -> float:
@@ -325,6 +361,7 @@ class Audit:
     extra_retries: list[str] = field(default_factory=list)  # attempts beyond max_retry, or after a success
     duplicate_rows: list[tuple] = field(default_factory=list)
     duplicate_runs: list[str] = field(default_factory=list)
+    started_on_two: list[str] = field(default_factory=list)  # executions whose handler began on two executors
     callbacks: Counter = field(default_factory=Counter)
     web_callbacks: Counter = field(default_factory=Counter)  # HTTP status -> answers in the web server's log
     applied_twice_journal: list[str] = field(default_factory=list)
@@ -347,6 +384,7 @@ class Audit:
         checks = [
             ("duplicate first attempts (database)", self.duplicate_rows),
             ("duplicate first attempts (run twice by executors)", self.duplicate_runs),
+            ("executions started on two executors (journals)", self.started_on_two),
             ("fire times neither executed nor recorded as misfired/skipped", self.unaccounted),
             ("misfire handling that contradicts the task's policy", self.policy_mismatches),
             ("executions non-terminal past timeout + grace", self.stuck),
@@ -364,11 +402,13 @@ class Audit:
 
     def report(self) -> str:
         kinds = Counter(d.kind for d in self.disruptions)
-        takeovers = sum(1 for d in self.disruptions if d.new_leader != d.node)
-        recover = sorted(d.recovered_in for d in self.disruptions) or [0.0]
+        leader = [d for d in self.disruptions if d.kind in LEADER_DISRUPTIONS]
+        takeovers = sum(1 for d in leader if d.new_leader != d.node)
+        recover = sorted(d.recovered_in for d in leader) or [0.0]
         lines = [
             f"chaos report: seed {self.seed}, storm {self.seconds:.0f} s, settle {self.settle_seconds:.1f} s",
-            f"disruptions: {len(self.disruptions)} ({kinds['SIGKILL']} SIGKILL, {kinds['SIGSTOP']} SIGSTOP); "
+            f"disruptions: {len(self.disruptions)} (leader: {kinds['SIGKILL']} SIGKILL, {kinds['SIGSTOP']} SIGSTOP; "
+            f"executors: {kinds['executor SIGKILL']} SIGKILL, {kinds['executor SIGSTOP']} SIGSTOP); "
             f"leader changed {takeovers} times; recovery max {recover[-1]:.2f} s, "
             f"median {recover[len(recover) // 2]:.2f} s",
             f"fire times in the window: {self.fire_times}: " + ", ".join(
@@ -385,6 +425,7 @@ class Audit:
             "",
             f"  duplicate first attempts (database rows):            {len(self.duplicate_rows)}",
             f"  duplicate first attempts (run twice by executors):   {len(self.duplicate_runs)}",
+            f"  executions started on two executors (journals):      {len(self.started_on_two)}",
             f"  fire times unaccounted for:                          {len(self.unaccounted)}",
             f"  misfire handling contradicting the policy:           {len(self.policy_mismatches)}",
             f"  executions non-terminal at the end:                  {len(self.non_terminal)}",
@@ -417,8 +458,10 @@ def audit(cluster: Cluster, first_fire: dict[str, datetime], *, seed: int, secon
     result.retries = sum(1 for row in rows if row["retry_count"] > 0)
     result.duplicate_rows = cluster.duplicate_fires()
     _check_fire_times(result, tasks, first_fire, rows)
-    journal = [event for child in cluster.executors.values() for event in child.journal()]
+    journals = {instance_id: child.journal() for instance_id, child in cluster.executors.items()}
+    journal = [event for events in journals.values() for event in events]
     _check_runs(result, journal)
+    _check_started_on_two(result, journals)
     _check_callbacks(result, journal, cluster.procs.web.log_text() if cluster.procs.web else "", rows)
     grace = timedelta(seconds=float(cluster.procs.env["SCHEDULER_TIMEOUT_GRACE_SECONDS"]))  # the nodes' value
     _check_stuck(result, rows, datetime.now(UTC), grace)
@@ -488,6 +531,8 @@ def _account_row(result: Audit, task: Any, row: dict, gap: list[datetime]) -> No
         kind = "executed"
     elif any(reason in logs for reason in MODE_SKIP_REASONS):
         kind = "skipped (execution mode)"
+    elif task.misfire_policy == "fire_once" and note is not None and NEVER_SENT in logs:
+        kind = FIRED_AHEAD_FOLDED  # created ahead, never sent: a later run stands for its window
     else:
         kind = "skipped (misfire policy skip)"
         if note is None or task.misfire_policy != "skip":
@@ -516,6 +561,18 @@ def _check_runs(result: Audit, journal: list[dict]) -> None:
     result.duplicate_runs = [f"{key} started {n} times" for key, n in starts.items()
                              if key is not None and key[2] == 0 and n > 1]
     result.duplicate_runs += [f"execution {eid} started {n} times" for eid, n in by_execution.items() if n > 1]
+
+
+def _check_started_on_two(result: Audit, journals: dict[str, list[dict]]) -> None:
+    """Executor side: no execution's handler began on two executors (a frozen executor that read a dispatch
+    after its accept-by, or ran a run whose lease had gone to another, would show here)."""
+    where: dict[str, set[str]] = defaultdict(set)
+    for instance_id, events in journals.items():
+        for event in events:
+            if event["event"] == "start":
+                where[event["execution_id"]].add(instance_id)
+    result.started_on_two = sorted(f"execution {pk} started on {', '.join(sorted(executors))}"
+                                   for pk, executors in where.items() if len(executors) > 1)
 
 
 def _check_callbacks(result: Audit, journal: list[dict], web_log: str, rows: list[dict]) -> None:

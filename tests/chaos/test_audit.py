@@ -119,3 +119,17 @@ def test_retry_chains_must_stop_at_max_retry_and_not_go_missing():
     assert len(result.lost_retries) == 1 and "attempt 0 timeout" in result.lost_retries[0]
     assert len(result.extra_retries) == 1 and "2030-01-01T12:00:02" in result.extra_retries[0]
     assert len(result.problems) == 2
+
+
+def test_an_execution_whose_handler_began_on_two_executors_is_found():
+    result = new_audit()
+    start = {"event": "start", "execution_id": "e1"}
+    harness._check_started_on_two(result, {"a": [start], "b": [start, {"event": "start", "execution_id": "e2"}]})
+    assert result.started_on_two == ["execution e1 started on a, b"] and result.problems
+
+
+def test_a_run_fired_ahead_and_never_sent_may_be_skipped_under_fire_once():
+    note = "misfire: 1 fire time(s) passed while no scheduler was leading (policy fire_once): created ahead, " \
+           "due 2030-01-01 12:00:02 UTC, never sent"
+    result = fire_times("fire_once", [row(0), row(1), row(2, status="skipped", logs=note), row(3), row(4)])
+    assert result.accounted[harness.FIRED_AHEAD_FOLDED] == 1 and result.policy_mismatches == []

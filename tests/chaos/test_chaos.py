@@ -1,5 +1,5 @@
-"""The 2-minute chaos run (tests/chaos/harness.py): a real three-node cluster whose leader is SIGKILLed and
-SIGSTOPped at random while 200 tasks fire, then an audit of what was recorded. Needs MariaDB/MySQL (the
+"""The 2-minute chaos run (tests/chaos/harness.py): a real three-node cluster whose leader and executors are
+SIGKILLed and SIGSTOPped at random while 200 tasks fire, then an audit of what was recorded. Needs MariaDB/MySQL (the
 suite's database with server-side locks); the seed is printed and can be replayed with CHAOS_SEED.
 
 The 10-minute run is ``bench/chaos.py --minutes 10``.
@@ -13,7 +13,7 @@ import random
 import pytest
 from django.db import connection
 
-from tests.chaos.harness import run_chaos
+from tests.chaos.harness import EXECUTOR_DISRUPTIONS, LEADER_DISRUPTIONS, run_chaos
 
 pytestmark = [
     pytest.mark.multinode,
@@ -24,7 +24,7 @@ pytestmark = [
 STORM_SECONDS = 120
 
 
-def test_cluster_keeps_its_guarantees_through_two_minutes_of_leader_failures(procs):
+def test_cluster_keeps_its_guarantees_through_two_minutes_of_leader_and_executor_failures(procs):
     seed = int(os.environ.get("CHAOS_SEED") or random.SystemRandom().randrange(1_000_000))
     result = run_chaos(procs, seconds=STORM_SECONDS, seed=seed, gap=(3.0, 8.0), freeze=(1.0, 9.0))
     report = result.report()
@@ -32,7 +32,8 @@ def test_cluster_keeps_its_guarantees_through_two_minutes_of_leader_failures(pro
     print(report)
 
     assert len(result.disruptions) >= 8, report
-    assert {d.kind for d in result.disruptions} == {"SIGKILL", "SIGSTOP"}, report
+    kinds = {d.kind for d in result.disruptions}
+    assert set(LEADER_DISRUPTIONS) <= kinds and kinds & set(EXECUTOR_DISRUPTIONS), report
     assert result.accounted["executed"] > 500, report
     assert sum(result.workflow_runs.values()) > 10, report
     assert result.problems == [], report
