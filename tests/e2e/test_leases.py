@@ -10,8 +10,11 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter, defaultdict
+from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from executions.models import TaskExecution
 from tests.processes import Cluster, Processes, child_database_url, child_log_dir
@@ -166,3 +169,60 @@ def test_results_finished_while_the_web_tier_was_down_are_kept_and_no_work_runs_
     assert refused == [], f"{len(refused)} successes not recorded as such"
     assert fires_started_twice(cluster, task["id"]) == []
     assert restarted.alive
+
+
+def test_a_run_fired_ahead_and_left_unsent_by_a_stopped_scheduler_follows_its_misfire_policy(cluster):
+    cluster.procs.env["SCHEDULER_MISFIRE_THRESHOLD"] = "1"
+    cluster.start(executors=["ex-a"])
+    task = cluster.make_task("echo", cron="*/5 * * * * *", misfire_policy="skip", timeout_seconds=10)
+
+    def fired_ahead():
+        soon = TaskExecution.objects.filter(task_id=task["id"], status="pending",
+                                            scheduled_time__gt=timezone.now() + timedelta(seconds=1)).first()
+        return soon
+
+    run = cluster.wait_until(fired_ahead, 15, "a run fired ahead, due in more than a second")
+    scheduler = cluster.schedulers["s1"]
+    scheduler.send(signal.SIGTERM)
+    scheduler.wait(20)
+    cluster.wait_until(lambda: timezone.now() > run.scheduled_time + timedelta(seconds=2), 10, "the run to be missed")
+    cluster.schedulers["s2"] = cluster.procs.start_scheduler("s2")
+    run = cluster.wait_until(lambda: TaskExecution.objects.filter(pk=run.pk).exclude(status="pending").first(), 30,
+                             "the new leader to decide the run")
+    assert run.status == "skipped" and "never sent" in run.logs
+    assert cluster.executors["ex-a"].events("execute", run.pk) == []
+
+
+@contextmanager
+def table_locked(seconds: float):
+    """Holds a lock on task_executions that stops every other writer (and, but on SQLite, reader)."""
+    from django.db import connection
+
+    vendor = connection.vendor
+    with connection.cursor() as cursor:
+        if vendor == "mysql":
+            cursor.execute("LOCK TABLES task_executions WRITE")
+        elif vendor == "postgresql":
+            cursor.execute("BEGIN")
+            cursor.execute("LOCK TABLE task_executions IN ACCESS EXCLUSIVE MODE")
+        else:
+            cursor.execute("BEGIN EXCLUSIVE")
+        try:
+            time.sleep(seconds)  # the length of the lock is the disruption itself
+            yield
+        finally:
+            cursor.execute("UNLOCK TABLES" if vendor == "mysql" else "COMMIT")
+
+
+def test_after_a_table_lock_no_run_already_final_is_posted(cluster):
+    cluster.start(executors=["ex-a"])
+    task = cluster.make_task("echo", cron=EVERY_SECOND, timeout_seconds=2, max_retry=1)
+    cluster.wait_until(lambda: len(cluster.executions(task["id"], status="success")) >= 2, 20, "a few runs")
+    with table_locked(10):
+        pass
+    time.sleep(6)
+    ended = dict(TaskExecution.objects.filter(task_id=task["id"], end_time__isnull=False)
+                 .values_list("pk", "end_time"))
+    late = [event for event in cluster.executors["ex-a"].events("execute")
+            if event["execution_id"] in ended and ended[event["execution_id"]].timestamp() < event["t"] - 0.05]
+    assert late == [], "dispatches of runs already final"
