@@ -7,6 +7,10 @@ from executions.models import TaskExecution
 from executions.services import ReportOutcome
 from scheduler_project.fields import JSONObjectField, MaskedJSONField, StrictSerializer
 
+# Every success rate in the API (executions.selectors.FINISHED_STATUSES).
+SUCCESS_RATE_HELP = ("Percent of finished runs (success, failed — lost runs included —, timeout) that succeeded; "
+                     "skipped and cancelled runs are not counted, nor are pending or running ones.")
+
 MAX_CALLBACK_LOG_CHARS = 1_000_000
 
 
@@ -100,7 +104,7 @@ class ExecutionStatsSerializer(serializers.Serializer):
     pending = serializers.IntegerField()
     skipped = serializers.IntegerField()
     cancelled = serializers.IntegerField()
-    success_rate = serializers.FloatField()
+    success_rate = serializers.FloatField(help_text=SUCCESS_RATE_HELP)
     avg_duration = serializers.FloatField()
     total_duration = serializers.FloatField()
     start_time = serializers.DateTimeField(

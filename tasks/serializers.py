@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from core.clock import utc_now
 from core.cron import CronError, validate_cron, zone
+from executions.serializers import SUCCESS_RATE_HELP
 from scheduler_project.fields import JSONObjectField, MaskedJSONField, StrictSerializer
 from scheduler_project.text import refuse_control_characters
 from tasks.choices import ExecutionMode, LoadBalanceStrategy, MisfirePolicy, ScheduleType, TaskStatus
@@ -162,7 +163,9 @@ class AssignUpdateSerializer(StrictSerializer):
 
 
 class HealthSummarySerializer(serializers.Serializer):
-    health_score = serializers.FloatField()
+    health_score = serializers.FloatField(
+        help_text="Success rate minus twice the timeout rate, both taken over finished runs only (success, "
+        "failed, timeout); skipped and cancelled runs are not counted.")
     total_count = serializers.IntegerField()
     success_count = serializers.IntegerField()
     failed_count = serializers.IntegerField()
@@ -176,7 +179,7 @@ class DayCountsSerializer(serializers.Serializer):
     total = serializers.IntegerField()
     success = serializers.IntegerField()
     failed = serializers.IntegerField()
-    success_rate = serializers.FloatField()
+    success_rate = serializers.FloatField(help_text=SUCCESS_RATE_HELP)
 
 
 class DailyRateSerializer(serializers.Serializer):
@@ -186,7 +189,7 @@ class DailyRateSerializer(serializers.Serializer):
 
 
 class TaskStatsSerializer(serializers.Serializer):
-    success_rate_24h = serializers.FloatField()
+    success_rate_24h = serializers.FloatField(help_text=SUCCESS_RATE_HELP)
     total_24h = serializers.IntegerField()
     success_24h = serializers.IntegerField()
     health_90d = HealthSummarySerializer()
