@@ -312,7 +312,8 @@ class Executor:
         self._handlers: dict[str, Handler] = {}
         self._state = threading.Condition()  # guards _active, _recent, _started, _stopping
         self._active: dict[str, _Run] = {}
-        self._recent: OrderedDict[str, str] = OrderedDict()
+        self._recent: OrderedDict[str, str] = OrderedDict()  # finished execution -> its status
+        self._ended: dict[str, tuple[datetime, int | None]] = {}  # ... -> its end and attempt (as _recent)
         self._attempts: OrderedDict[str, int] = OrderedDict()  # the highest attempt seen per execution
         self._wall = wall_clock
         self._started = self._stopping = False
@@ -678,9 +679,19 @@ class Executor:
             return {"execution_id": execution_id, "state": "running", "attempt": run.attempt}
         report = self._outbox.find(execution_id)
         if report is None:
-            return {"execution_id": execution_id, "state": "unknown"}
+            return self._settled_state(execution_id)
         return {"execution_id": execution_id, "state": "finished", "status": report.status, "result": report.result,
                 "logs": report.logs, "end_time": report.end_time.isoformat(), "attempt": report.attempt}
+
+    def _settled_state(self, execution_id: str) -> dict[str, Any]:
+        """A run finished here whose result left the outbox (delivered, refused, or lost on the way): its
+        status and end, without the result; unknown if it never ran here (or is long forgotten)."""
+        with self._state:
+            status, ended = self._recent.get(execution_id), self._ended.get(execution_id)
+        if status is None or ended is None:
+            return {"execution_id": execution_id, "state": "unknown"}
+        return {"execution_id": execution_id, "state": "finished", "status": status,
+                "end_time": ended[0].isoformat(), "attempt": ended[1]}
 
     def http_stop(self, body: Any) -> Reply:
         try:
@@ -816,9 +827,10 @@ class Executor:
         self._live.seal(run.key)  # from here on the capture is what the scheduler has not received
         with self._state:
             self._recent[run.key] = status
+            self._ended[run.key] = (datetime.now(UTC), run.attempt)
             self._recent.move_to_end(run.key)
             while len(self._recent) > RECENT_LIMIT:
-                self._recent.popitem(last=False)
+                self._ended.pop(self._recent.popitem(last=False)[0], None)
         self._outbox.put(Report(run.key, status, result, run.capture.text(), datetime.now(UTC), run.attempt))
 
     def _drain(self, runs: list[_Run], timeout: float) -> None:

@@ -6,7 +6,8 @@ fail it. One slow executor never delays the others.
 
 Every POST is one attempt of the run (core.leases): it carries the attempt number and ``accept_by``. A run
 goes to the next executor only once the previous one cannot start it any more: it answered (a refusal), it
-was never reached, or its ``accept_by`` has passed (it must refuse the request if it reads it later).
+was never reached, or, its ``accept_by`` passed (it must refuse the request if it reads it later), it says
+it does not hold the run. An executor that did not answer and cannot be asked keeps the run under its lease.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import close_old_connections
 
-from core.leases import accept_by_for, first_lease_until, may_fail_over
+from core.leases import LeaseAnswer, accept_by_for, first_lease_until, may_fail_over
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from executions.services import finish, logs_with, transition
@@ -41,6 +42,7 @@ from executors.netguard import RefusedURL
 from loadbalance.services import record_failover
 from scheduler_project.config import tunable
 from scheduling.metrics import observe_dispatch_latency
+from scheduling.status_query import ask_executor
 from workflows.runs import dispatch_extras
 
 logger = logging.getLogger(__name__)
@@ -220,23 +222,31 @@ class Delivery:
                 if position:
                     record_failover(execution.task, executor.pk)
                 return True
-            refusals.append(f"{executor.name} ({executor.instance_id}): {refusal.reason}")
             logger.warning("execution %s: executor %s refused: %s", execution.pk, executor.instance_id,
                            refusal.reason, extra=execution.log_extra())
-            self._wait_until_it_cannot_start(execution, refusal)
+            if not refusal.answered and self._may_hold(execution, executor):
+                return True  # it accepted after all, or cannot say: its lease decides
+            refusals.append(f"{executor.name} ({executor.instance_id}): {refusal.reason}")
         reason = "dispatch failed on every eligible executor: " + "; ".join(refusals)
         finish(execution, ExecutionStatus.FAILED, now=self.clock(), expected=[ExecutionStatus.RUNNING],
                matching={"attempt": execution.attempt}, logs=logs_with(execution.logs, reason))
         return False
 
-    def _wait_until_it_cannot_start(self, execution: TaskExecution, refusal: Refusal) -> None:
-        """An executor that did not answer may still read the request: wait out its accept_by (and the
-        clocks' skew) before the run goes anywhere else, a retry included."""
-        if may_fail_over(now=self.clock(), accept_by=execution.accept_by, answered=refusal.answered):
-            return
-        left = (execution.accept_by - self.clock()).total_seconds() + CLOCK_SKEW_SECONDS
-        if left > 0:
-            self.sleep(left)
+    def _may_hold(self, execution: TaskExecution, executor: Executor) -> bool:
+        """An executor that did not answer may have accepted the attempt (its answer lost, or it froze right
+        after accepting) or may still read it until accept_by. Once accept_by (and the clocks' skew) has
+        passed it is asked: only one that says it does not hold the run lets it go elsewhere. One that holds
+        it, finished it or cannot be reached keeps it, under its lease (the lease sweep asks again)."""
+        skewed = execution.accept_by + timedelta(seconds=CLOCK_SKEW_SECONDS)
+        if not may_fail_over(now=self.clock(), accept_by=skewed, answered=False):
+            self.sleep((skewed - self.clock()).total_seconds())
+        state = ask_executor(executor, [execution], transport=self.transport)[execution.pk]
+        if state.answer == LeaseAnswer.UNKNOWN:
+            return False
+        logger.warning("execution %s: executor %s did not answer the dispatch; asked, it says %s: the run stays "
+                       "there under its lease", execution.pk, executor.instance_id, state.answer,
+                       extra=execution.log_extra())
+        return True
 
     def _next_attempt(self, execution: TaskExecution, executor: Executor) -> bool:
         """Record the run's next attempt, on ``executor``, if it is still the attempt this worker handles."""

@@ -49,7 +49,7 @@ class Dispatcher:
         self.delivery = Delivery(clock=clock, workers=workers)
         self.staging = Staging(rng=self.rng, stage_ahead=stage_ahead, claim_ahead=claim_ahead,
                                prepare=self.delivery.prepare_first)
-        self.sweeper = Sweeper(clock=clock, pool=self.delivery.pool, busy=self._busy)
+        self.sweeper = Sweeper(pool=self.delivery.pool, busy=self._busy)
         # When this dispatcher began leading: runs due before it were due while no leader sent them.
         self._leading_since: datetime | None = None
         self._stale: set[str] = set()  # staged runs handed back because their send came too late

@@ -47,29 +47,36 @@ def ask_executor(executor: Executor, runs: list[TaskExecution], *, transport=pos
         logger.info("status of %s runs on executor %s: no answer: %s", len(runs), executor.instance_id, exc)
         return dict.fromkeys((run.pk for run in runs), UNREACHABLE)
     entries = _entries(answer)
+    if entries is None:
+        return dict.fromkeys((run.pk for run in runs), UNREACHABLE)
     return {run.pk: _state(run, entries.get(run.pk)) for run in runs}
 
 
-def _entries(answer: Answer) -> dict[str, dict]:
+def _entries(answer: Answer) -> dict[str, dict] | None:
+    """The answer's entries by execution id; None for an answer that is not one (an error, not JSON)."""
     if not answer.ok:
-        return {}
+        return None
     try:
         data = json.loads(answer.body)
     except ValueError:
-        return {}
+        return None
     items = data.get("executions") if isinstance(data, dict) else None
-    return {str(item.get("execution_id")): item for item in items or () if isinstance(item, dict)}
+    if not isinstance(items, list):
+        return None
+    return {str(item.get("execution_id")): item for item in items if isinstance(item, dict)}
 
 
 def _state(run: TaskExecution, entry: dict | None) -> RunState:
-    """An answer about another attempt, or one this scheduler cannot read, is no answer about this one."""
+    """A run the answer leaves out, or names with another attempt, is not held; an entry this scheduler
+    cannot read is no answer about it."""
     if entry is None:
-        return UNREACHABLE
+        return RunState(LeaseAnswer.UNKNOWN)
     if entry.get("attempt") not in (None, run.attempt) or entry.get("state") == LeaseAnswer.UNKNOWN:
         return RunState(LeaseAnswer.UNKNOWN)
     if entry.get("state") == LeaseAnswer.RUNNING:
         return RunState(LeaseAnswer.RUNNING)
     if entry.get("state") == LeaseAnswer.FINISHED and entry.get("status") in CALLBACK_STATUSES:
+        # A result it delivered already (or lost) comes without one: the status and end are its word still.
         result = entry.get("result")
         return RunState(LeaseAnswer.FINISHED, ResultReport(
             execution_id=run.pk, status=entry["status"], result=result if isinstance(result, dict) else None,

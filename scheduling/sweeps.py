@@ -42,9 +42,7 @@ class Sweeper:
 
     transport = staticmethod(post_json)
 
-    def __init__(self, *, clock: Callable[[], datetime], pool: ThreadPoolExecutor,
-                 busy: Callable[[], set[str]]) -> None:
-        self.clock = clock
+    def __init__(self, *, pool: ThreadPoolExecutor, busy: Callable[[], set[str]]) -> None:
         self.pool = pool
         self.busy = busy
         self._asking: set[str] = set()  # runs whose executor is being asked (worker threads)

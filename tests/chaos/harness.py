@@ -51,6 +51,7 @@ CHAOS_TUNABLES = {"SCHEDULER_MISFIRE_THRESHOLD": str(MISFIRE_THRESHOLD_SECONDS)}
 MISFIRE_NOTE = re.compile(r"misfire: (\d+)( or more)? fire time")
 FOLDED_BY_FIRE_ONCE = "missed (fire_once, counted in a later run's misfire note)"
 FIRED_AHEAD_FOLDED = "skipped (fire_once, created ahead and never sent)"
+RETRY_WITHDRAWN = "reported its result late, in time"  # executions.services, on a retry it cancels
 NEVER_SENT = "never sent"  # scheduling.dispatch's note on a run fired ahead that no leader sent in time
 # The reasons policy.decide_fire gives for a fire its execution mode skips.
 MODE_SKIP_REASONS = ("skip mode:", "sequential mode:", "max_instances (")
@@ -649,12 +650,20 @@ def _check_retries(result: Audit, tasks: dict[str, Any], rows: list[dict]) -> No
         chains[(row["task_id"], row["scheduled_time"], row["trigger_type"])][row["retry_count"]] = row
     for (task_id, scheduled, _), chain in chains.items():
         task = tasks[task_id]
+        if len(chain) > 1 and _withdrawn(chain[max(chain)]):  # the attempt before it reported late, in time
+            del chain[max(chain)]
         last = max(chain)
         label = f"{task.name} @ {scheduled.isoformat()} (max_retry {task.max_retry})"
         if last > task.max_retry or any(chain[n]["status"] not in ("failed", "timeout") for n in chain if n < last):
             result.extra_retries.append(f"{label}: attempts {sorted((n, chain[n]['status']) for n in chain)}")
         elif chain[last]["status"] in ("failed", "timeout") and last < task.max_retry:
             result.lost_retries.append(f"{label}: attempt {last} {chain[last]['status']} ({chain[last]['id']})")
+
+
+def _withdrawn(row: dict) -> bool:
+    """A retry cancelled before it started because the attempt it retried delivered a success late, within
+    its deadline (executions.services: the work was done and must not run again)."""
+    return row["status"] == "cancelled" and RETRY_WITHDRAWN in (row["logs"] or "")
 
 
 # --- the whole run -----------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def test_refusing_executor_fails_over_to_the_next(make_task, make_executor, disp
     task = make_task(load_balance_strategy="sticky")
     down = make_executor(tasks=[task], priority=0)
     up = make_executor(tasks=[task], priority=1)
-    transport.answers[down.base_url] = Unreachable("ConnectionRefusedError")
+    transport.answers[down.base_url] = Unreachable("ConnectionRefusedError", maybe_received=False)
     fire_due(T0)
     dispatch(dispatcher, T0)
     execution = only_execution(task)

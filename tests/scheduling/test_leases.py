@@ -65,12 +65,13 @@ def posts(transport) -> list[dict]:
     return [payload for url, payload in transport.calls if url.endswith("/execute")]
 
 
-def test_an_unanswered_attempt_is_waited_out_before_the_next_executor_gets_a_new_attempt(
+def test_an_unanswered_attempt_goes_elsewhere_only_once_its_executor_says_it_does_not_hold_it(
         make_task, make_executor, dispatcher, transport, clock):
     task = make_task(load_balance_strategy="sticky")
-    frozen = make_executor(tasks=[task], priority=0)
+    slow = make_executor(tasks=[task], priority=0)
     up = make_executor(tasks=[task], priority=1)
-    transport.answers[frozen.base_url] = Unreachable("TimeoutError")  # it may read the request later
+    transport.answers[slow.base_url] = Unreachable("TimeoutError")  # it may read the request later
+    transport.states[slow.base_url] = {}  # asked after the accept-by: it never took the run
     fire_due(T0)
     dispatch(dispatcher, T0)
     first, second = posts(transport)
@@ -79,6 +80,24 @@ def test_an_unanswered_attempt_is_waited_out_before_the_next_executor_gets_a_new
     execution = only_execution(task)
     assert (execution.executor_id, execution.attempt) == (up.pk, 2)
     assert execution.accept_by == clock.now + timedelta(seconds=5)
+
+
+@pytest.mark.parametrize("answer", [None, {"state": "running", "attempt": 1}, {"state": "finished",
+                                                                             "status": "success"}])
+def test_an_unanswered_attempt_whose_executor_holds_it_or_cannot_say_stays_there_under_its_lease(
+        make_task, make_executor, dispatcher, transport, answer):
+    task = make_task(load_balance_strategy="sticky")
+    frozen = make_executor(tasks=[task], priority=0)
+    make_executor(tasks=[task], priority=1)
+    transport.answers[frozen.base_url] = Unreachable("TimeoutError")  # accepted, then froze before answering?
+    fire_due(T0)
+    if answer is not None:  # else still frozen when asked: unreachable
+        [execution_id] = TaskExecution.objects.filter(task=task).values_list("pk", flat=True)
+        transport.states[frozen.base_url] = {execution_id: {"execution_id": execution_id, **answer}}
+    dispatch(dispatcher, T0)
+    execution = only_execution(task)
+    assert len(posts(transport)) == 1
+    assert (execution.status, execution.executor_id, execution.attempt) == (ExecutionStatus.RUNNING, frozen.pk, 1)
 
 
 def test_an_executor_that_answered_or_was_never_reached_is_not_waited_for(make_task, make_executor, dispatcher,

@@ -132,3 +132,12 @@ def test_re_registrations_asked_by_refusals_are_paced():
             honoured += 1
             loop.mark_registered()
     assert honoured == 3  # at 0 s, then after 1 s and 2 s of backoff (at 1 and 3 s)
+
+
+def test_status_of_a_run_whose_result_left_the_outbox_is_finished_without_the_result(make_executor, scheduler):
+    executor = make_executor({"quick": lambda ctx: {"n": 1}})
+    dispatch(executor, "e-1", "quick", attempt=2, accept_by=iso(datetime.now(UTC) + timedelta(seconds=5)))
+    wait_until(lambda: scheduler.callbacks_for("e-1") and executor.pending_callbacks == 0)
+    [entry] = signed_call(executor, "POST", "/status", {"executions": [{"execution_id": "e-1"}]}).json()["executions"]
+    assert (entry["state"], entry["status"], entry["attempt"]) == ("finished", "success", 2)
+    assert "result" not in entry and entry["end_time"]
