@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework.views import APIView
-from scheduling.config import tunable
 
 from core.clock import utc_now
 from executions import services
 from executions.serializers import LeaseRenewalResultSerializer, LeaseRenewalSerializer
 from executors.channel import EXECUTOR_AUTHENTICATION, IsSignedExecutor, apply_signed_once
+from scheduler_project.config import tunable
 from scheduler_project.envelope import ok
 from scheduler_project.schema import envelope, errors
 

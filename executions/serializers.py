@@ -5,11 +5,9 @@ from rest_framework import serializers
 from executions.choices import CALLBACK_STATUSES, ExecutionStatus
 from executions.models import TaskExecution
 from executions.services import ReportOutcome
+from executors.serializers import MAX_HELD_RUNS, HeldRunSerializer
 from scheduler_project.fields import JSONObjectField, MaskedJSONField, StrictSerializer
-
-# Every success rate in the API (executions.selectors.FINISHED_STATUSES).
-SUCCESS_RATE_HELP = ("Percent of finished runs (success, failed — lost runs included —, timeout) that succeeded; "
-                     "skipped and cancelled runs are not counted, nor are pending or running ones.")
+from tasks.serializers import SUCCESS_RATE_HELP
 
 MAX_CALLBACK_LOG_CHARS = 1_000_000
 
@@ -156,15 +154,6 @@ class CallbackBatchResultSerializer(serializers.Serializer):
     not_yours = serializers.IntegerField()
     results = CallbackVerdictSerializer(many=True, help_text="One verdict per result sent, in the same order.")
 
-
-MAX_HELD_RUNS = 1000  # runs one lease renewal or registration may name
-
-
-class HeldRunSerializer(StrictSerializer):
-    """A run an executor holds: the execution and the attempt (from its /execute) it accepted."""
-
-    execution_id = serializers.CharField(max_length=64)
-    attempt = serializers.IntegerField(min_value=0)
 
 
 class LeaseRenewalSerializer(StrictSerializer):

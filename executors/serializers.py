@@ -6,7 +6,6 @@ from urllib.parse import urlsplit
 
 from rest_framework import serializers
 
-from executions.serializers import MAX_HELD_RUNS, HeldRunSerializer
 from executors.choices import ExecutorStatus
 from executors.models import Executor
 from executors.netguard import RefusedURL, UnresolvableHost, check_url
@@ -118,6 +117,17 @@ class RegisterTaskSerializer(StrictSerializer):
     max_retry = serializers.IntegerField(min_value=0, max_value=MAX_RETRY_LIMIT, required=False)
     parameters = JSONObjectField(required=False)
     misfire_policy = serializers.ChoiceField(choices=MisfirePolicy.choices, required=False)
+
+
+
+MAX_HELD_RUNS = 1000  # runs one lease renewal or registration may name
+
+
+class HeldRunSerializer(StrictSerializer):
+    """A run an executor holds: the execution and the attempt (from its /execute) it accepted."""
+
+    execution_id = serializers.CharField(max_length=64)
+    attempt = serializers.IntegerField(min_value=0)
 
 
 class RegisterSerializer(StrictSerializer):

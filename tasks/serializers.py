@@ -4,7 +4,6 @@ from rest_framework import serializers
 
 from core.clock import utc_now
 from core.cron import CronError, validate_cron, zone
-from executions.serializers import SUCCESS_RATE_HELP
 from scheduler_project.fields import JSONObjectField, MaskedJSONField, StrictSerializer
 from scheduler_project.text import refuse_control_characters
 from tasks.choices import ExecutionMode, LoadBalanceStrategy, MisfirePolicy, ScheduleType, TaskStatus
@@ -17,6 +16,11 @@ def cron_field_validator(value: str) -> str:
     except CronError as exc:
         raise serializers.ValidationError(str(exc), code="invalid_cron") from None
     return value
+
+
+# Every success rate in the API (executions.selectors.FINISHED_STATUSES).
+SUCCESS_RATE_HELP = ("Percent of finished runs (success, failed — lost runs included —, timeout) that succeeded; "
+                     "skipped and cancelled runs are not counted, nor are pending or running ones.")
 
 
 class ExecutorBriefSerializer(serializers.Serializer):

@@ -11,8 +11,8 @@ import pytest
 
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
+from executors.client import Answer, Unreachable
 from scheduling.dispatch import Dispatcher
-from scheduling.executor_http import Answer, Unreachable
 from scheduling.firing import fire_due
 from tests.scheduling.conftest import T0
 from tests.scheduling.test_dispatch import FakeExecutors, dispatch, only_execution
