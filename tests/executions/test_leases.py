@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
-from tests.api.helpers import assert_ok
+from tests.helpers import assert_ok
 
 LEASES = "/api/v1/executions/leases"
 REGISTER = "/api/v1/executors/register"
