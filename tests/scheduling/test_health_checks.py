@@ -86,3 +86,13 @@ def test_health_check_towards_a_metadata_address_fails_without_a_request(make_ex
     executor = make_executor(base_url="http://rebound.example:9000")
     assert probe(executor, timeout=5) is False
     assert "not sent: SSRF guard: rebound.example: 169.254.169.254" in caplog.text
+
+
+def test_an_executor_that_registers_between_rounds_is_checked_at_once(make_executor, checker, settings):
+    settings.SCHEDULER = {**settings.SCHEDULER, "HEALTH_CHECK_INTERVAL_SECONDS": 30}
+    make_executor()
+    assert run_round(checker, T0) == 1
+    newcomer = make_executor()  # registered (or registered again): never checked since
+    assert run_round(checker, T0 + timedelta(seconds=2)) == 1
+    assert checker.probed[-1] == health_url(newcomer)
+    assert run_round(checker, T0 + timedelta(seconds=4)) == 0  # checked now: it waits for the next round
