@@ -21,7 +21,7 @@ import random
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -153,7 +153,7 @@ class CallbackOutbox:
             report.next_attempt_at = self._clock()
             self._queue.append(report)
             self._unsettled[report.execution_id] = report
-            self._save()
+            self._record(lambda file: file.put(report))
             self._cond.notify_all()
 
     def unsettled(self) -> list[Report]:
@@ -165,10 +165,12 @@ class CallbackOutbox:
         with self._cond:
             return self._unsettled.get(execution_id)
 
-    def _save(self) -> None:
+    def _record(self, change: Callable[[OutboxFile], None]) -> None:
+        """Write a change to the file, if there is one (the caller holds the condition)."""
         if self._file is not None:
             try:
-                self._file.save(list(self._unsettled.values()))
+                change(self._file)
+                self._file.compact_if_due(self._unsettled.values())
             except OSError as exc:
                 log.error("could not write the outbox file %s: %s", self._file.path, exc)
 
@@ -276,8 +278,9 @@ class CallbackOutbox:
                     self._queue.append(report)
                 else:
                     self._unsettled.pop(report.execution_id, None)
-            if any(outcome is not Delivery.RETRY for outcome in outcomes):
-                self._save()
+            settled = [r.execution_id for r, o in zip(reports, outcomes, strict=True) if o is not Delivery.RETRY]
+            if settled:
+                self._record(lambda file: file.done(settled))
             self._cond.notify_all()
 
     def _deliver_batch(self, reports: list[Report]) -> list[Delivery] | None:
@@ -402,38 +405,73 @@ def _encoded_size(report: Report) -> int:
 
 
 class OutboxFile:
-    """The unsettled reports as one JSON document, replaced atomically (write, fsync, rename) on each change."""
+    """The unsettled reports, as an append-only file of JSON lines: ``{"put": report}`` when a result is
+    queued, ``{"done": [ids]}`` when reports are settled. Each line is written and flushed at once, so a
+    process killed at any point (SIGKILL included) leaves every report it had queued and not settled; the file
+    is rewritten with only those (atomically: write, fsync, rename) at start and whenever settled lines
+    outnumber them, so it stays small however long the executor runs."""
+
+    COMPACT_AFTER_LINES = 1000
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)
+        self._handle = None
+        self._lines = 0
 
     def load(self) -> list[Report]:
+        """The reports the file holds unsettled; the file is then rewritten with just those."""
+        live: dict[str, Report] = {}
         try:
             with open(self.path, encoding="utf-8") as file:
-                items = json.load(file)
+                for line in file:
+                    self._read(line, live)
         except FileNotFoundError:
-            return []
-        except (OSError, ValueError) as exc:
+            pass
+        except OSError as exc:
             log.error("outbox file %s unreadable, starting empty: %s", self.path, exc)
-            return []
-        reports = []
-        for item in items if isinstance(items, list) else ():
-            try:
-                reports.append(Report(item["execution_id"], item["status"], item.get("result"), item.get("logs", ""),
-                                      datetime.fromisoformat(item["end_time"]), item.get("attempt")))
-            except (KeyError, TypeError, ValueError):
-                log.error("outbox file %s: skipped an unreadable report", self.path)
-        return reports
+        self.compact(live.values())
+        return list(live.values())
 
-    def save(self, reports: list[Report]) -> None:
-        items = [{"execution_id": r.execution_id, "status": r.status, "result": r.result, "logs": r.logs,
-                  "end_time": r.end_time.isoformat(), "attempt": r.attempt} for r in reports]
+    def _read(self, line: str, live: dict[str, Report]) -> None:
+        try:
+            entry = json.loads(line)
+            if "put" in entry:
+                item = entry["put"]
+                live[item["execution_id"]] = Report(
+                    item["execution_id"], item["status"], item.get("result"), item.get("logs", ""),
+                    datetime.fromisoformat(item["end_time"]), item.get("attempt"))
+            for execution_id in entry.get("done", ()):
+                live.pop(execution_id, None)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            log.error("outbox file %s: skipped an unreadable line (a write cut short?)", self.path)
+
+    def put(self, report: Report) -> None:
+        self._append({"put": {"execution_id": report.execution_id, "status": report.status,
+                              "result": report.result, "logs": report.logs,
+                              "end_time": report.end_time.isoformat(), "attempt": report.attempt}})
+
+    def done(self, execution_ids: list[str]) -> None:
+        self._append({"done": execution_ids})
+
+    def compact_if_due(self, live: Iterable[Report]) -> None:
+        reports = list(live)
+        if self._lines > self.COMPACT_AFTER_LINES + 2 * len(reports):
+            self.compact(reports)
+
+    def compact(self, live: Iterable[Report]) -> None:
+        """Rewrite the file with only ``live`` (write a temporary file, fsync, rename over the old one)."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=directory, prefix=".outbox-")
+        self._lines = 0
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as file:
-                json.dump(items, file)
+                self._handle = file
+                for report in live:
+                    self.put(report)
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temporary, self.path)
@@ -441,3 +479,12 @@ class OutboxFile:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
+        finally:
+            self._handle = None
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        if self._handle is None:
+            self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open, closed on compact
+        self._handle.write(json.dumps(entry) + "\n")
+        self._handle.flush()  # in the kernel: survives the process, SIGKILL included
+        self._lines += 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from scheduler_sdk import ExecutionCancelled
-from scheduler_sdk.outbox import RetryPolicy
+from scheduler_sdk.outbox import OutboxFile, Report, RetryPolicy
 from scheduler_sdk.registration import RegistrationLoop
 from tests.sdk.fake_scheduler import api_error, ok
 from tests.sdk.helpers import dispatch, signed_call, wait_until
@@ -105,12 +105,34 @@ def test_results_wait_in_the_outbox_file_across_a_restart(make_executor, schedul
     scheduler.batch_answer = api_error(503, 503)
     executor = make_executor({"quick": lambda ctx: {"n": 1}}, outbox_path=path)
     dispatch(executor, "e-1", "quick")
-    wait_until(lambda: path.exists() and "e-1" in path.read_text())
+    wait_until(lambda: path.exists() and "e-1" in unsettled_in(path))
     executor.stop(timeout=0.5)  # the scheduler still refuses: the result stays in the file
     scheduler.batch_answer = None
     make_executor({"quick": lambda ctx: None}, outbox_path=path)
     wait_until(lambda: scheduler.callbacks_for("e-1"), message="the restarted executor delivers it")
-    wait_until(lambda: "e-1" not in path.read_text())
+    wait_until(lambda: not unsettled_in(path), message="settled in the file too")
+
+
+def unsettled_in(path) -> set[str]:
+    """The execution ids the outbox file still holds unsettled (read without rewriting it)."""
+    live: dict = {}
+    for line in path.read_text().splitlines():
+        OutboxFile(path)._read(line, live)
+    return set(live)
+
+
+def test_the_outbox_file_is_compacted_as_reports_settle(tmp_path):
+    path = tmp_path / "outbox.json"
+    file = OutboxFile(path)
+    report = Report("e-0", "success", None, "", datetime(2026, 1, 1, tzinfo=UTC))
+    for _ in range(3000):
+        file.put(report)
+        file.done([report.execution_id])
+        file.compact_if_due([])
+    assert len(path.read_text().splitlines()) <= OutboxFile.COMPACT_AFTER_LINES + 1
+    file.put(Report("e-live", "success", {"n": 1}, "log", datetime(2026, 1, 1, tzinfo=UTC), attempt=2))
+    [left] = OutboxFile(path).load()
+    assert (left.execution_id, left.result, left.attempt) == ("e-live", {"n": 1}, 2)
 
 
 def test_stopping_tells_the_scheduler_at_once(make_executor, scheduler):
