@@ -63,13 +63,13 @@ def test_a_renewal_must_be_signed(api, running):
 
 
 def test_registering_again_loses_the_runs_it_no_longer_holds_and_stops_those_not_its_own(
-        api_as, executor, running):
+        api, executor, running):
     held, forgotten, in_flight = running(), running(max_retry=1), running(accept_by=timezone.now() + timedelta(5))
     finished = running(status=ExecutionStatus.SUCCESS)
     body = {"name": executor.name, "instance_id": executor.instance_id, "base_url": executor.base_url,
             "held_executions": [{"execution_id": held.pk, "attempt": 1}, {"execution_id": finished.pk, "attempt": 1}],
             "held_as_of": timezone.now().isoformat()}
-    data = assert_ok(*api_as("executor").post(REGISTER, body), message="执行器注册成功")
+    data = assert_ok(*api.post(REGISTER, body), message="执行器注册成功")  # an admin, or signed by it
     assert data["stop_executions"] == [finished.pk]
     assert reread(held).status == ExecutionStatus.RUNNING
     assert reread(in_flight).status == ExecutionStatus.RUNNING  # its accept-by is still ahead: maybe on its way
@@ -78,10 +78,12 @@ def test_registering_again_loses_the_runs_it_no_longer_holds_and_stops_those_not
     assert TaskExecution.objects.filter(retry_of=lost, status=ExecutionStatus.PENDING).exists()
 
 
-def test_an_executor_shutting_down_is_offline_at_once(signed, executor):
+def test_an_executor_shutting_down_is_offline_at_once_and_online_when_it_registers_again(signed, api, executor):
     assert_ok(*signed.post("/api/v1/executors/shutdown", None, executor=executor), message="执行器已下线")
     executor.refresh_from_db()
     assert (executor.status, executor.status_reason) == ("offline", "shut down by the executor")
+    body = {"name": executor.name, "instance_id": executor.instance_id, "base_url": executor.base_url}
+    assert assert_ok(*api.post(REGISTER, body), message="执行器注册成功")["status"] == "online"
 
 
 def late(signed, executor, execution, end):
