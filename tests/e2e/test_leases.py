@@ -156,7 +156,7 @@ def test_results_finished_while_the_web_tier_was_down_are_kept_and_no_work_runs_
     time.sleep(15)  # executors finish runs the leader sends them; their results and renewals cannot get through
     restarted = cluster.procs.start_web(web.port)
     cluster.procs.wait_web()
-    cluster.wait_until(lambda: all(child.log_text().count("registered with the scheduler") >= 1
+    cluster.wait_until(lambda: all(child.log_text().count("registered as") >= 2
                                    for child in cluster.executors.values()), 30, "the executors to register again")
     time.sleep(3)
     cluster.client.pause_task(task["id"])
