@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('executions', '0006_drop_redundant_status_indexes'),
+        ('executions', '0007_workflow_node_executions'),
         ('executors', '0002_executor_secret_seen_nonce'),
         ('tasks', '0003_created_by'),
     ]
