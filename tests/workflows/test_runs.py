@@ -11,7 +11,7 @@ from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from executions.services import apply_callbacks, finish, transition_many
 from scheduler_project.errors import DomainError, ErrorCode
-from scheduling.dispatch import execute_payload
+from scheduling.delivery import execute_payload
 from workflows import services
 from workflows.choices import WorkflowRunStatus
 from workflows.runs import PARENT_RESULT_MAX_BYTES
@@ -187,7 +187,8 @@ def test_dispatch_carries_the_run_and_the_parents_results_bounded(make_workflow)
     end(run, "a", result={"rows": 3})
     end(run, "b", result={"blob": "x" * PARENT_RESULT_MAX_BYTES})
     child = execs(run, "c")[0]
-    payload = execute_payload(TaskExecution.objects.select_related("task").get(pk=child.pk))
+    payload = execute_payload(TaskExecution.objects.select_related("task").get(pk=child.pk), attempt=1,
+                              accept_by=timezone.now())
     assert payload["workflow_run_id"] == run.pk and payload["workflow_node"] == "c"
     assert payload["parent_results"]["a"] == {"status": "success", "result": {"rows": 3}}
     assert payload["parent_results"]["b"]["result"]["truncated"] is True
@@ -195,7 +196,7 @@ def test_dispatch_carries_the_run_and_the_parents_results_bounded(make_workflow)
 
 
 def test_a_plain_execution_dispatch_has_no_workflow_fields(make_execution):
-    payload = execute_payload(make_execution())
+    payload = execute_payload(make_execution(), attempt=1, accept_by=timezone.now())
     assert "workflow_run_id" not in payload
 
 
@@ -282,6 +283,7 @@ def test_a_node_dying_between_a_parents_end_and_its_childrens_start_leaves_neith
     assert status_of(run) == {"a": "success", "b": "pending", "c": "pending"}
 
 
+@pytest.mark.django_db(transaction=True)  # the sweep settles on a worker thread, on its own connection
 def test_the_leaders_timeout_sweep_ends_a_node_and_advances_its_run(make_workflow, make_executor):
     from scheduling.dispatch import Dispatcher
 
@@ -295,5 +297,5 @@ def test_the_leaders_timeout_sweep_ends_a_node_and_advances_its_run(make_workflo
     try:
         assert dispatcher.sweep_timeouts(now) == 1
     finally:
-        dispatcher.shutdown(wait=False)
+        dispatcher.shutdown(wait=True)  # the sweep asks the executor and settles on a worker
     assert status_of(run) == {"a": "timeout", "b": "skipped", "fix": "pending"}
