@@ -17,6 +17,7 @@ from core.clock import utc_now
 from executions.retention import purge_expired, retention_cutoff
 from executors.channel import purge_old_nonces
 from scheduler_project.config import tunable
+from scheduling.database_wait import until_database_answers
 from scheduling.dispatch import Dispatcher
 from scheduling.firing import fire_due
 from scheduling.health import HealthChecker
@@ -198,8 +199,11 @@ class SchedulerNode:
         return any(started)
 
     def run(self, stop: threading.Event) -> None:
-        """Loop until ``stop`` is set; then release the lock, mark not leader, finish in-flight dispatches."""
-        self.register(self.clock())
+        """Loop until ``stop`` is set; then release the lock, mark not leader, finish in-flight dispatches.
+        Started while the database is down, it waits for it (registering is its first query)."""
+        if not until_database_answers(lambda: self.register(self.clock()), stop=stop,
+                                      what=f"scheduler {self.instance_id}"):
+            return
         idle = tunable("TICK_SECONDS")
         keepalive_stop = threading.Event()
         if self.lock.keepalive_seconds:

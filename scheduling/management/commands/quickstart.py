@@ -13,12 +13,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.db import connection
 
 from accounts.choices import Role
 from accounts.models import ApiKey
 from accounts.services import api_key_create
 from executors.models import Executor
 from scheduler_sdk.credentials import SecretFile, default_secret_path
+from scheduling.database_wait import until_database_answers
 
 STOP_GRACE_SECONDS = 10
 DEMO_INSTANCE_ID = "quickstart-demo-executor"
@@ -33,6 +35,11 @@ class Command(BaseCommand):
         parser.add_argument("--executor-port", type=int, default=9090)
 
     def handle(self, *args, **options):
+        stop = threading.Event()
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        if not until_database_answers(connection.ensure_connection, stop=stop, what="quickstart"):
+            return
         call_command("migrate", interactive=False, verbosity=0)
         self._ensure_admin_user()
         self._ensure_admin_api_key()
@@ -63,9 +70,6 @@ class Command(BaseCommand):
             name: subprocess.Popen(argv, cwd=settings.BASE_DIR, env=env)  # noqa: S603 - our own commands
             for name, argv in commands.items()
         }
-        stop = threading.Event()
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         self.stdout.write(self.style.SUCCESS(
             f"\nRunning. API {base}/api/v1/  docs {base}/api/docs/  admin {base}/admin/\n"
             f"Executions appear within seconds: {base}/api/v1/executions (log in to the admin first, or send "
