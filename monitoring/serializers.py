@@ -6,7 +6,8 @@ from scheduling.models import SchedulerInstance
 class SchedulerInstanceSerializer(serializers.ModelSerializer):
     class Meta:
         model = SchedulerInstance
-        fields = ["id", "instance_id", "host", "port", "is_leader", "leader_since", "created_at", "updated_at"]
+        fields = ["id", "instance_id", "host", "port", "is_leader", "leader_since", "leader_term",
+                  "clock_offset_seconds", "leadership_refusal", "created_at", "updated_at"]
         read_only_fields = fields
 
 

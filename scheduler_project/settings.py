@@ -314,6 +314,11 @@ SCHEDULER = {
     "RETRY_BACKOFF_BASE_SECONDS": env_float("SCHEDULER_RETRY_BACKOFF_BASE", 2.0, minimum=0),
     "RETRY_BACKOFF_MAX_SECONDS": env_float("SCHEDULER_RETRY_BACKOFF_MAX", 300.0, minimum=0),
     "CALLBACK_BASE_URL": env_str("SCHEDULER_CALLBACK_BASE_URL", "http://127.0.0.1:8000"),
+    # A node whose clock differs from the database server's by more than this refuses to lead.
+    "MAX_CLOCK_OFFSET_SECONDS": env_float("SCHEDULER_MAX_CLOCK_OFFSET", 2.0, minimum=0.01),
+    # The keep-alive touches the leader lock only while the loop keeps beginning steps: a leader whose loop
+    # has been stuck in one step this long lets the lock's idle timeout hand leadership to a node that works.
+    "STALL_LIMIT_SECONDS": env_float("SCHEDULER_STALL_LIMIT", 60.0, minimum=1),
 }
 
 # Addresses the scheduler may call executors at (executors.netguard): comma-separated CIDRs and host names

@@ -26,6 +26,7 @@ from executions.services import finish, logs_with, record_sent, release_unsent, 
 from loadbalance.services import Rankings
 from scheduler_project.config import tunable
 from scheduling.delivery import QUEUED_PER_WORKER, Delivery
+from scheduling.leader import UNFENCED
 from scheduling.staging import Staged, Staging
 from scheduling.sweeps import Sweeper
 from tasks.choices import ExecutionMode
@@ -42,6 +43,8 @@ class Dispatcher:
     """The leader's dispatch steps: ``dispatch_pending`` (claim and send what is due, stage what is due
     soon), ``sweep_timeouts`` and ``sweep_leases``. ``delivery`` holds the transport seams tests swap."""
 
+    fence = UNFENCED  # the engine sets its leadership term's fence: claims, timeouts and lost runs check it
+
     def __init__(self, *, clock: Callable[[], datetime], workers: int, rng: random.Random | None = None,
                  stage_ahead: timedelta = timedelta(0), claim_ahead: timedelta = timedelta(0)) -> None:
         self.clock = clock
@@ -49,7 +52,7 @@ class Dispatcher:
         self.delivery = Delivery(clock=clock, workers=workers)
         self.staging = Staging(rng=self.rng, stage_ahead=stage_ahead, claim_ahead=claim_ahead,
                                prepare=self.delivery.prepare_first)
-        self.sweeper = Sweeper(pool=self.delivery.pool, busy=self._busy)
+        self.sweeper = Sweeper(pool=self.delivery.pool, busy=self._busy, fenced=lambda: self.fence.atomic())
         # When this dispatcher began leading: runs due before it were due while no leader sent them.
         self._leading_since: datetime | None = None
         self._stale: set[str] = set()  # staged runs handed back because their send came too late
@@ -170,18 +173,20 @@ class Dispatcher:
             groups[(item.ranking.executors[0].pk, execution.task.timeout_seconds, start, accept_by,
                     item.attempt)].append(item)
         claimed: set[str] = set()
-        for (executor_id, timeout, start, accept_by, attempt), group in groups.items():
-            changes = {"executor_id": executor_id, "start_time": start, "deadline": deadline_for(start, timeout),
-                       "attempt": attempt, "accept_by": accept_by,
-                       "lease_until": first_lease_until(accept_by, lease)}
-            moved = transition_many([item.execution.pk for item in group], ExecutionStatus.RUNNING,
-                                    expected=ExecutionStatus.PENDING, matching={"attempt": attempt - 1}, **changes)
-            for item in group:
-                if item.execution.pk in moved:
-                    item.execution.status = ExecutionStatus.RUNNING
-                    for field, value in changes.items():
-                        setattr(item.execution, field, value)
-            claimed |= moved
+        with self.fence.atomic():  # refused (Deposed) if another leader was elected meanwhile: nothing is sent
+            for (executor_id, timeout, start, accept_by, attempt), group in groups.items():
+                changes = {"executor_id": executor_id, "start_time": start,
+                           "deadline": deadline_for(start, timeout), "attempt": attempt, "accept_by": accept_by,
+                           "lease_until": first_lease_until(accept_by, lease)}
+                moved = transition_many([item.execution.pk for item in group], ExecutionStatus.RUNNING,
+                                        expected=ExecutionStatus.PENDING, matching={"attempt": attempt - 1},
+                                        **changes)
+                for item in group:
+                    if item.execution.pk in moved:
+                        item.execution.status = ExecutionStatus.RUNNING
+                        for field, value in changes.items():
+                            setattr(item.execution, field, value)
+                claimed |= moved
         return claimed
 
     def _busy(self) -> set[str]:

@@ -1,5 +1,6 @@
 """One scheduler node: registers itself, heartbeats, competes for leadership, and while leading runs
-the steps of a tick. Every step takes ``now``; the loop is the only caller of the clock."""
+the steps of a tick. Every step takes ``now``; the loop is the only caller of the clock, which is this
+node's clock corrected to the database server's (scheduling.clock_sync)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,17 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, transaction
 
-from core.clock import utc_now
+from core.clock_offset import ClockOffset, describe, too_far
 from executions.retention import purge_expired, retention_cutoff
 from executors.channel import purge_old_nonces
 from scheduler_project.config import tunable
+from scheduling.clock_sync import measured
 from scheduling.database_wait import until_database_answers
 from scheduling.dispatch import Dispatcher
 from scheduling.firing import fire_due
 from scheduling.health import HealthChecker
 from scheduling.housekeeping import PeriodicPurge
-from scheduling.leader import LeaderLock
+from scheduling.leader import Deposed, Fence, LeaderLock
 from scheduling.metrics import observe_tick, set_leader
 from scheduling.models import SchedulerInstance
 from scheduling.workflow_firing import fire_due_workflows
@@ -39,28 +41,31 @@ NONCE_PURGE_INTERVAL = timedelta(minutes=1)
 # The shortest sleep before a staged run's due time: when the due runs wait for a free worker, the loop
 # polls at this pace instead of spinning.
 MIN_WAKE_SECONDS = 0.005
-# The keep-alive touches the lock only while the loop keeps beginning steps: a leader whose loop has been
-# stuck in one step this long lets the server's idle timeout hand leadership to a node that works.
-STALL_LIMIT_SECONDS = 60.0
 
 
 class SchedulerNode:
     def __init__(
         self, *, instance_id: str, host: str, port: int | None, lock: LeaderLock,
-        clock: Callable[[], datetime] = utc_now, dispatcher: Dispatcher | None = None,
+        clock: Callable[[], datetime] | None = None, dispatcher: Dispatcher | None = None,
     ) -> None:
+        """``clock``: by default this node's clock corrected to the database's (measured at each election
+        attempt and heartbeat); a plain callable (tests) is taken as the database's time."""
         self.instance_id = instance_id
         self.host = host
         self.port = port
         self.lock = lock
-        self.clock = clock
+        self.fence = Fence(lock.name)
+        self.clock = clock = measured(clock)
         self.fire_ahead = timedelta(seconds=tunable("FIRE_AHEAD_SECONDS"))
         self.dispatcher = dispatcher or Dispatcher(
             clock=clock, workers=tunable("DISPATCH_WORKERS"), stage_ahead=self.fire_ahead,
             claim_ahead=timedelta(seconds=tunable("CLAIM_AHEAD_SECONDS")),
         )
+        self.dispatcher.fence = self.fence
         self.health = HealthChecker(clock=clock, pool=self.dispatcher.pool)
         self.is_leader = False
+        self.clock_offset: ClockOffset | None = None
+        self.refusal = ""  # why this node refuses to lead ("" when it may)
         self._next_heartbeat: datetime | None = None
         self._next_election: datetime | None = None
         self._confirmed_at = 0.0  # time.monotonic() of the last check that the lock is ours
@@ -83,12 +88,40 @@ class SchedulerNode:
         if self._next_heartbeat is not None and now < self._next_heartbeat:
             return False
         self._next_heartbeat = now + timedelta(seconds=tunable("HEARTBEAT_INTERVAL_SECONDS"))
+        if self.check_clock() and self.is_leader:
+            self.step_down(now, self.refusal)
         touched = SchedulerInstance.objects.filter(instance_id=self.instance_id).update(
-            updated_at=now, is_leader=self.is_leader
+            updated_at=now, is_leader=self.is_leader, **self._clock_fields()
         )
         if not touched:  # the row was deleted (e.g. by an operator): come back
             self.register(now)
         return True
+
+    # --- the clock --------------------------------------------------------------------------------
+
+    def check_clock(self) -> str:
+        """Measures this node's offset from the database's clock (the clock uses it from now on) and
+        returns why the node may not lead: its offset is beyond SCHEDULER_MAX_CLOCK_OFFSET ('' if not).
+        When that changes it is logged, and the heartbeat row shows it at once."""
+        self.clock_offset = offset = self.clock.measure()
+        limit = tunable("MAX_CLOCK_OFFSET_SECONDS")
+        refusal = ""
+        if offset is not None and too_far(offset, limit):
+            refusal = f"its clock is {describe(offset)}, beyond SCHEDULER_MAX_CLOCK_OFFSET ({limit:g} s)"
+        if bool(refusal) != bool(self.refusal):
+            self._next_heartbeat = None  # show it on the heartbeat row in this very tick
+            if refusal:
+                logger.error("scheduler %s refuses to lead: %s", self.instance_id, refusal)
+            else:
+                logger.warning("scheduler %s may lead again: its clock is %s", self.instance_id, describe(offset))
+        self.refusal = refusal
+        return refusal
+
+    def _clock_fields(self) -> dict:
+        """What the heartbeat row shows of the clock check."""
+        offset = self.clock_offset
+        return {"clock_offset_seconds": None if offset is None else round(offset.seconds, 6),
+                "leadership_refusal": self.refusal[:255]}
 
     # --- leadership -------------------------------------------------------------------------------
 
@@ -105,9 +138,15 @@ class SchedulerNode:
         if self._next_election is not None and now < self._next_election:
             return False
         self._next_election = now + timedelta(seconds=tunable("ELECTION_RETRY_SECONDS"))
+        if self.check_clock():
+            return False
         if self.lock.try_acquire():
             self._confirmed_at = asked_at
-            self._become_leader(now)
+            try:
+                self._become_leader(self.clock())  # the offset was just measured again
+            except DatabaseError:  # no term, no leadership: let another node (or the next attempt) try
+                self.lock.release()
+                raise
         return self.is_leader
 
     def _still_leading(self, now: datetime) -> bool:
@@ -119,18 +158,22 @@ class SchedulerNode:
         return self.hold_leadership(now)
 
     def _become_leader(self, now: datetime) -> None:
+        """A new term: its number is incremented under the lock, in the transaction that flags this node.
+        The increment waits for the transactions a deposed leader still has open (leader.Fence)."""
         with transaction.atomic():
+            term = self.fence.begin(self.instance_id, now)
             SchedulerInstance.objects.exclude(instance_id=self.instance_id).update(is_leader=False)
             SchedulerInstance.objects.filter(instance_id=self.instance_id).update(
-                is_leader=True, leader_since=now, updated_at=now
+                is_leader=True, leader_since=now, updated_at=now, leader_term=term, **self._clock_fields()
             )
         self.is_leader = True
         set_leader(True)
-        logger.info("scheduler %s is now the leader (lock %s)", self.instance_id, self.lock.name)
+        logger.info("scheduler %s is now the leader (lock %s, term %s)", self.instance_id, self.lock.name, term)
 
     def step_down(self, now: datetime, reason: str) -> None:
         was_leader = self.is_leader
         self.is_leader = False
+        self.fence.end()
         self.dispatcher.forget_staged()
         set_leader(False)
         self.lock.release()
@@ -148,6 +191,9 @@ class SchedulerNode:
         started = time.monotonic()
         try:
             return self._tick(now)
+        except Deposed as exc:  # a write was refused: another node leads now
+            self.step_down(now, f"fenced off: {exc}")
+            return False
         finally:
             observe_tick(time.monotonic() - started)
 
@@ -157,19 +203,19 @@ class SchedulerNode:
         closing it mid-step. A frozen process freezes this thread too, so SIGSTOP still frees the lock. A
         lost lock is not acted on here: the loop's next fencing check sees it and steps down."""
         while not stop.wait(self.lock.keepalive_seconds):
-            if self.is_leader and time.monotonic() - self._progress_at < STALL_LIMIT_SECONDS:
+            if self.is_leader and time.monotonic() - self._progress_at < tunable("STALL_LIMIT_SECONDS"):
                 self.lock.still_held()
 
     def _tick(self, now: datetime) -> bool:
         self._progress_at = time.monotonic()
         # The fencing check comes first, the heartbeat second: a leader resumed after a freeze must learn
         # that it lost the lock before its heartbeat writes its (stale) is_leader=True back to its row.
-        leading = self.hold_leadership(now)
-        self.heartbeat(now)
-        if not leading:
+        self.hold_leadership(now)
+        self.heartbeat(now)  # which also steps a leader down whose clock has gone too far off
+        if not self.is_leader:
             return False
         work = 0
-        fire = functools.partial(fire_due, still_leading=lambda: self._still_leading(now),  # fenced per chunk
+        fire = functools.partial(fire_due, still_leading=lambda: self._still_leading(now), fence=self.fence,
                                  ahead=self.fire_ahead, on_written=lambda rows: self.dispatcher.stage(rows, now))
         # Dispatch before firing: staged runs due now leave first; runs fired now are dispatched next tick,
         # which follows at once (a step that did work makes the loop go again without waiting).

@@ -22,6 +22,7 @@ from executions.choices import ExecutionStatus, TriggerType
 from executions.models import TaskExecution
 from executions.services import retried_on_deadlock
 from scheduler_project.config import tunable
+from scheduling.leader import UNFENCED, Fence, Unfenced
 from scheduling.metrics import observe_fire_lateness
 from tasks.choices import ONE_SHOT_TYPES, ExecutionMode, ScheduleType, TaskStatus
 from tasks.models import Task
@@ -170,22 +171,23 @@ class ChunkChanged(Exception):
 
 
 @retried_on_deadlock
-def _write_together(fires: list[Fire], now: datetime) -> list[Fire]:
-    """The fast path: grouped compare-and-sets, one multi-row INSERT, one transaction. A chunk
-    locks many task rows and index gaps, so it can meet a concurrent writer (tasks created in bulk, a claim)
-    in a deadlock; the database rolled it all back, and the unsaved rows make running it again safe."""
-    with transaction.atomic():
+def _write_together(fires: list[Fire], now: datetime, fence: Fence | Unfenced) -> list[Fire]:
+    """The fast path: grouped compare-and-sets, one multi-row INSERT, one transaction (fenced: it commits
+    only within the leader's term). A chunk locks many task rows and index gaps, so it can meet a concurrent
+    writer (tasks created in bulk, a claim) in a deadlock; the database rolled it all back, and the unsaved
+    rows make running it again safe."""
+    with fence.atomic():
         if _advance_all(fires, now) != len(fires):
             raise ChunkChanged
         TaskExecution.objects.bulk_create([row for fire in fires for row in fire.rows])
     return fires
 
 
-def _write_one_by_one(fires: list[Fire], now: datetime) -> list[Fire]:
-    """The conflict path: one transaction, a savepoint per task, so a fire another node already recorded
-    (the unique fire key) rolls back only that task's advance and rows."""
+def _write_one_by_one(fires: list[Fire], now: datetime, fence: Fence | Unfenced) -> list[Fire]:
+    """The conflict path: one (fenced) transaction, a savepoint per task, so a fire another node already
+    recorded (the unique fire key) rolls back only that task's advance and rows."""
     advanced = []
-    with transaction.atomic():
+    with fence.atomic():
         for fire in fires:
             try:
                 with transaction.atomic():
@@ -200,7 +202,8 @@ def _write_one_by_one(fires: list[Fire], now: datetime) -> list[Fire]:
 
 
 def fire_chunk(tasks: list[Task], now: datetime, ahead: timedelta = timedelta(0),
-               on_written: Callable[[list[TaskExecution]], None] | None = None) -> int:
+               on_written: Callable[[list[TaskExecution]], None] | None = None,
+               fence: Fence | Unfenced = UNFENCED) -> int:
     """Fire a chunk of due tasks in one transaction. Returns the number of executions written.
 
     A task edited since it was read, or a fire a split-brain leader already inserted, makes the chunk's
@@ -210,10 +213,10 @@ def fire_chunk(tasks: list[Task], now: datetime, ahead: timedelta = timedelta(0)
     if not fires:
         return 0
     try:
-        advanced = _write_together(fires, now)
+        advanced = _write_together(fires, now, fence)
     except (IntegrityError, ChunkChanged):
         # Everything was rolled back; the unsaved row instances (ids chosen client-side) are reused.
-        advanced = _write_one_by_one(fires, now)
+        advanced = _write_one_by_one(fires, now, fence)
     for fire in advanced:
         _after_fire(fire, now)
     if on_written is not None:
@@ -243,17 +246,19 @@ def _park_broken_task(task: Task, now: datetime, error: Exception) -> None:
 
 
 def fire_due(now: datetime, *, still_leading: Callable[[], bool] | None = None,
-             ahead: timedelta = timedelta(0), on_written: Callable[[list[TaskExecution]], None] | None = None) -> int:
+             ahead: timedelta = timedelta(0), on_written: Callable[[list[TaskExecution]], None] | None = None,
+             fence: Fence | Unfenced = UNFENCED) -> int:
     """Step: fire the tasks due at ``now`` (up to FIRE_BATCH_SIZE, most overdue first, then by priority), in
     chunks of FIRE_CHUNK_SIZE, one transaction each. ``still_leading`` is the engine's fencing check, asked
     before each chunk after the first: a leader that lost its lock mid-step stops writing. With ``ahead``,
     tasks that fire ahead also get their runs due within it, pending until their scheduled time (the
     dispatcher stages them, so a burst due in the same second is only POSTed when it comes). ``on_written``
-    gets each chunk's committed rows (with their tasks). Returns executions written."""
+    gets each chunk's committed rows (with their tasks). ``fence`` checks the leader's term in each chunk's
+    transaction (raises ``Deposed`` if it is over). Returns executions written."""
     due = due_tasks(now, tunable("FIRE_BATCH_SIZE"), ahead)
     written = 0
     for start in range(0, len(due), FIRE_CHUNK_SIZE):
         if start and still_leading is not None and not still_leading():
             break
-        written += fire_chunk(due[start:start + FIRE_CHUNK_SIZE], now, ahead, on_written)
+        written += fire_chunk(due[start:start + FIRE_CHUNK_SIZE], now, ahead, on_written, fence)
     return written

@@ -12,6 +12,10 @@ Not supported: Galera (GET_LOCK refused under wsrep), PgBouncer transaction pool
 
 The same locks make one-at-a-time jobs: :func:`held` waits for a lock, keeps it alive and releases it, so
 web nodes starting together migrate one after the other (``manage.py serve``).
+
+The lock alone cannot stop a leader that stalled and lost it from writing once it wakes (it learns of the
+loss only on its next check). The ``Fence`` does: each term has a number in the database, and a leader's
+writes check it in their own transaction.
 """
 
 from __future__ import annotations
@@ -24,8 +28,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
+
+from django.db import transaction
+from django.db.models import F
+
+from scheduling.models import LeaderTerm
 
 logger = logging.getLogger(__name__)
 
@@ -274,3 +284,68 @@ def _keep_alive(lock: LeaderLock, done: threading.Event) -> None:
         if not lock.still_held():
             logger.warning("lock %s was lost while held (its session ended)", lock.name)
             return
+
+
+class Deposed(Exception):
+    """This node's leadership term is over (another node was elected since): its write was refused."""
+
+
+class Fence:
+    """The leadership term this node was elected for, checked inside each of its write transactions.
+
+    ``begin()`` runs right after the lock is taken: it increments the lock's term (LeaderTerm) and keeps
+    the new number. ``atomic()`` opens a transaction that first reads the current term with a row lock
+    (``SELECT ... FOR UPDATE``; SQLite's IMMEDIATE transactions hold its one write lock from their start)
+    and raises ``Deposed`` unless it is still ours. The row lock makes a new leader's increment wait for
+    the transaction a deposed leader has under way, and any transaction begun after the increment sees the
+    new term: a late write of a deposed leader is refused by the database, not just unlikely. The loop
+    thread writes through the fence (fires, claims) and so do the sweeps' workers (timeouts, lost runs:
+    rare), so the row lock costs a leader little contention. (A leader frozen
+    inside a transaction holds up the next election until the server ends that idle transaction:
+    ``idle_transaction_timeout`` / ``idle_in_transaction_session_timeout``, see the README.)
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.term: int | None = None
+
+    def begin(self, holder: str, now: datetime) -> int:
+        """Start a new term (call while holding the leader lock). Returns its number."""
+        with transaction.atomic():
+            terms = LeaderTerm.objects.filter(name=self.name)
+            if not terms.update(term=F("term") + 1, holder=holder, started_at=now):
+                LeaderTerm.objects.create(name=self.name, term=1, holder=holder, started_at=now)
+            self.term = terms.values_list("term", flat=True).get()
+        return self.term
+
+    def end(self) -> None:
+        self.term = None
+
+    def check(self) -> None:
+        """Raises Deposed unless our term is the current one. Call inside the transaction it guards."""
+        if self.term is None:
+            raise Deposed("not leading")
+        current = LeaderTerm.objects.select_for_update().filter(name=self.name).values_list("term", flat=True).first()
+        if current != self.term:
+            raise Deposed(f"term {self.term} is over: the current term is {current}")
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """A transaction whose writes commit only if our term is still the current one."""
+        with transaction.atomic():
+            self.check()
+            yield
+
+
+class Unfenced:
+    """For steps run outside a leadership term (tests of one step): a plain transaction."""
+
+    term = None
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        with transaction.atomic():
+            yield
+
+
+UNFENCED = Unfenced()

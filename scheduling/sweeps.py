@@ -17,9 +17,10 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 
 from core.leases import LeaseAnswer, LeaseVerdict, expired_lease_verdict, renewed_lease_until
 from executions.choices import ExecutionStatus
@@ -29,6 +30,7 @@ from executions.services import apply_callbacks, finish, logs_with, lose_run, no
 from executors.client import post_json
 from executors.models import Executor
 from scheduler_project.config import tunable
+from scheduling.leader import Deposed
 from scheduling.status_query import UNREACHABLE, RunState, ask_executor
 
 logger = logging.getLogger(__name__)
@@ -42,9 +44,11 @@ class Sweeper:
 
     transport = staticmethod(post_json)
 
-    def __init__(self, *, pool: ThreadPoolExecutor, busy: Callable[[], set[str]]) -> None:
+    def __init__(self, *, pool: ThreadPoolExecutor, busy: Callable[[], set[str]],
+                 fenced: Callable[[], AbstractContextManager] = transaction.atomic) -> None:
         self.pool = pool
         self.busy = busy
+        self.fenced = fenced  # the leader's term-checked transaction: a deposed leader's verdict is refused
         self._asking: set[str] = set()  # runs whose executor is being asked (worker threads)
         self._lock = threading.Lock()
 
@@ -85,6 +89,8 @@ class Sweeper:
             for run in runs:
                 try:
                     settle(run, states[run.pk], now)
+                except Deposed as exc:
+                    logger.info("execution %s left to the new leader: %s", run.pk, exc, extra=run.log_extra())
                 except Exception:
                     logger.exception("settling execution %s failed", run.pk, extra=run.log_extra())
         finally:
@@ -102,8 +108,11 @@ class Sweeper:
             self._apply_result(run, state, now)
             return
         line = f"timed out: no result within {run.task.timeout_seconds}s"
-        if finish(run, ExecutionStatus.TIMEOUT, now=now, expected=[ExecutionStatus.RUNNING],
-                  matching={"attempt": run.attempt}, ended_by_scheduler=True, logs=logs_with(run.logs, line)):
+        with self.fenced():
+            timed_out = finish(run, ExecutionStatus.TIMEOUT, now=now, expected=[ExecutionStatus.RUNNING],
+                               matching={"attempt": run.attempt}, ended_by_scheduler=True,
+                               logs=logs_with(run.logs, line))
+        if timed_out:
             count_timeout()
             logger.warning("execution %s of task %s %s", run.pk, run.task.name, line, extra=run.log_extra())
             if state.answer != LeaseAnswer.UNREACHABLE:
@@ -120,7 +129,8 @@ class Sweeper:
         else:
             executor = run.executor.instance_id if run.executor is not None else "its executor"
             asked = "unreachable" if state.answer == LeaseAnswer.UNREACHABLE else "it does not hold the run"
-            lose_run(run, now=now, why=f"the lease ran out at {run.lease_until:%Y-%m-%d %H:%M:%S} UTC without "
-                                       f"renewal from {executor} (asked: {asked})")
+            with self.fenced():
+                lose_run(run, now=now, why=f"the lease ran out at {run.lease_until:%Y-%m-%d %H:%M:%S} UTC "
+                                           f"without renewal from {executor} (asked: {asked})")
             if state.answer != LeaseAnswer.UNREACHABLE:
                 notify_executor_stop(run.pk)

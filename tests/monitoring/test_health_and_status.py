@@ -127,6 +127,18 @@ def test_scheduler_status_lists_instances_leader_first_and_describes_the_leader(
     assert data["cluster_status"] == {"total_instances": 2, "healthy_instances": 2, "has_leader": True}
 
 
+def test_scheduler_status_shows_each_nodes_term_clock_offset_and_why_it_refuses_to_lead(api):
+    why = "its clock is 30.000 s ahead of the database's (±0.001 s), beyond SCHEDULER_MAX_CLOCK_OFFSET (2 s)"
+    instance("sched-001", leader=True, since=timezone.now())
+    SchedulerInstance.objects.filter(instance_id="sched-001").update(leader_term=7, clock_offset_seconds=0.0004)
+    instance("sched-002")
+    SchedulerInstance.objects.filter(instance_id="sched-002").update(clock_offset_seconds=-30.0,
+                                                                      leadership_refusal=why)
+    data = assert_ok(*api.get(STATUS))
+    fields = [(row["leader_term"], row["clock_offset_seconds"], row["leadership_refusal"]) for row in data["instances"]]
+    assert fields == [(7, 0.0004, ""), (None, -30.0, why)]
+
+
 def test_scheduler_status_does_not_count_a_stale_leader(api):
     instance("sched-001", leader=True, since=timezone.now() - timedelta(hours=1), age=timedelta(minutes=5))
     instance("sched-002")

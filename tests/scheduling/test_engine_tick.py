@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from executions.models import TaskExecution
-from scheduling.engine import MIN_WAKE_SECONDS, STALL_LIMIT_SECONDS, SchedulerNode
+from scheduling.engine import MIN_WAKE_SECONDS, SchedulerNode
 from scheduling.models import SchedulerInstance
 from tests.scheduling.conftest import T0
 
@@ -179,10 +179,10 @@ def test_the_keepalive_touches_the_lock_every_interval_while_the_leader_makes_pr
     assert keepalive_node.lock.pings == 3 and stop.waited == [2.5] * 4
 
 
-def test_the_keepalive_lets_a_stuck_leader_lose_the_lock(keepalive_node):
+def test_the_keepalive_lets_a_stuck_leader_lose_the_lock(keepalive_node, settings):
     keepalive_node.lock.try_acquire()
     keepalive_node.is_leader = True
-    keepalive_node._progress_at = time.monotonic() - STALL_LIMIT_SECONDS  # the loop began no step since
+    keepalive_node._progress_at = time.monotonic() - settings.SCHEDULER["STALL_LIMIT_SECONDS"]  # no step began since
     keepalive_node.keep_lock_alive(Intervals(3))
     assert keepalive_node.lock.pings == 0  # the server's idle timeout will free it for a working node
 
