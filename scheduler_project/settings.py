@@ -80,12 +80,34 @@ TEMPLATES = [
 WSGI_APPLICATION = "scheduler_project.wsgi.application"
 
 
+# Session limits of every connection (web, scheduler, commands; README "Database timeouts"): a locked row or
+# table becomes a quick error (503 from the API, a failed tick the loop retries), not a blocked worker.
+# Seconds; 0 turns the statement and idle-transaction limits off.
+DATABASE_LOCK_TIMEOUT = env_int("DATABASE_LOCK_TIMEOUT", 5, minimum=1)
+DATABASE_STATEMENT_TIMEOUT = env_int("DATABASE_STATEMENT_TIMEOUT", 30, minimum=0)
+DATABASE_IDLE_TRANSACTION_TIMEOUT = env_int("DATABASE_IDLE_TRANSACTION_TIMEOUT", 10, minimum=0)
+
+
+def _mysql_session(lock: int, statement: int, idle: int) -> str:
+    """One SET for the connection's init command. The statement and idle-transaction limits exist on MariaDB
+    only (10.3+): inside a MariaDB executable comment, which MySQL skips."""
+    return (f"SET sql_mode='STRICT_TRANS_TABLES', innodb_lock_wait_timeout={lock}, lock_wait_timeout={lock}"
+            f" /*M!100300 , max_statement_time={statement}, idle_transaction_timeout={idle} */")
+
+
+def _postgres_session(lock: int, statement: int, idle: int) -> str:
+    """libpq ``options``: run-time parameters set when the session starts."""
+    return (f"-c lock_timeout={lock}s -c statement_timeout={statement}s"
+            f" -c idle_in_transaction_session_timeout={idle}s")
+
+
 def _database_from_url(url: str) -> dict:
     try:
         config = dj_database_url.parse(url)
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not usable: {exc}") from None
     engine = config["ENGINE"]
+    limits = (DATABASE_LOCK_TIMEOUT, DATABASE_STATEMENT_TIMEOUT, DATABASE_IDLE_TRANSACTION_TIMEOUT)
     if engine == "django.db.backends.mysql":
         config.setdefault("OPTIONS", {}).update(
             {
@@ -93,10 +115,12 @@ def _database_from_url(url: str) -> dict:
                 # READ COMMITTED: the scheduler's claim-by-conditional-UPDATE must see rows committed
                 # by other nodes, not a repeatable-read snapshot.
                 "isolation_level": "read committed",
-                "init_command": "SET sql_mode='STRICT_TRANS_TABLES'",
+                "init_command": _mysql_session(*limits),
             }
         )
         config.setdefault("TEST", {}).update({"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"})
+    elif engine == "django.db.backends.postgresql":
+        config.setdefault("OPTIONS", {})["options"] = _postgres_session(*limits)
     elif engine == "django.db.backends.sqlite3":
         # WAL lets the web server read while the scheduler writes; the timeout waits out short write locks.
         config.setdefault("OPTIONS", {}).update(

@@ -233,10 +233,17 @@ class Child:
 
 
 class WebServer(Child):
+    """``manage.py runserver`` (a thread per request), or gunicorn with ``gunicorn_workers`` sync workers (a
+    request waits for a free worker), or ``argv`` (a production node: ``production_web``)."""
+
     def __init__(self, port: int, env: Mapping[str, str], log_path: Path, *, argv: list[str] | None = None,
-                 name: str = "web") -> None:
+                 name: str = "web", gunicorn_workers: int | None = None) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        self.gunicorn_workers = gunicorn_workers
+        if argv is None and gunicorn_workers:
+            argv = [sys.executable, "-m", "gunicorn", "scheduler_project.wsgi", "--bind", f"127.0.0.1:{port}",
+                    "--workers", str(gunicorn_workers), "--worker-class", "sync", "--no-control-socket"]
         # --skip-checks: the system checks cost a second of CPU per start and the suite runs them anyway.
         argv = argv or [sys.executable, str(MANAGE), "runserver", f"127.0.0.1:{port}", "--noreload", "--skip-checks"]
         super().__init__(name, argv, env, log_path)
@@ -337,11 +344,11 @@ class Processes:
     def _log_path(self, name: str) -> Path:
         return self.log_dir / f"{slug(name)}.log"
 
-    def start_web(self, port: int | None = None) -> WebServer:
-        """Starts ``manage.py runserver`` on a free port (or ``port``, to restart it where executors expect
-        it); schedulers started after it call back there."""
+    def start_web(self, port: int | None = None, gunicorn_workers: int | None = None) -> WebServer:
+        """Starts the web server on a free port (or ``port``, to restart it where executors expect it);
+        schedulers started after it call back there."""
         port = port or free_port()
-        self.web = WebServer(port, self.env, self._log_path("web"))
+        self.web = WebServer(port, self.env, self._log_path("web"), gunicorn_workers=gunicorn_workers)
         self.children.append(self.web)
         self.env["SCHEDULER_CALLBACK_BASE_URL"] = self.web.url
         return self.web
@@ -465,14 +472,14 @@ class Cluster:
 
     def start(self, *, schedulers: Iterable[str] = ("s1",), executors: Iterable[str] = ("ex-a",),
               web: bool = True, demo: bool = False, wait_leader: bool = True, timeout: float = 30,
-              scheduler_env: Mapping[str, str] | None = None) -> Cluster:
+              scheduler_env: Mapping[str, str] | None = None, gunicorn_workers: int | None = None) -> Cluster:
         """Starts everything at once (startup is mostly CPU, so overlapping it pays), then waits for the
         web server, every executor's registration and, if asked, an elected leader. ``scheduler_env``
         overrides tunables of the scheduler nodes only."""
         from scheduler_sdk import SchedulerClient
 
         if web:
-            self.web = self.procs.start_web()
+            self.web = self.procs.start_web(gunicorn_workers)
         for instance_id in schedulers:
             self.schedulers[instance_id] = self.procs.start_scheduler(instance_id, **(scheduler_env or {}))
         for instance_id in executors:
