@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-SYSTEM_PACKAGES=(libmariadb-dev pkg-config gcc python3-dev)
+SYSTEM_PACKAGES=(libmariadb-dev pkg-config gcc python3-dev faketime)  # faketime: the clock-skew tests
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -275,9 +275,9 @@ def production_web(port: int, env: Mapping[str, str], log_path: Path, name: str)
 
 
 class SchedulerProcess(Child):
-    def __init__(self, instance_id: str, env: Mapping[str, str], log_path: Path, prefix: Iterable[str] = ()) -> None:
+    def __init__(self, instance_id: str, env: Mapping[str, str], log_path: Path) -> None:
         self.instance_id = instance_id
-        argv = [*prefix, sys.executable, str(MANAGE), "runscheduler", "--instance-id", instance_id,
+        argv = [sys.executable, str(MANAGE), "runscheduler", "--instance-id", instance_id,
                 "--host", "127.0.0.1", "--port", "0", "--skip-checks"]
         super().__init__(f"scheduler-{instance_id}", argv, env, log_path)
 
@@ -365,10 +365,9 @@ class Processes:
             self.env["SCHEDULER_CALLBACK_BASE_URL"] = child.url
         return child
 
-    def start_scheduler(self, instance_id: str, *, prefix: Iterable[str] = (), **env: str) -> SchedulerProcess:
-        """A ``manage.py runscheduler`` node; ``env`` overrides tunables for this node only, ``prefix`` runs it
-        under another command (``faketime -f +30s``)."""
-        child = SchedulerProcess(instance_id, {**self.env, **env}, self._log_path(f"scheduler-{instance_id}"), prefix)
+    def start_scheduler(self, instance_id: str, **env: str) -> SchedulerProcess:
+        """A ``manage.py runscheduler`` node; ``env`` overrides tunables for this node only."""
+        child = SchedulerProcess(instance_id, {**self.env, **env}, self._log_path(f"scheduler-{instance_id}"))
         self.children.append(child)
         return child
 

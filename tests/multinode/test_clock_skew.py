@@ -1,5 +1,6 @@
-"""A node whose clock is 30 s ahead (``faketime -f +30s``) refuses to lead, says why in its log, its heartbeat
-row and /scheduler/status, while a node with a correct clock leads; it still refuses once that node is gone.
+"""A node whose clock is 30 s ahead (libfaketime, as ``faketime -f +30s``) refuses to lead, says why in its log,
+its heartbeat row and /scheduler/status, while a node with a correct clock leads; it still refuses once that node
+is gone.
 
 Needs ``faketime`` (Debian package ``faketime``; scripts/bootstrap.sh installs it) and a database with a
 server clock to measure against (MariaDB/MySQL or PostgreSQL; SQLite has none).
@@ -7,7 +8,7 @@ server clock to measure against (MariaDB/MySQL or PostgreSQL; SQLite has none).
 
 from __future__ import annotations
 
-import shutil
+import glob
 import signal
 import time
 
@@ -16,17 +17,21 @@ from django.db import connection
 
 from scheduling.models import SchedulerInstance
 
+LIBFAKETIME = next(iter(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")), "")
+
 pytestmark = [
     pytest.mark.multinode,
     pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("faketime") is None,
+    pytest.mark.skipif(not LIBFAKETIME,
                        reason="faketime is not installed (apt-get install faketime; scripts/bootstrap.sh does it)"),
     pytest.mark.skipif(connection.vendor not in ("mysql", "postgresql"),
                        reason="needs a database server's clock to measure against; SQLite has none"),
 ]
 
-# libfaketime also fakes CLOCK_MONOTONIC by default, which leaves Python's timed waits (Event.wait) hanging.
-SKEWED = {"prefix": ["faketime", "-f", "+30s"], "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+# What ``faketime -f +30s`` sets up, preloaded into the node itself (the faketime command would stay in
+# between as its parent, and the node would outlive the test's kill). libfaketime also fakes CLOCK_MONOTONIC
+# by default, which leaves Python's timed waits (Event.wait) hanging.
+SKEWED = {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": "+30s", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
 
 def row(instance_id: str) -> SchedulerInstance | None:
