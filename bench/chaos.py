@@ -1,6 +1,7 @@
 """Chaos run on demand: a three-node cluster under random leader SIGKILLs and SIGSTOPs, then an audit.
 
     DATABASE_URL=mysql://root@127.0.0.1:3306/scheduler_chaos .venv/bin/python bench/chaos.py --minutes 10
+    ... bench/chaos.py --minutes 10 --defaults --gap 15 30 --freeze 1 15   # at the README's defaults
 
 The same run as tests/chaos/test_chaos.py (which does 2 minutes in the normal suite), for longer: see
 tests/chaos/harness.py for the workload, the disruptions and what the audit checks. Creates (if needed),
@@ -32,7 +33,9 @@ def main() -> int:
     parser.add_argument("--gap", type=float, nargs=2, default=(5.0, 15.0), metavar=("MIN", "MAX"),
                         help="seconds between disruptions (default 5 15: about 45 in 10 minutes)")
     parser.add_argument("--freeze", type=float, nargs=2, default=(1.0, 9.0), metavar=("MIN", "MAX"),
-                        help="seconds a SIGSTOPped leader stays frozen (lock idle timeout is 5 s)")
+                        help="seconds a SIGSTOPped leader stays frozen (lock idle timeout is 5 s; 10 s at --defaults)")
+    parser.add_argument("--defaults", action="store_true",
+                        help="run the cluster at the README's defaults, not the tests' fast tunables")
     args = parser.parse_args()
     url = os.environ.get("DATABASE_URL")
     if not url or not url.startswith("mysql"):
@@ -46,7 +49,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # leave through the finally: end every child
     try:
         result = run_chaos(procs, seconds=args.minutes * 60, seed=seed, gap=tuple(args.gap),
-                           freeze=tuple(args.freeze), say=lambda line: print(line, flush=True))
+                           freeze=tuple(args.freeze), defaults=args.defaults, say=lambda line: print(line, flush=True))
         report = result.report()
         (procs.log_dir / "report.txt").write_text(report + "\n")
         print("\n" + report)

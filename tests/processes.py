@@ -40,6 +40,7 @@ FAST_TUNABLES = {
     "SCHEDULER_HEARTBEAT_INTERVAL": "1",
     "HEALTH_CHECK_INTERVAL": "1",
     "SCHEDULER_LOCK_IDLE_TIMEOUT": "5",
+    "DATABASE_IDLE_TRANSACTION_TIMEOUT": "5",  # as the lock's: a leader frozen mid-transaction loses both
     "SCHEDULER_RETRY_BACKOFF_BASE": "0.2",
     "SCHEDULER_TIMEOUT_GRACE_SECONDS": "0.5",
     "SCHEDULER_FIRE_AHEAD_SECONDS": "2",  # the production default, stated: tests read it

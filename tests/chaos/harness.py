@@ -11,9 +11,10 @@ the web server's access log) recorded:
 
 1. no fire has two first attempts: no (task, scheduled_time) with two attempt-0 rows, and no executor ran
    the first attempt of one fire twice; no execution started on two executors (their journals);
-2. every fire time of every task between its first fire and the point firing reached (the task's final
-   ``next_run_time``, computed by the product's own cron walker) has an execution row, or is a time the
-   ``fire_once`` policy folded into a later run, counted in that run's ``misfire:`` note;
+2. every fire time of every task between its first fire and the pause (an instant the harness picks, then
+   waits for firing to get past before pausing: not the task's ``next_run_time``, which the system under test
+   writes) has an execution row, or is a time the ``fire_once`` policy folded into a later run, counted in
+   that run's ``misfire:`` note;
 3. no execution is still pending or running past its timeout + grace;
 4. no result was applied twice (counted from the executors' callback outcomes and, independently, from the
    200 answers in the web server's log);
@@ -28,6 +29,8 @@ Used by tests/chaos/test_chaos.py (2 minutes, in the normal suite on MariaDB) an
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import random
 import re
 import signal
@@ -39,7 +42,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.processes import Cluster, ExecutorProcess, Processes, SchedulerProcess, WaitTimeout, slug, wait_for
+from tests.processes import (
+    FAST_TUNABLES,
+    Cluster,
+    ExecutorProcess,
+    Processes,
+    SchedulerProcess,
+    WaitTimeout,
+    slug,
+    wait_for,
+)
 
 NODES = ("s1", "s2", "s3")
 EXECUTORS = ("chaos-a", "chaos-b", "chaos-c")
@@ -118,6 +130,21 @@ WORKFLOW_INTERVAL_SECONDS = 4
 
 
 # --- the cluster -------------------------------------------------------------------------------------
+
+def child_tunable(procs: Processes, variable: str, key: str) -> float:
+    """A tunable as the children see it: their environment's value, else the default (this process's own
+    settings, read from the same environment the children inherit)."""
+    from django.conf import settings
+
+    raw = procs.env.get(variable)
+    return float(raw) if raw is not None else float(settings.SCHEDULER[key])
+
+
+def use_defaults(procs: Processes) -> None:
+    """Runs the cluster at the README's defaults: none of the fast tunables the tests use."""
+    for variable in (*FAST_TUNABLES, *CHAOS_TUNABLES):
+        procs.env.pop(variable, None)
+
 
 def start_chaos_executor(procs: Processes, instance_id: str, *, max_workers: int = 64,
                          batch_callbacks: bool = True) -> ExecutorProcess:
@@ -202,9 +229,11 @@ class Disruption:
     at: float  # seconds since the storm began
     kind: str  # one of LEADER_DISRUPTIONS or EXECUTOR_DISRUPTIONS
     node: str
+    wall: float = 0.0  # time.time() of the signal (SIGSTOP for a freeze), to compare with executor journals
     frozen_for: float = 0.0
     new_leader: str = ""
-    recovered_in: float = 0.0  # seconds from the signal (SIGCONT for a freeze) to a live leader
+    recovered_in: float = 0.0  # seconds from the signal (SIGSTOP, not SIGCONT, for a freeze) to a live leader
+    to_dispatch: float | None = None  # seconds from the signal to the next dispatch an executor received
 
     def __str__(self) -> str:
         signal_name = self.kind.split()[-1]
@@ -212,7 +241,44 @@ class Disruption:
         if self.kind in EXECUTOR_DISRUPTIONS:
             return f"t={self.at:6.1f} s  {what} executor {self.node}"
         return (f"t={self.at:6.1f} s  {what} {self.node:>4} -> leader {self.new_leader:>4} "
-                f"(recovered in {self.recovered_in:.2f} s)")
+                f"(a live leader {self.recovered_in:.2f} s after the signal)")
+
+
+# An execution overdue this long during the storm is stuck: longer than any outage a disruption causes
+# (the lock's idle timeout, or an idle transaction's, plus an election), so a working leader had time.
+STUCK_AFTER_SECONDS = 20.0
+# Firing may stop for the lock's idle timeout (a frozen leader keeps the lock until then) and an election;
+# a longer gap in dispatches means something else held it up.
+GAP_MARGIN_SECONDS = 5.0
+
+
+class StuckWatch:
+    """Looks for stuck executions while the storm runs, every second: the end-of-run check comes after the
+    cluster settled, which hides a run that was stuck for a minute and then freed. Running past its deadline
+    + grace, or pending past its due time (sequential runs wait for their predecessor: not counted), by more
+    than STUCK_AFTER_SECONDS."""
+
+    def __init__(self, grace: timedelta) -> None:
+        self.grace = grace
+        self.found: dict[str, str] = {}
+
+    def check(self) -> None:
+        from executions.models import TaskExecution
+
+        late = datetime.now(UTC) - self.grace - timedelta(seconds=STUCK_AFTER_SECONDS)
+        running = TaskExecution.objects.filter(status="running", deadline__lt=late)
+        pending = (TaskExecution.objects.filter(status="pending", dispatch_after__lt=late)
+                   .exclude(task__execution_mode="sequential"))
+        for row in [*running, *pending]:
+            self.found.setdefault(row.pk, f"{row.pk} ({row.status}, task {row.task_id} @ "
+                                          f"{row.scheduled_time.isoformat()}, seen {datetime.now(UTC):%H:%M:%S})")
+
+    def wait(self, seconds: float) -> None:
+        """Sleeps ``seconds`` (a length the storm chose), checking every second meanwhile."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            self.check()
+            time.sleep(min(1.0, left))
 
 
 class Storm:
@@ -221,6 +287,8 @@ class Storm:
     def __init__(self, cluster: Cluster, rng: random.Random, *, gap: tuple[float, float],
                  freeze: tuple[float, float], say: Callable[[str], None] = print) -> None:
         self.cluster = cluster
+        self.watch = StuckWatch(timedelta(seconds=child_tunable(cluster.procs, "SCHEDULER_TIMEOUT_GRACE_SECONDS",
+                                                                "TIMEOUT_GRACE_SECONDS")))
         self.rng = rng
         self.gap = gap
         self.freeze = freeze
@@ -240,16 +308,16 @@ class Storm:
     def run(self, seconds: float) -> list[Disruption]:
         began = time.monotonic()
         while time.monotonic() - began + self.gap[0] < seconds:
-            time.sleep(self.rng.uniform(*self.gap))  # the random interval between disruptions, by design
+            self.watch.wait(self.rng.uniform(*self.gap))  # the random interval between disruptions, by design
             leader = self.wait_leader()
             kind = self.rng.choice(LEADER_DISRUPTIONS + EXECUTOR_DISRUPTIONS)
             if kind in EXECUTOR_DISRUPTIONS:
                 self.disrupt_executor(kind, began)
                 continue
-            event = Disruption(at=time.monotonic() - began, kind=kind, node=leader.instance_id)
+            event = Disruption(at=time.monotonic() - began, kind=kind, node=leader.instance_id, wall=time.time())
+            signalled = time.monotonic()
             if kind == "SIGKILL":
                 leader.send(signal.SIGKILL)
-                signalled = time.monotonic()
                 leader.wait(10)
                 self.serial += 1
                 replacement = f"s{self.serial}"
@@ -257,9 +325,8 @@ class Storm:
             else:
                 event.frozen_for = self.rng.uniform(*self.freeze)
                 leader.freeze()
-                time.sleep(event.frozen_for)  # the length of the freeze is the disruption itself
+                self.watch.wait(event.frozen_for)  # the length of the freeze is the disruption itself
                 leader.thaw()
-                signalled = time.monotonic()
             event.new_leader = self.wait_leader().instance_id
             event.recovered_in = time.monotonic() - signalled
             self.record(event)
@@ -275,7 +342,7 @@ class Storm:
         given, nor one given to another meanwhile (audited from the journals)."""
         instance_id = self.rng.choice(sorted(self.cluster.executors))
         child = self.cluster.executors[instance_id]
-        event = Disruption(at=time.monotonic() - began, kind=kind, node=instance_id)
+        event = Disruption(at=time.monotonic() - began, kind=kind, node=instance_id, wall=time.time())
         if kind == "executor SIGKILL":
             child.send(signal.SIGKILL)
             child.wait(10)
@@ -283,7 +350,7 @@ class Storm:
         else:
             event.frozen_for = self.rng.uniform(*self.freeze)
             child.freeze()
-            time.sleep(event.frozen_for)  # the length of the freeze is the disruption itself
+            self.watch.wait(event.frozen_for)  # the length of the freeze is the disruption itself
             child.thaw()
         self.record(event)
 
@@ -321,14 +388,29 @@ def executor_callbacks_pending(cluster: Cluster) -> int:
     return len(queued - settled)
 
 
-def settle(cluster: Cluster, task_ids: list[str], timeout: float) -> float:
-    """Pauses the tasks and gives the cluster up to ``timeout`` seconds to finish what is in flight (retries,
-    timeouts, queued sequential runs, held results), then stops every node. Returns the settle time."""
+def caught_up_pause(task_ids: list[str], timeout: float) -> datetime:
+    """Picks the pause instant (now), waits up to ``timeout`` s until firing has got past it (no task still
+    due at it), then pauses. Every cron time up to the returned instant must be accounted for; one firing
+    never reached shows up in the audit as unaccounted."""
+    from tasks.models import Task
+
+    paused_at = datetime.now(UTC)
+    with contextlib.suppress(WaitTimeout):
+        wait_for(lambda: not Task.objects.filter(pk__in=task_ids, status="active", next_run_time__lte=paused_at)
+                 .exists(), timeout, interval=0.2, message="firing to reach the pause")
+    pause_all(task_ids)
+    return paused_at
+
+
+def settle(cluster: Cluster, task_ids: list[str], timeout: float) -> tuple[datetime, float]:
+    """Pauses the tasks once firing has caught up and gives the cluster up to ``timeout`` seconds to finish
+    what is in flight (retries, timeouts, queued sequential runs, held results), then stops every node.
+    Returns the pause instant and the settle time."""
     began = time.monotonic()
     for node in cluster.schedulers.values():
         if node.frozen:
             node.thaw()
-    pause_all(task_ids)
+    paused_at = caught_up_pause(task_ids, timeout=30)
     try:
         wait_for(lambda: active_executions() == 0 and executor_callbacks_pending(cluster) == 0, timeout,
                  interval=0.5, message="every execution to end")
@@ -338,7 +420,7 @@ def settle(cluster: Cluster, task_ids: list[str], timeout: float) -> float:
         node.send(signal.SIGTERM)
     for node in cluster.schedulers.values():
         node.wait(30)
-    return time.monotonic() - began
+    return paused_at, time.monotonic() - began
 
 
 # --- the audit ---------------------------------------------------------------------------------------
@@ -379,6 +461,10 @@ class Audit:
     duplicate_nodes: list[str] = field(default_factory=list)
     duplicate_workflow_runs: list[str] = field(default_factory=list)
     inconsistent_runs: list[str] = field(default_factory=list)
+    stuck_during_storm: list[str] = field(default_factory=list)
+    largest_dispatch_gap: float = 0.0  # seconds between two dispatches executors received, during the storm
+    largest_gap_at: float = 0.0  # seconds into the storm where it began
+    gap_limit: float = float("inf")  # a larger gap is a problem: firing stopped longer than any failover takes
 
     @property
     def problems(self) -> list[str]:
@@ -389,6 +475,10 @@ class Audit:
             ("fire times neither executed nor recorded as misfired/skipped", self.unaccounted),
             ("misfire handling that contradicts the task's policy", self.policy_mismatches),
             ("executions non-terminal past timeout + grace", self.stuck),
+            (f"executions stuck during the storm (overdue > {STUCK_AFTER_SECONDS:g} s)", self.stuck_during_storm),
+            (f"dispatch gaps over {self.gap_limit:g} s", [f"{self.largest_dispatch_gap:.2f} s at "
+                                                        f"t={self.largest_gap_at:.1f} s"]
+             if self.largest_dispatch_gap > self.gap_limit else []),
             ("results applied twice (executor journals)", self.applied_twice_journal),
             ("results applied twice (web server log)", self.applied_twice_web),
             ("sequential runs that overlapped (database)", self.sequential_overlaps),
@@ -406,12 +496,17 @@ class Audit:
         leader = [d for d in self.disruptions if d.kind in LEADER_DISRUPTIONS]
         takeovers = sum(1 for d in leader if d.new_leader != d.node)
         recover = sorted(d.recovered_in for d in leader) or [0.0]
+        dispatched = sorted(d.to_dispatch for d in self.disruptions if d.to_dispatch is not None) or [0.0]
         lines = [
             f"chaos report: seed {self.seed}, storm {self.seconds:.0f} s, settle {self.settle_seconds:.1f} s",
             f"disruptions: {len(self.disruptions)} (leader: {kinds['SIGKILL']} SIGKILL, {kinds['SIGSTOP']} SIGSTOP; "
             f"executors: {kinds['executor SIGKILL']} SIGKILL, {kinds['executor SIGSTOP']} SIGSTOP); "
-            f"leader changed {takeovers} times; recovery max {recover[-1]:.2f} s, "
-            f"median {recover[len(recover) // 2]:.2f} s",
+            f"leader changed {takeovers} times",
+            f"recovery, from the signal (SIGSTOP, not SIGCONT): to a live leader max {recover[-1]:.2f} s, median "
+            f"{recover[len(recover) // 2]:.2f} s; to the next dispatch an executor received max "
+            f"{dispatched[-1]:.2f} s, median {dispatched[len(dispatched) // 2]:.2f} s",
+            f"largest gap between dispatches executors received: {self.largest_dispatch_gap:.2f} s "
+            f"(at t={self.largest_gap_at:.1f} s; limit {self.gap_limit:g} s)",
             f"fire times in the window: {self.fire_times}: " + ", ".join(
                 f"{kind} {n}" for kind, n in sorted(self.accounted.items())),
             f"execution rows: {sum(self.rows_by_status.values())} ({self.retries} retries): " + ", ".join(
@@ -429,6 +524,7 @@ class Audit:
             f"  executions started on two executors (journals):      {len(self.started_on_two)}",
             f"  fire times unaccounted for:                          {len(self.unaccounted)}",
             f"  misfire handling contradicting the policy:           {len(self.policy_mismatches)}",
+            f"  executions stuck during the storm:                   {len(self.stuck_during_storm)}",
             f"  executions non-terminal at the end:                  {len(self.non_terminal)}",
             f"    of which past timeout + grace (or pending, due):   {len(self.stuck)}",
             f"  results applied twice (executor journals):           {len(self.applied_twice_journal)}",
@@ -445,12 +541,16 @@ class Audit:
         return "\n".join(lines)
 
 
-def audit(cluster: Cluster, first_fire: dict[str, datetime], *, seed: int, seconds: float,
-          disruptions: list[Disruption], settle_seconds: float) -> Audit:
+def audit(cluster: Cluster, first_fire: dict[str, datetime], *, seed: int, storm: Storm, window: tuple[float, float],
+          settle_seconds: float, paused_at: datetime) -> Audit:
+    """``window``: the storm's start and end (time.time())."""
     from executions.models import TaskExecution
     from tasks.models import Task
 
-    result = Audit(seed=seed, seconds=seconds, disruptions=disruptions, settle_seconds=settle_seconds)
+    result = Audit(seed=seed, seconds=window[1] - window[0], disruptions=storm.disruptions,
+                   settle_seconds=settle_seconds, stuck_during_storm=list(storm.watch.found.values()),
+                   gap_limit=child_tunable(cluster.procs, "SCHEDULER_LOCK_IDLE_TIMEOUT", "LOCK_IDLE_TIMEOUT_SECONDS")
+                   + GAP_MARGIN_SECONDS)
     tasks = {task.pk: task for task in Task.objects.filter(pk__in=list(first_fire))}
     rows = list(TaskExecution.objects.filter(task_id__in=list(tasks)).values(
         "id", "task_id", "scheduled_time", "trigger_type", "retry_count", "status", "logs", "start_time",
@@ -458,13 +558,14 @@ def audit(cluster: Cluster, first_fire: dict[str, datetime], *, seed: int, secon
     result.rows_by_status = Counter(row["status"] for row in rows)
     result.retries = sum(1 for row in rows if row["retry_count"] > 0)
     result.duplicate_rows = cluster.duplicate_fires()
-    _check_fire_times(result, tasks, first_fire, rows)
+    _check_fire_times(result, tasks, first_fire, rows, paused_at)
     journals = {instance_id: child.journal() for instance_id, child in cluster.executors.items()}
     journal = [event for events in journals.values() for event in events]
     _check_runs(result, journal)
     _check_started_on_two(result, journals)
+    _check_dispatch_gaps(result, journal, window)
     _check_callbacks(result, journal, cluster.procs.web.log_text() if cluster.procs.web else "", rows)
-    grace = timedelta(seconds=float(cluster.procs.env["SCHEDULER_TIMEOUT_GRACE_SECONDS"]))  # the nodes' value
+    grace = timedelta(seconds=child_tunable(cluster.procs, "SCHEDULER_TIMEOUT_GRACE_SECONDS", "TIMEOUT_GRACE_SECONDS"))
     _check_stuck(result, rows, datetime.now(UTC), grace)
     _check_sequential(result, tasks, rows, journal)
     _check_retries(result, tasks, rows)
@@ -499,33 +600,40 @@ def _check_workflows(result: Audit) -> None:
 
 
 def _check_fire_times(result: Audit, tasks: dict[str, Any], first_fire: dict[str, datetime],
-                      rows: list[dict]) -> None:
-    """Walks each task's schedule from its first fire to its final next_run_time (the first time firing
-    did not reach) and accounts for every time."""
+                      rows: list[dict], paused_at: datetime) -> None:
+    """Walks each task's schedule from its first fire up to the pause (a bound the audit chose, not the
+    task's next_run_time, which the system under test writes) and accounts for every time. Times after the
+    pause are walked only to close a gap: a fire_once run just after it may count missed times before it."""
     first_attempts = {(row["task_id"], row["scheduled_time"]): row for row in rows
                       if row["retry_count"] == 0 and row["trigger_type"] == "scheduled"}
     for task_id, task in tasks.items():
         schedule = task.schedule()
-        times = []
-        current = first_fire[task_id]
-        while current is not None and task.next_run_time is not None and current < task.next_run_time:
-            times.append(current)
-            current = schedule.next_after(current)
-        result.fire_times += len(times)
         gap: list[datetime] = []  # fire times without a row since the last one that has a row
-        for scheduled in times:
-            row = first_attempts.get((task_id, scheduled))
+        current = first_fire[task_id]
+        while current is not None and (current <= paused_at or (gap and _may_close(task, current))):
+            row = first_attempts.get((task_id, current))
+            if current <= paused_at:
+                result.fire_times += 1
             if row is None:
-                gap.append(scheduled)
-                continue
-            _account_row(result, task, row, gap)
-            gap = []
+                if current <= paused_at:
+                    gap.append(current)
+            else:
+                if current <= paused_at:
+                    _account_row(result, task, row)
+                _account_gap(result, task, row, gap)
+                gap = []
+            current = schedule.next_after(current)
         for scheduled in gap:  # nothing recorded after them at all
             result.unaccounted.append(f"{task.name} @ {scheduled.isoformat()} (no later row)")
 
 
-def _account_row(result: Audit, task: Any, row: dict, gap: list[datetime]) -> None:
-    """Classifies one recorded fire, and the row-less fire times just before it (``gap``)."""
+def _may_close(task: Any, scheduled: datetime) -> bool:
+    """Whether a row at ``scheduled`` (after the pause) could exist: firing got that far."""
+    return task.next_run_time is not None and scheduled < task.next_run_time
+
+
+def _account_row(result: Audit, task: Any, row: dict) -> None:
+    """Classifies one recorded fire."""
     logs = row["logs"] or ""
     note = MISFIRE_NOTE.search(logs)
     if row["status"] != "skipped":
@@ -540,9 +648,14 @@ def _account_row(result: Audit, task: Any, row: dict, gap: list[datetime]) -> No
             result.policy_mismatches.append(f"{task.name} ({task.misfire_policy}) @ "
                                             f"{row['scheduled_time'].isoformat()}: skipped, logs {logs[:80]!r}")
     result.accounted[kind] += 1
+
+
+def _account_gap(result: Audit, task: Any, row: dict, gap: list[datetime]) -> None:
+    """The row-less fire times just before ``row``: legitimate only under fire_once, folded into this run and
+    counted in its note."""
     if not gap:
         return
-    # Row-less times are legitimate only under fire_once, folded into this run and counted in its note.
+    note = MISFIRE_NOTE.search(row["logs"] or "")
     covered = note is not None and (note.group(2) is not None or len(gap) <= int(note.group(1)))
     if task.misfire_policy == "fire_once" and covered:
         result.accounted[FOLDED_BY_FIRE_ONCE] += len(gap)
@@ -574,6 +687,18 @@ def _check_started_on_two(result: Audit, journals: dict[str, list[dict]]) -> Non
                 where[event["execution_id"]].add(instance_id)
     result.started_on_two = sorted(f"execution {pk} started on {', '.join(sorted(executors))}"
                                    for pk, executors in where.items() if len(executors) > 1)
+
+
+def _check_dispatch_gaps(result: Audit, journal: list[dict], window: tuple[float, float]) -> None:
+    """From the executors' side: how long after each disruption the next dispatch arrived, and the longest
+    time no dispatch arrived at all during the storm (the workload fires ~20 times a second)."""
+    times = sorted(e["t"] for e in journal if e["event"] == "execute" and window[0] <= e["t"] <= window[1])
+    for disruption in result.disruptions:
+        after = bisect.bisect_left(times, disruption.wall)
+        disruption.to_dispatch = times[after] - disruption.wall if after < len(times) else None
+    gaps = [(later - earlier, earlier) for earlier, later in zip(times, times[1:], strict=False)]
+    gap, at = max(gaps, default=(0.0, window[0]))
+    result.largest_dispatch_gap, result.largest_gap_at = gap, at - window[0]
 
 
 def _check_callbacks(result: Audit, journal: list[dict], web_log: str, rows: list[dict]) -> None:
@@ -669,12 +794,16 @@ def _withdrawn(row: dict) -> bool:
 # --- the whole run -----------------------------------------------------------------------------------
 
 def run_chaos(procs: Processes, *, seconds: float, seed: int, gap: tuple[float, float],
-              freeze: tuple[float, float] = (1.0, 9.0), settle_timeout: float = 90,
+              freeze: tuple[float, float] = (1.0, 9.0), settle_timeout: float = 90, defaults: bool = False,
               say: Callable[[str], None] = print) -> Audit:
     """Starts the cluster on ``procs``, creates the workload, runs the storm for ``seconds``, settles, stops
-    every node and audits. The caller owns ``procs`` (and closes it)."""
+    every node and audits. ``defaults``: at the README's defaults instead of the fast test tunables. The
+    caller owns ``procs`` (and closes it)."""
     rng = random.Random(seed)
-    procs.env.update(CHAOS_TUNABLES)
+    if defaults:
+        use_defaults(procs)
+    else:
+        procs.env.update(CHAOS_TUNABLES)
     say(f"chaos: seed {seed}, {seconds:.0f} s storm, disruptions every {gap[0]:g}-{gap[1]:g} s, "
         f"freezes {freeze[0]:g}-{freeze[1]:g} s; logs in {procs.log_dir}")
     cluster = start_cluster(procs)
@@ -683,10 +812,10 @@ def run_chaos(procs: Processes, *, seconds: float, seed: int, gap: tuple[float, 
     create_workflow(cluster, datetime.now(UTC))
     say(f"chaos: {len(specs)} tasks and a workflow created; leader {cluster.leaders()}")
     storm = Storm(cluster, rng, gap=gap, freeze=freeze, say=say)
-    began = time.monotonic()
-    disruptions = storm.run(seconds)
-    storm_seconds = time.monotonic() - began
+    began = time.time()
+    storm.run(seconds)
+    window = (began, time.time())
     storm.wait_leader()  # the last disruption has healed: settling needs a leader
-    settle_seconds = settle(cluster, list(first_fire), settle_timeout)
-    return audit(cluster, first_fire, seed=seed, seconds=storm_seconds, disruptions=disruptions,
-                 settle_seconds=settle_seconds)
+    paused_at, settle_seconds = settle(cluster, list(first_fire), settle_timeout)
+    return audit(cluster, first_fire, seed=seed, storm=storm, window=window, settle_seconds=settle_seconds,
+                 paused_at=paused_at)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
+import pytest
+
 from core.cron import parse_cron
 from tests.chaos import harness
 from tests.chaos.harness import Audit
@@ -33,7 +35,7 @@ def row(second: int, *, status: str = "success", logs: str = "", retry: int = 0,
 
 def fire_times(policy: str, rows: list[dict]) -> Audit:
     result = new_audit()
-    harness._check_fire_times(result, {"t": task(policy)}, {"t": T0}, rows)
+    harness._check_fire_times(result, {"t": task(policy)}, {"t": T0}, rows, paused_at=T0 + timedelta(seconds=4.5))
     return result
 
 
@@ -56,6 +58,22 @@ def test_fire_once_may_not_fold_more_times_than_its_note_counts():
 
 def test_times_after_the_last_row_are_unaccounted():
     assert len(fire_times("fire_once", [row(0), row(1)]).unaccounted) == 3
+
+
+def test_times_up_to_the_pause_count_even_when_the_task_never_moved_its_next_run_time_there():
+    stuck = task("fire_all", fired_until=1)  # firing stopped advancing this task after its first fire
+    result = new_audit()
+    harness._check_fire_times(result, {"t": stuck}, {"t": T0}, [row(0)], paused_at=T0 + timedelta(seconds=4.5))
+    assert result.fire_times == 5 and len(result.unaccounted) == 4
+
+
+def test_a_fire_once_run_just_after_the_pause_may_count_missed_times_before_it():
+    rows = [row(0), row(1), row(6, logs="misfire: 4 fire time(s) passed while no scheduler was leading")]
+    folding = task("fire_once", fired_until=7)
+    result = new_audit()
+    harness._check_fire_times(result, {"t": folding}, {"t": T0}, rows, paused_at=T0 + timedelta(seconds=4.5))
+    assert result.unaccounted == [] and result.fire_times == 5
+    assert result.accounted == {"executed": 2, harness.FOLDED_BY_FIRE_ONCE: 3}
 
 
 def test_a_misfire_skip_under_another_policy_is_a_mismatch():
@@ -133,3 +151,16 @@ def test_a_run_fired_ahead_and_never_sent_may_be_skipped_under_fire_once():
            "due 2030-01-01 12:00:02 UTC, never sent"
     result = fire_times("fire_once", [row(0), row(1), row(2, status="skipped", logs=note), row(3), row(4)])
     assert result.accounted[harness.FIRED_AHEAD_FOLDED] == 1 and result.policy_mismatches == []
+
+
+def test_recovery_is_measured_from_the_signal_to_the_next_dispatch_and_the_largest_gap_is_reported():
+    began = 1000.0
+    journal = [{"event": "execute", "t": began + t} for t in (0.0, 0.5, 1.0, 7.5, 8.0)]
+    freeze = harness.Disruption(at=1.2, kind="SIGSTOP", node="s1", wall=began + 1.2, frozen_for=3.0)
+    result = Audit(seed=0, seconds=10, disruptions=[freeze], gap_limit=6.0)
+
+    harness._check_dispatch_gaps(result, journal, (began, began + 10))
+
+    assert freeze.to_dispatch == pytest.approx(6.3)
+    assert (result.largest_dispatch_gap, result.largest_gap_at) == (6.5, 1.0)
+    assert result.problems == ["dispatch gaps over 6 s: 1, e.g. ['6.50 s at t=1.0 s']"]
