@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -115,47 +114,6 @@ def child_log_dir(nodeid: str) -> Path:
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[-120:] or "run"
-
-
-class TcpProxy:
-    """A database that is down, then comes up: nothing listens on :attr:`port` until :meth:`open`, which
-    forwards every connection made to it on to ``target``. (Runs in the test process, on threads.)"""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = free_port()
-        self._server: socket.socket | None = None
-        self._sockets: list[socket.socket] = []
-
-    def open(self) -> None:
-        server = socket.create_server(("127.0.0.1", self.port))
-        self._server = server
-        threading.Thread(target=self._accept, args=(server,), name="tcp-proxy", daemon=True).start()
-
-    def _accept(self, server: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = server.accept()
-            except OSError:  # closed
-                return
-            upstream = socket.create_connection(self.target)
-            self._sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        for sock in [self._server, *self._sockets]:
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.close()
 
 
 class Child:
@@ -283,6 +241,19 @@ class SchedulerProcess(Child):
         super().__init__(f"scheduler-{instance_id}", argv, env, log_path)
 
 
+class ProxyProcess(Child):
+    """tests/tcp_proxy.py: forwards ``port`` to ``target`` (a database server, for fault tests)."""
+
+    def __init__(self, port: int, target: tuple[str, int], env: Mapping[str, str], log_path: Path) -> None:
+        self.port = port
+        self.target = target
+        argv = [sys.executable, "-m", "tests.tcp_proxy", "--port", str(port), "--target", f"{target[0]}:{target[1]}"]
+        super().__init__(f"proxy-{port}", argv, env, log_path)
+
+    def listening(self) -> bool:
+        return "listening" in self.log_text()
+
+
 class ExecutorProcess(Child):
     """An executor built on ``scheduler_sdk.Executor``: the journalling test executor or the demo."""
 
@@ -371,6 +342,27 @@ class Processes:
         child = SchedulerProcess(instance_id, {**self.env, **env}, self._log_path(f"scheduler-{instance_id}"))
         self.children.append(child)
         return child
+
+    def start_proxy(self, target: tuple[str, int], port: int | None = None) -> ProxyProcess:
+        """A TCP proxy to ``target`` on ``port`` (default: a free one), once it listens."""
+        port = port or free_port()
+        child = ProxyProcess(port, target, self.env, self._log_path(f"proxy-{port}-{len(self.children)}"))
+        self.children.append(child)
+        self._wait_alive(child, child.listening, 30, f"the proxy on port {port} to listen")
+        return child
+
+    def restart_web(self) -> WebServer:
+        """A new web server on the port of the one before (which must have ended), so callers need not know."""
+        assert self.web is not None and not self.web.alive
+        old = self.web
+        self.web = WebServer(old.port, self.env, self._log_path(f"web-{len(self.children)}"), argv=old.argv,
+                             name=old.name, gunicorn_workers=old.gunicorn_workers)
+        self.children.append(self.web)
+        return self.web
+
+    def web_log_text(self) -> str:
+        """Every web server's log, the restarted ones included."""
+        return "".join(child.log_text() for child in self.children if isinstance(child, WebServer))
 
     def start_executor(self, instance_id: str, *, demo: bool = False, max_workers: int = 8,
                        scheduler: str | None = None, port: int = 0) -> ExecutorProcess:

@@ -1,13 +1,16 @@
-"""The chaos suite: a real cluster under a seeded storm of leader failures, then an audit of the database.
+"""The chaos suite: a real cluster under a seeded storm of failures, then an audit of the database.
 
-Three ``runscheduler`` nodes on one MariaDB/MySQL (or PostgreSQL) database, one web server (callbacks), three
-chaos executors (tests/chaos/chaos_executor.py) and 200 tasks with second-level crons across the three
-execution modes and misfire policies, whose handlers succeed, fail, hang past their timeout, lose results or
-send them twice. While they run, the current leader is SIGKILLed (a fresh node replaces it) or SIGSTOPped for
-a random time and SIGCONTed, and so is an executor (a killed one is restarted with its instance id), at
-random intervals from a seeded RNG. Then the tasks are paused, the cluster
-settles, every node is stopped and :func:`audit` checks what the database (and the executors' journals and
-the web server's access log) recorded:
+Three ``runscheduler`` nodes on one MariaDB/MySQL (or PostgreSQL) database, reached through a proxy of the
+run's own (tests/tcp_proxy.py), one web server (callbacks), three chaos executors
+(tests/chaos/chaos_executor.py) and 200 tasks with second-level crons across the three execution modes and
+misfire policies, whose handlers succeed, fail, hang past their timeout, lose results or send them twice.
+While they run, at random intervals from a seeded RNG and each kind in turn (see KINDS): the leader is
+SIGKILLed (a fresh node replaces it) or SIGSTOPped for a while, the database is killed or frozen for a while
+(its proxy: the server is shared), the web server is killed for a while, or a node whose clock is 30 s ahead
+(libfaketime) joins for a while, or an executor is SIGKILLed (restarted at once under its instance id)
+or SIGSTOPped for a while. Stuck executions are looked for every second meanwhile. Then the tasks are
+paused once firing has caught up, the cluster settles, every node is stopped and :func:`audit` checks what
+the database (and the executors' journals and the web server's access log) recorded:
 
 1. no fire has two first attempts: no (task, scheduled_time) with two attempt-0 rows, and no executor ran
    the first attempt of one fire twice; no execution started on two executors (their journals);
@@ -22,7 +25,10 @@ the web server's access log) recorded:
 6. each fire's attempts stop exactly at its task's max_retry: none beyond it, none owed and missing;
 7. a fan-out/fan-in workflow firing every few seconds alongside: every run reached a final state, each node
    ran at most once per attempt (no two rows with one node key and attempt, no execution started twice), no
-   (workflow, scheduled time) has two runs, and a run's status agrees with its nodes.
+   (workflow, scheduled time) has two runs, and a run's status agrees with its nodes;
+8. nothing was stuck during the storm (overdue by STUCK_AFTER_SECONDS), no node 30 s ahead led, and no gap
+   in the dispatches executors received was longer than the longest disruption plus a failover. Recovery is
+   reported from each signal (SIGSTOP, not SIGCONT) to a live leader and to the next dispatch received.
 
 Used by tests/chaos/test_chaos.py (2 minutes, in the normal suite on MariaDB) and bench/chaos.py (on demand).
 """
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import glob
 import random
 import re
 import signal
@@ -47,8 +54,10 @@ from tests.processes import (
     Cluster,
     ExecutorProcess,
     Processes,
+    ProxyProcess,
     SchedulerProcess,
     WaitTimeout,
+    database_url,
     slug,
     wait_for,
 )
@@ -160,6 +169,18 @@ def start_chaos_executor(procs: Processes, instance_id: str, *, max_workers: int
     return child
 
 
+def through_proxy(procs: Processes) -> ProxyProcess:
+    """Points every child at the database through a proxy of its own (tests/tcp_proxy.py), which the storm
+    kills or freezes instead of the database server, which other runs share."""
+    from django.db import connection
+
+    settings = connection.settings_dict
+    default_port = 3306 if connection.vendor == "mysql" else 5432
+    proxy = procs.start_proxy((settings.get("HOST") or "127.0.0.1", int(settings.get("PORT") or default_port)))
+    procs.env["DATABASE_URL"] = database_url({**settings, "HOST": "127.0.0.1", "PORT": proxy.port})
+    return proxy
+
+
 def start_cluster(procs: Processes, timeout: float = 60) -> Cluster:
     """Web server, three nodes (one elected) and three registered chaos executors."""
     cluster = Cluster(procs).start(schedulers=NODES, executors=(), timeout=timeout)
@@ -220,14 +241,13 @@ def create_workflow(cluster: Cluster, now: datetime) -> str:
 
 # --- disruptions -------------------------------------------------------------------------------------
 
-LEADER_DISRUPTIONS = ("SIGKILL", "SIGSTOP")
-EXECUTOR_DISRUPTIONS = ("executor SIGKILL", "executor SIGSTOP")
+LEADER_DISRUPTIONS = ("SIGKILL", "SIGSTOP")  # the ones that may change the leader
 
 
 @dataclass
 class Disruption:
     at: float  # seconds since the storm began
-    kind: str  # one of LEADER_DISRUPTIONS or EXECUTOR_DISRUPTIONS
+    kind: str  # one of KINDS
     node: str
     wall: float = 0.0  # time.time() of the signal (SIGSTOP for a freeze), to compare with executor journals
     frozen_for: float = 0.0
@@ -236,10 +256,7 @@ class Disruption:
     to_dispatch: float | None = None  # seconds from the signal to the next dispatch an executor received
 
     def __str__(self) -> str:
-        signal_name = self.kind.split()[-1]
-        what = f"SIGSTOP {self.frozen_for:4.1f} s" if signal_name == "SIGSTOP" else "SIGKILL       "
-        if self.kind in EXECUTOR_DISRUPTIONS:
-            return f"t={self.at:6.1f} s  {what} executor {self.node}"
+        what = f"{self.kind:<9} {self.frozen_for:4.1f} s" if self.frozen_for else f"{self.kind:<16}"
         return (f"t={self.at:6.1f} s  {what} {self.node:>4} -> leader {self.new_leader:>4} "
                 f"(a live leader {self.recovered_in:.2f} s after the signal)")
 
@@ -247,8 +264,8 @@ class Disruption:
 # An execution overdue this long during the storm is stuck: longer than any outage a disruption causes
 # (the lock's idle timeout, or an idle transaction's, plus an election), so a working leader had time.
 STUCK_AFTER_SECONDS = 20.0
-# Firing may stop for the lock's idle timeout (a frozen leader keeps the lock until then) and an election;
-# a longer gap in dispatches means something else held it up.
+# Firing may stop for as long as a disruption lasts (a database outage), plus the lock's idle timeout (a
+# frozen leader keeps the lock until then) and an election; a longer gap means something else held it up.
 GAP_MARGIN_SECONDS = 5.0
 
 
@@ -273,20 +290,28 @@ class StuckWatch:
             self.found.setdefault(row.pk, f"{row.pk} ({row.status}, task {row.task_id} @ "
                                           f"{row.scheduled_time.isoformat()}, seen {datetime.now(UTC):%H:%M:%S})")
 
-    def wait(self, seconds: float) -> None:
-        """Sleeps ``seconds`` (a length the storm chose), checking every second meanwhile."""
-        end = time.monotonic() + seconds
-        while (left := end - time.monotonic()) > 0:
-            self.check()
-            time.sleep(min(1.0, left))
+
+# What a disruption does: the leader SIGKILLed (a fresh node replaces it) or SIGSTOPped for a while; the
+# database (the proxy every child reaches it through) killed — connections drop, new ones are refused — or
+# frozen for a while; the web server killed for a while (then started again on its port); a node whose clock
+# is 30 s ahead started for a while (it must never lead); an executor killed (and restarted at once) or
+# frozen for a while.
+KINDS = ("SIGKILL", "SIGSTOP", "DB-DOWN", "DB-FREEZE", "WEB-DOWN", "SKEW", "EXECUTOR-KILL", "EXECUTOR-FREEZE")
+LIBFAKETIME = next(iter(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")), "")
+SKEWED_CLOCK = {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": "+30s", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
 
 class Storm:
-    """Signals the leader, or an executor, at random intervals. Everything random comes from one seeded RNG."""
+    """Disrupts the cluster at random intervals, each kind in turn (in an order shuffled for every round).
+    Everything random comes from one seeded RNG."""
 
     def __init__(self, cluster: Cluster, rng: random.Random, *, gap: tuple[float, float],
-                 freeze: tuple[float, float], say: Callable[[str], None] = print) -> None:
+                 freeze: tuple[float, float], db: ProxyProcess, say: Callable[[str], None] = print) -> None:
         self.cluster = cluster
+        self.db = db
+        self.kinds = [kind for kind in KINDS if kind != "SKEW" or LIBFAKETIME]
+        self._round: list[str] = []
+        self.skewed_led: list[str] = []
         self.watch = StuckWatch(timedelta(seconds=child_tunable(cluster.procs, "SCHEDULER_TIMEOUT_GRACE_SECONDS",
                                                                 "TIMEOUT_GRACE_SECONDS")))
         self.rng = rng
@@ -305,54 +330,105 @@ class Storm:
     def wait_leader(self, timeout: float = 60) -> SchedulerProcess:
         return self.cluster.wait_until(self.live_leader, timeout, "one live leader", interval=0.02)
 
+    def next_kind(self) -> str:
+        if not self._round:
+            self._round = list(self.kinds)
+            self.rng.shuffle(self._round)
+        return self._round.pop()
+
     def run(self, seconds: float) -> list[Disruption]:
         began = time.monotonic()
         while time.monotonic() - began + self.gap[0] < seconds:
-            self.watch.wait(self.rng.uniform(*self.gap))  # the random interval between disruptions, by design
+            self.hold(self.rng.uniform(*self.gap))  # the random interval between disruptions, by design
             leader = self.wait_leader()
-            kind = self.rng.choice(LEADER_DISRUPTIONS + EXECUTOR_DISRUPTIONS)
-            if kind in EXECUTOR_DISRUPTIONS:
-                self.disrupt_executor(kind, began)
-                continue
+            kind = self.next_kind()
             event = Disruption(at=time.monotonic() - began, kind=kind, node=leader.instance_id, wall=time.time())
-            signalled = time.monotonic()
-            if kind == "SIGKILL":
-                leader.send(signal.SIGKILL)
-                leader.wait(10)
-                self.serial += 1
-                replacement = f"s{self.serial}"
-                self.cluster.schedulers[replacement] = self.cluster.procs.start_scheduler(replacement)
-            else:
+            if kind not in ("SIGKILL", "EXECUTOR-KILL"):  # the length of a freeze or an outage is the disruption
                 event.frozen_for = self.rng.uniform(*self.freeze)
-                leader.freeze()
-                self.watch.wait(event.frozen_for)  # the length of the freeze is the disruption itself
-                leader.thaw()
+            signalled = time.monotonic()
+            back_at = getattr(self, f"_{kind.lower().replace('-', '_')}")(leader, event)
             event.new_leader = self.wait_leader().instance_id
-            event.recovered_in = time.monotonic() - signalled
-            self.record(event)
+            event.recovered_in = (back_at or time.monotonic()) - signalled
+            self.disruptions.append(event)
+            self.say(f"  #{len(self.disruptions):<3} {event}")
         return self.disruptions
 
-    def record(self, event: Disruption) -> None:
-        self.disruptions.append(event)
-        self.say(f"  #{len(self.disruptions):<3} {event}")
+    def hold(self, seconds: float, *, frozen: SchedulerProcess | None = None) -> float | None:
+        """Sleeps ``seconds`` (a length the storm chose), looking for stuck runs every second; while
+        ``frozen`` is the frozen leader, also for another live leader. Returns when one appeared."""
+        end = time.monotonic() + seconds
+        next_check, back_at = 0.0, None
+        while (left := end - time.monotonic()) > 0:
+            if time.monotonic() >= next_check:
+                self.watch.check()
+                next_check = time.monotonic() + 1.0
+            if frozen is not None and back_at is None and self.live_leader() is not None:
+                back_at = time.monotonic()
+            time.sleep(min(0.1, left))
+        return back_at
 
-    def disrupt_executor(self, kind: str, began: float) -> None:
-        """SIGKILL an executor and start it again under its instance id (its outbox file keeps its results),
-        or freeze it for a while: what it held is lost and retried, and it must never start a run it was not
-        given, nor one given to another meanwhile (audited from the journals)."""
-        instance_id = self.rng.choice(sorted(self.cluster.executors))
+    def _executor_kill(self, leader: SchedulerProcess, event: Disruption) -> None:
+        """An executor SIGKILLed and started again under its instance id (its outbox file keeps its results):
+        what it held is lost and retried, and it must never start a run given to another meanwhile."""
+        event.node = instance_id = self.rng.choice(sorted(self.cluster.executors))
         child = self.cluster.executors[instance_id]
-        event = Disruption(at=time.monotonic() - began, kind=kind, node=instance_id, wall=time.time())
-        if kind == "executor SIGKILL":
-            child.send(signal.SIGKILL)
-            child.wait(10)
-            self.cluster.executors[instance_id] = start_chaos_executor(self.cluster.procs, instance_id)
-        else:
-            event.frozen_for = self.rng.uniform(*self.freeze)
-            child.freeze()
-            self.watch.wait(event.frozen_for)  # the length of the freeze is the disruption itself
-            child.thaw()
-        self.record(event)
+        child.send(signal.SIGKILL)
+        child.wait(10)
+        self.cluster.executors[instance_id] = start_chaos_executor(self.cluster.procs, instance_id)
+
+    def _executor_freeze(self, leader: SchedulerProcess, event: Disruption) -> None:
+        """An executor frozen for a while: once thawed it must not start a run whose accept-by passed."""
+        event.node = instance_id = self.rng.choice(sorted(self.cluster.executors))
+        child = self.cluster.executors[instance_id]
+        child.freeze()
+        self.hold(event.frozen_for)
+        child.thaw()
+
+    def _sigkill(self, leader: SchedulerProcess, event: Disruption) -> None:
+        leader.send(signal.SIGKILL)
+        leader.wait(10)
+        self.serial += 1
+        replacement = f"s{self.serial}"
+        self.cluster.schedulers[replacement] = self.cluster.procs.start_scheduler(replacement)
+
+    def _sigstop(self, leader: SchedulerProcess, event: Disruption) -> float | None:
+        leader.freeze()
+        back_at = self.hold(event.frozen_for, frozen=leader)
+        leader.thaw()
+        return back_at
+
+    def _db_down(self, leader: SchedulerProcess, event: Disruption) -> None:
+        event.node = "db"
+        self.db.send(signal.SIGKILL)
+        self.db.wait(10)
+        self.hold(event.frozen_for)
+        self.db = self.cluster.procs.start_proxy(self.db.target, self.db.port)
+
+    def _db_freeze(self, leader: SchedulerProcess, event: Disruption) -> None:
+        event.node = "db"
+        self.db.freeze()
+        self.hold(event.frozen_for)
+        self.db.thaw()
+
+    def _web_down(self, leader: SchedulerProcess, event: Disruption) -> None:
+        event.node = "web"
+        procs = self.cluster.procs
+        assert procs.web is not None
+        procs.web.send(signal.SIGKILL)
+        procs.web.wait(10)
+        self.hold(event.frozen_for)
+        procs.restart_web()
+        procs.wait_web()
+
+    def _skew(self, leader: SchedulerProcess, event: Disruption) -> None:
+        self.serial += 1
+        node = event.node = f"s{self.serial}-skewed"
+        self.cluster.schedulers[node] = skewed = self.cluster.procs.start_scheduler(node, **SKEWED_CLOCK)
+        self.hold(event.frozen_for)
+        skewed.send(signal.SIGKILL)
+        skewed.wait(10)
+        if "is now the leader" in skewed.log_text():
+            self.skewed_led.append(f"{node} (clock 30 s ahead) led")
 
 
 # --- settling ----------------------------------------------------------------------------------------
@@ -462,6 +538,7 @@ class Audit:
     duplicate_workflow_runs: list[str] = field(default_factory=list)
     inconsistent_runs: list[str] = field(default_factory=list)
     stuck_during_storm: list[str] = field(default_factory=list)
+    skewed_led: list[str] = field(default_factory=list)
     largest_dispatch_gap: float = 0.0  # seconds between two dispatches executors received, during the storm
     largest_gap_at: float = 0.0  # seconds into the storm where it began
     gap_limit: float = float("inf")  # a larger gap is a problem: firing stopped longer than any failover takes
@@ -476,6 +553,7 @@ class Audit:
             ("misfire handling that contradicts the task's policy", self.policy_mismatches),
             ("executions non-terminal past timeout + grace", self.stuck),
             (f"executions stuck during the storm (overdue > {STUCK_AFTER_SECONDS:g} s)", self.stuck_during_storm),
+            ("nodes whose clock was 30 s ahead that led", self.skewed_led),
             (f"dispatch gaps over {self.gap_limit:g} s", [f"{self.largest_dispatch_gap:.2f} s at "
                                                         f"t={self.largest_gap_at:.1f} s"]
              if self.largest_dispatch_gap > self.gap_limit else []),
@@ -491,6 +569,17 @@ class Audit:
         ]
         return [f"{label}: {len(found)}, e.g. {found[:5]}" for label, found in checks if found]
 
+    def recovery_table(self) -> list[str]:
+        """One line per kind of disruption: how many, and the slowest recovery from the signal."""
+        lines = ["  kind        count  to a live leader (max)  to the next dispatch (max)"]
+        for kind in KINDS:
+            events = [d for d in self.disruptions if d.kind == kind]
+            if events:
+                leader = max(d.recovered_in for d in events)
+                dispatch = max((d.to_dispatch for d in events if d.to_dispatch is not None), default=0.0)
+                lines.append(f"  {kind:<10} {len(events):>6}  {leader:>20.2f} s  {dispatch:>24.2f} s")
+        return lines
+
     def report(self) -> str:
         kinds = Counter(d.kind for d in self.disruptions)
         leader = [d for d in self.disruptions if d.kind in LEADER_DISRUPTIONS]
@@ -499,14 +588,14 @@ class Audit:
         dispatched = sorted(d.to_dispatch for d in self.disruptions if d.to_dispatch is not None) or [0.0]
         lines = [
             f"chaos report: seed {self.seed}, storm {self.seconds:.0f} s, settle {self.settle_seconds:.1f} s",
-            f"disruptions: {len(self.disruptions)} (leader: {kinds['SIGKILL']} SIGKILL, {kinds['SIGSTOP']} SIGSTOP; "
-            f"executors: {kinds['executor SIGKILL']} SIGKILL, {kinds['executor SIGSTOP']} SIGSTOP); "
-            f"leader changed {takeovers} times",
+            f"disruptions: {len(self.disruptions)} (" + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+            + f"); leader changed {takeovers} times",
             f"recovery, from the signal (SIGSTOP, not SIGCONT): to a live leader max {recover[-1]:.2f} s, median "
             f"{recover[len(recover) // 2]:.2f} s; to the next dispatch an executor received max "
             f"{dispatched[-1]:.2f} s, median {dispatched[len(dispatched) // 2]:.2f} s",
             f"largest gap between dispatches executors received: {self.largest_dispatch_gap:.2f} s "
             f"(at t={self.largest_gap_at:.1f} s; limit {self.gap_limit:g} s)",
+            *self.recovery_table(),
             f"fire times in the window: {self.fire_times}: " + ", ".join(
                 f"{kind} {n}" for kind, n in sorted(self.accounted.items())),
             f"execution rows: {sum(self.rows_by_status.values())} ({self.retries} retries): " + ", ".join(
@@ -525,6 +614,7 @@ class Audit:
             f"  fire times unaccounted for:                          {len(self.unaccounted)}",
             f"  misfire handling contradicting the policy:           {len(self.policy_mismatches)}",
             f"  executions stuck during the storm:                   {len(self.stuck_during_storm)}",
+            f"  nodes 30 s ahead that led:                           {len(self.skewed_led)}",
             f"  executions non-terminal at the end:                  {len(self.non_terminal)}",
             f"    of which past timeout + grace (or pending, due):   {len(self.stuck)}",
             f"  results applied twice (executor journals):           {len(self.applied_twice_journal)}",
@@ -547,10 +637,11 @@ def audit(cluster: Cluster, first_fire: dict[str, datetime], *, seed: int, storm
     from executions.models import TaskExecution
     from tasks.models import Task
 
+    longest = max((d.frozen_for for d in storm.disruptions), default=0.0)
     result = Audit(seed=seed, seconds=window[1] - window[0], disruptions=storm.disruptions,
                    settle_seconds=settle_seconds, stuck_during_storm=list(storm.watch.found.values()),
-                   gap_limit=child_tunable(cluster.procs, "SCHEDULER_LOCK_IDLE_TIMEOUT", "LOCK_IDLE_TIMEOUT_SECONDS")
-                   + GAP_MARGIN_SECONDS)
+                   skewed_led=storm.skewed_led, gap_limit=longest + GAP_MARGIN_SECONDS
+                   + child_tunable(cluster.procs, "SCHEDULER_LOCK_IDLE_TIMEOUT", "LOCK_IDLE_TIMEOUT_SECONDS"))
     tasks = {task.pk: task for task in Task.objects.filter(pk__in=list(first_fire))}
     rows = list(TaskExecution.objects.filter(task_id__in=list(tasks)).values(
         "id", "task_id", "scheduled_time", "trigger_type", "retry_count", "status", "logs", "start_time",
@@ -564,7 +655,7 @@ def audit(cluster: Cluster, first_fire: dict[str, datetime], *, seed: int, storm
     _check_runs(result, journal)
     _check_started_on_two(result, journals)
     _check_dispatch_gaps(result, journal, window)
-    _check_callbacks(result, journal, cluster.procs.web.log_text() if cluster.procs.web else "", rows)
+    _check_callbacks(result, journal, cluster.procs.web_log_text(), rows)
     grace = timedelta(seconds=child_tunable(cluster.procs, "SCHEDULER_TIMEOUT_GRACE_SECONDS", "TIMEOUT_GRACE_SECONDS"))
     _check_stuck(result, rows, datetime.now(UTC), grace)
     _check_sequential(result, tasks, rows, journal)
@@ -806,12 +897,13 @@ def run_chaos(procs: Processes, *, seconds: float, seed: int, gap: tuple[float, 
         procs.env.update(CHAOS_TUNABLES)
     say(f"chaos: seed {seed}, {seconds:.0f} s storm, disruptions every {gap[0]:g}-{gap[1]:g} s, "
         f"freezes {freeze[0]:g}-{freeze[1]:g} s; logs in {procs.log_dir}")
+    db = through_proxy(procs)
     cluster = start_cluster(procs)
     specs = workload(rng)
     first_fire = create_tasks(cluster, specs, datetime.now(UTC))
     create_workflow(cluster, datetime.now(UTC))
     say(f"chaos: {len(specs)} tasks and a workflow created; leader {cluster.leaders()}")
-    storm = Storm(cluster, rng, gap=gap, freeze=freeze, say=say)
+    storm = Storm(cluster, rng, gap=gap, freeze=freeze, db=db, say=say)
     began = time.time()
     storm.run(seconds)
     window = (began, time.time())

@@ -1,5 +1,6 @@
 """The 2-minute chaos run (tests/chaos/harness.py): a real three-node cluster whose leader and executors are
-SIGKILLed and SIGSTOPped at random while 200 tasks fire, then an audit of what was recorded. Needs MariaDB/MySQL (the
+SIGKILLed and SIGSTOPped, whose database and web server go down or freeze and which a node with a skewed clock
+joins, at random while 200 tasks fire, then an audit of what was recorded. Needs MariaDB/MySQL (the
 suite's database with server-side locks); the seed is printed and can be replayed with CHAOS_SEED.
 
 The 10-minute run is ``bench/chaos.py --minutes 10``.
@@ -13,7 +14,7 @@ import random
 import pytest
 from django.db import connection
 
-from tests.chaos.harness import EXECUTOR_DISRUPTIONS, LEADER_DISRUPTIONS, run_chaos
+from tests.chaos.harness import KINDS, LIBFAKETIME, run_chaos
 
 pytestmark = [
     pytest.mark.multinode,
@@ -32,8 +33,7 @@ def test_cluster_keeps_its_guarantees_through_two_minutes_of_leader_and_executor
     print(report)
 
     assert len(result.disruptions) >= 8, report
-    kinds = {d.kind for d in result.disruptions}
-    assert set(LEADER_DISRUPTIONS) <= kinds and kinds & set(EXECUTOR_DISRUPTIONS), report
+    assert {d.kind for d in result.disruptions} == {kind for kind in KINDS if kind != "SKEW" or LIBFAKETIME}, report
     assert result.accounted["executed"] > 500, report
     assert sum(result.workflow_runs.values()) > 10, report
     assert result.problems == [], report

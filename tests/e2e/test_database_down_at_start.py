@@ -1,8 +1,8 @@
 """A node started while its database is down waits for it (logging each attempt, backing off) instead of
 exiting, and leads once the database answers; ``quickstart`` waits the same way before migrating.
 
-The database is "down" because nothing listens on the port the children are given; a proxy in the test
-process then starts listening there and forwards to the real server. Needs a database server (MariaDB/MySQL
+The database is "down" because nothing listens on the port the children are given; a proxy
+(tests/tcp_proxy.py) then starts listening there and forwards to the real server. Needs a database server (MariaDB/MySQL
 or PostgreSQL): SQLite has no port to be closed.
 """
 
@@ -17,7 +17,7 @@ import sys
 import pytest
 from django.db import connection
 
-from tests.processes import MANAGE, Child, TcpProxy, database_url, free_port, wait_for
+from tests.processes import MANAGE, Child, database_url, free_port, wait_for
 
 pytestmark = [
     pytest.mark.e2e,
@@ -28,17 +28,20 @@ pytestmark = [
 ATTEMPT = re.compile(r"database unreachable \(attempt (\d+)\)")
 
 
-@pytest.fixture
-def proxy():
+def database_server() -> tuple[str, int]:
     settings = connection.settings_dict
     default_port = 3306 if connection.vendor == "mysql" else 5432
-    forwarder = TcpProxy((settings.get("HOST") or "127.0.0.1", int(settings.get("PORT") or default_port)))
-    yield forwarder
-    forwarder.close()
+    return settings.get("HOST") or "127.0.0.1", int(settings.get("PORT") or default_port)
 
 
-def through(proxy: TcpProxy) -> str:
-    return database_url({**connection.settings_dict, "HOST": "127.0.0.1", "PORT": proxy.port})
+@pytest.fixture
+def closed_port() -> int:
+    """Where the children look for the database: nothing listens there until the test starts the proxy."""
+    return free_port()
+
+
+def through(port: int) -> str:
+    return database_url({**connection.settings_dict, "HOST": "127.0.0.1", "PORT": port})
 
 
 def attempts(child: Child) -> list[int]:
@@ -52,14 +55,14 @@ def alive_and(child: Child, condition):
     return check
 
 
-def test_scheduler_started_while_the_database_is_down_waits_then_leads(procs, proxy):
+def test_scheduler_started_while_the_database_is_down_waits_then_leads(procs, closed_port):
     from scheduling.models import SchedulerInstance
 
-    node = procs.start_scheduler("late-node", DATABASE_URL=through(proxy))
+    node = procs.start_scheduler("late-node", DATABASE_URL=through(closed_port))
     wait_for(alive_and(node, lambda: len(attempts(node)) >= 3), 30, interval=0.1,
              message="three logged attempts to reach the database")
 
-    proxy.open()
+    procs.start_proxy(database_server(), closed_port)
     wait_for(alive_and(node, lambda: SchedulerInstance.objects.filter(instance_id="late-node", is_leader=True)
                        .exists()), 30, interval=0.1, message="the node to lead once the database answers")
 
@@ -69,16 +72,16 @@ def test_scheduler_started_while_the_database_is_down_waits_then_leads(procs, pr
     assert "OperationalError" not in node.log_text()
 
 
-def test_quickstart_started_while_the_database_is_down_waits_then_starts_everything(procs, proxy):
+def test_quickstart_started_while_the_database_is_down_waits_then_starts_everything(procs, closed_port):
     port = free_port()
     argv = [sys.executable, str(MANAGE), "quickstart", "--port", str(port), "--executor-port", str(free_port())]
-    env = {**procs.env, "DATABASE_URL": through(proxy)}
+    env = {**procs.env, "DATABASE_URL": through(closed_port)}
     child = Child("quickstart", argv, env, procs.log_dir / "quickstart.log")
     procs.children.append(child)
     try:
         wait_for(alive_and(child, lambda: len(attempts(child)) >= 2), 30, interval=0.1,
                  message="two logged attempts to reach the database")
-        proxy.open()
+        procs.start_proxy(database_server(), closed_port)
         wait_for(alive_and(child, lambda: "Running. API" in child.log_text()), 60, interval=0.2,
                  message="quickstart to start its processes once the database answers")
     finally:
