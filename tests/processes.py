@@ -352,7 +352,8 @@ class Processes:
         return child
 
     def restart_web(self) -> WebServer:
-        """A new web server on the port of the one before (which must have ended), so callers need not know."""
+        """A new web server on the port of the one before (which must have ended): executors and nodes reach
+        it where they did."""
         assert self.web is not None and not self.web.alive
         old = self.web
         self.web = WebServer(old.port, self.env, self._log_path(f"web-{len(self.children)}"), argv=old.argv,
