@@ -13,7 +13,11 @@ class Command(DjangoMigrate):
         connection = connections[options["database"]]
         sql = UNLIMITED_MARIADB if connection.vendor == "mysql" and connection.mysql_is_mariadb else \
             UNLIMITED.get(connection.vendor)
-        if sql:
-            with connection.cursor() as cursor:
-                cursor.execute(sql)
-        return super().handle(*args, **options)
+        if sql is None:
+            return super().handle(*args, **options)
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+        try:
+            return super().handle(*args, **options)
+        finally:  # whatever runs next in this process (tests, quickstart) reconnects with the limit
+            connection.close()
