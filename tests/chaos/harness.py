@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import glob
 import random
 import re
 import signal
@@ -51,12 +50,14 @@ from typing import Any
 
 from tests.processes import (
     FAST_TUNABLES,
+    LIBFAKETIME,
     Cluster,
     ExecutorProcess,
     Processes,
     ProxyProcess,
     SchedulerProcess,
     WaitTimeout,
+    clock_ahead,
     database_url,
     slug,
     wait_for,
@@ -297,8 +298,6 @@ class StuckWatch:
 # is 30 s ahead started for a while (it must never lead); an executor killed (and restarted at once) or
 # frozen for a while.
 KINDS = ("SIGKILL", "SIGSTOP", "DB-DOWN", "DB-FREEZE", "WEB-DOWN", "SKEW", "EXECUTOR-KILL", "EXECUTOR-FREEZE")
-LIBFAKETIME = next(iter(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")), "")
-SKEWED_CLOCK = {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": "+30s", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
 
 class Storm:
@@ -310,6 +309,9 @@ class Storm:
         self.cluster = cluster
         self.db = db
         self.kinds = [kind for kind in KINDS if kind != "SKEW" or LIBFAKETIME]
+        self.actions = {"SIGKILL": self._sigkill, "SIGSTOP": self._sigstop, "DB-DOWN": self._db_down,
+                        "DB-FREEZE": self._db_freeze, "WEB-DOWN": self._web_down, "SKEW": self._skew,
+                        "EXECUTOR-KILL": self._executor_kill, "EXECUTOR-FREEZE": self._executor_freeze}
         self._round: list[str] = []
         self.skewed_led: list[str] = []
         self.watch = StuckWatch(timedelta(seconds=child_tunable(cluster.procs, "SCHEDULER_TIMEOUT_GRACE_SECONDS",
@@ -346,7 +348,7 @@ class Storm:
             if kind not in ("SIGKILL", "EXECUTOR-KILL"):  # the length of a freeze or an outage is the disruption
                 event.frozen_for = self.rng.uniform(*self.freeze)
             signalled = time.monotonic()
-            back_at = getattr(self, f"_{kind.lower().replace('-', '_')}")(leader, event)
+            back_at = self.actions[kind](leader, event)
             event.new_leader = self.wait_leader().instance_id
             event.recovered_in = (back_at or time.monotonic()) - signalled
             self.disruptions.append(event)
@@ -423,7 +425,7 @@ class Storm:
     def _skew(self, leader: SchedulerProcess, event: Disruption) -> None:
         self.serial += 1
         node = event.node = f"s{self.serial}-skewed"
-        self.cluster.schedulers[node] = skewed = self.cluster.procs.start_scheduler(node, **SKEWED_CLOCK)
+        self.cluster.schedulers[node] = skewed = self.cluster.procs.start_scheduler(node, **clock_ahead(30))
         self.hold(event.frozen_for)
         skewed.send(signal.SIGKILL)
         skewed.wait(10)

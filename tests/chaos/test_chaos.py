@@ -14,7 +14,8 @@ import random
 import pytest
 from django.db import connection
 
-from tests.chaos.harness import KINDS, LIBFAKETIME, run_chaos
+from tests.chaos.harness import KINDS, run_chaos
+from tests.processes import LIBFAKETIME
 
 pytestmark = [
     pytest.mark.multinode,

@@ -8,7 +8,6 @@ server clock to measure against (MariaDB/MySQL or PostgreSQL; SQLite has none).
 
 from __future__ import annotations
 
-import glob
 import signal
 import time
 
@@ -16,8 +15,7 @@ import pytest
 from django.db import connection
 
 from scheduling.models import SchedulerInstance
-
-LIBFAKETIME = next(iter(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")), "")
+from tests.processes import LIBFAKETIME, clock_ahead
 
 pytestmark = [
     pytest.mark.multinode,
@@ -28,10 +26,6 @@ pytestmark = [
                        reason="needs a database server's clock to measure against; SQLite has none"),
 ]
 
-# What ``faketime -f +30s`` sets up, preloaded into the node itself (the faketime command would stay in
-# between as its parent, and the node would outlive the test's kill). libfaketime also fakes CLOCK_MONOTONIC
-# by default, which leaves Python's timed waits (Event.wait) hanging.
-SKEWED = {"LD_PRELOAD": LIBFAKETIME, "FAKETIME": "+30s", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
 
 def row(instance_id: str) -> SchedulerInstance | None:
@@ -45,7 +39,7 @@ def refusing(instance_id: str) -> SchedulerInstance | None:
 
 def test_a_node_30_seconds_ahead_refuses_to_lead_while_a_correct_node_leads(cluster):
     cluster.start(schedulers=(), executors=(), wait_leader=False)
-    skewed = cluster.schedulers["skewed"] = cluster.procs.start_scheduler("skewed", **SKEWED)
+    skewed = cluster.schedulers["skewed"] = cluster.procs.start_scheduler("skewed", **clock_ahead(30))
 
     refused = cluster.wait_until(lambda: refusing("skewed"), 30, "the skewed node to record its refusal")
     assert refused.clock_offset_seconds == pytest.approx(-30, abs=1) and not refused.is_leader
