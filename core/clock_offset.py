@@ -46,6 +46,16 @@ def measured_offset(samples: Iterable[ClockSample]) -> ClockOffset:
     return ClockOffset((best.server - midpoint).total_seconds(), round_trip.total_seconds() / 2)
 
 
+def adopted(previous: ClockOffset | None, new: ClockOffset, max_error: float) -> ClockOffset:
+    """The offset to use from now on: the new measurement, unless even its best round trip was slow (a
+    stalled database) and a sharper earlier one exists. Clocks drift by parts per million, so the earlier
+    one stays good for far longer than a stall lasts; a slow measurement would move the clock by up to
+    half its round trip."""
+    if previous is None or new.error <= max_error or new.error <= previous.error:
+        return new
+    return previous
+
+
 def too_far(offset: ClockOffset, limit: float) -> bool:
     """Whether the offset surely exceeds ``limit`` seconds, even at the near edge of its error bound: a slow
     round trip never makes a correct clock look wrong."""

@@ -18,7 +18,7 @@ from typing import Protocol
 from django.db import connection
 
 from core.clock import utc_now
-from core.clock_offset import NO_OFFSET, ClockOffset, ClockSample, measured_offset
+from core.clock_offset import NO_OFFSET, ClockOffset, ClockSample, adopted, measured_offset
 
 
 class MeasuredClock(Protocol):
@@ -33,6 +33,9 @@ SERVER_TIME_SQL = {
     "postgresql": "SELECT clock_timestamp()",
 }
 SAMPLES = 3  # the shortest of three round trips bounds the offset (core.clock_offset)
+# A measurement whose best round trip took longer than twice this (a stalled database) does not replace a
+# sharper one: it could move the clock by up to half its round trip.
+MAX_ERROR_SECONDS = 0.1
 
 
 class DatabaseClock:
@@ -42,6 +45,7 @@ class DatabaseClock:
     def __init__(self, local: Callable[[], datetime] = utc_now) -> None:
         self.local = local
         self.offset = NO_OFFSET
+        self._measured: ClockOffset | None = None
 
     def __call__(self) -> datetime:
         return self.local() + self.offset.correction
@@ -50,7 +54,8 @@ class DatabaseClock:
         sql = SERVER_TIME_SQL.get(connection.vendor)
         if sql is None:  # SQLite: no server clock
             return None
-        self.offset = measured_offset([self._sample(sql) for _ in range(SAMPLES)])
+        new = measured_offset([self._sample(sql) for _ in range(SAMPLES)])
+        self.offset = self._measured = adopted(self._measured, new, MAX_ERROR_SECONDS)
         return self.offset
 
     def _sample(self, sql: str) -> ClockSample:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.clock_offset import ClockOffset, ClockSample, describe, measured_offset, too_far
+from core.clock_offset import ClockOffset, ClockSample, adopted, describe, measured_offset, too_far
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -50,3 +50,16 @@ def test_a_clock_is_too_far_only_when_beyond_the_limit_at_the_edge_of_its_error(
 def test_description_says_which_way_and_how_sure():
     assert describe(ClockOffset(-30.0126, 0.0004)) == "30.013 s ahead of the database's (±0.000 s)"
     assert describe(ClockOffset(1.5, 0.25)) == "1.500 s behind the database's (±0.250 s)"
+
+
+SHARP, OLD_SHARP, SLOW = ClockOffset(-0.2, 0.001), ClockOffset(0.0, 0.002), ClockOffset(4.0, 3.0)
+
+
+@pytest.mark.parametrize(("previous", "new", "kept"), [
+    (None, SLOW, SLOW),  # the first measurement is all there is
+    (OLD_SHARP, SHARP, SHARP),  # a sharp one always replaces
+    (OLD_SHARP, SLOW, OLD_SHARP),  # a stalled database does not move a well-measured clock by seconds
+    (SLOW, ClockOffset(1.0, 2.0), ClockOffset(1.0, 2.0)),  # a slow one still beats a slower one
+])
+def test_a_slow_measurement_does_not_replace_a_sharper_one(previous, new, kept):
+    assert adopted(previous, new, max_error=0.1) == kept
