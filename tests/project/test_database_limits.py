@@ -35,5 +35,5 @@ def test_migrate_runs_without_the_statement_limit(transactional_db):
     seen = []
     with connection.execute_wrapper(lambda execute, sql, *rest: seen.append(sql) or execute(sql, *rest)):
         call_command("migrate", verbosity=0)
-    assert seen[0] in ("SET SESSION max_statement_time = 0", "SET statement_timeout = 0")
+    assert {"SET SESSION max_statement_time = 0", "SET statement_timeout = 0"} & set(seen)
     assert session_limits()[2] == settings.DATABASE_STATEMENT_TIMEOUT, "the limit stayed lifted after migrate"
