@@ -219,7 +219,8 @@ class SchedulerNode:
                                  ahead=self.fire_ahead, on_written=lambda rows: self.dispatcher.stage(rows, now))
         # Dispatch before firing: staged runs due now leave first; runs fired now are dispatched next tick,
         # which follows at once (a step that did work makes the loop go again without waiting).
-        fire_workflows = functools.partial(fire_due_workflows, still_leading=lambda: self._still_leading(now))
+        fire_workflows = functools.partial(fire_due_workflows, still_leading=lambda: self._still_leading(now),
+                                           fence=self.fence)
         for step in (self.dispatcher.dispatch_pending, fire, fire_workflows, self.dispatcher.sweep_timeouts,
                      self.dispatcher.sweep_leases):
             if not self._still_leading(now):

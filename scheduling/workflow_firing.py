@@ -3,7 +3,9 @@
 The same heap as tasks (``scheduling.firing``): ``workflows.next_run_time`` under an index on (status,
 next_run_time), a compare-and-set advance in the transaction that inserts the runs, and the unique
 (workflow, scheduled_time, trigger_type) key against a split-brain leader. Workflows are few next to
-tasks, so each is fired in a transaction of its own.
+tasks, so each is fired in a transaction of its own. Those transactions, and the catch-up of stalled runs, are
+the leader's writes: they go through its leadership term's fence (``scheduling.leader.Fence``) like a chunk of
+task fires, so a deposed leader's late write is refused (``Deposed``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from django.db import IntegrityError
 from core.cron import CronError
 from core.policy import plan_fires
 from scheduler_project.config import tunable
+from scheduling.leader import UNFENCED, Fence, Unfenced
 from workflows.choices import WorkflowStatus
 from workflows.models import Workflow
 from workflows.runs import advance_stalled
@@ -32,19 +35,21 @@ def due_workflows(now: datetime, limit: int) -> list[Workflow]:
                 .order_by("next_run_time")[:limit])
 
 
-def fire_due_workflows(now: datetime, *, still_leading: Callable[[], bool] | None = None) -> int:
+def fire_due_workflows(now: datetime, *, still_leading: Callable[[], bool] | None = None,
+                       fence: Fence | Unfenced = UNFENCED) -> int:
     """Step: start the runs of the workflows due at ``now`` (misfire and overlap policies applied), and
     catch up the runs left with no node in progress (``workflows.runs.advance_stalled``). ``still_leading``
-    is asked before each workflow after the first. Returns the runs written or advanced."""
-    written = advance_stalled(now)
+    is asked before each workflow after the first. ``fence`` checks the leader's term in each of these
+    transactions (raises ``Deposed`` if it is over). Returns the runs written or advanced."""
+    written = advance_stalled(now, atomic=fence.atomic)
     for position, workflow in enumerate(due_workflows(now, tunable("FIRE_BATCH_SIZE"))):
         if position and still_leading is not None and not still_leading():
             break
-        written += fire_one(workflow, now)
+        written += fire_one(workflow, now, fence)
     return written
 
 
-def fire_one(workflow: Workflow, now: datetime) -> int:
+def fire_one(workflow: Workflow, now: datetime, fence: Fence | Unfenced = UNFENCED) -> int:
     try:
         schedule = workflow.schedule()
         plan = plan_fires(first_due=workflow.next_run_time, now=now, next_after=schedule.next_after,
@@ -62,7 +67,8 @@ def fire_one(workflow: Workflow, now: datetime) -> int:
         note = (f"misfire: {plan.missed}{more} fire time(s) passed while no scheduler was leading "
                 f"(policy {workflow.misfire_policy})")
     try:
-        return fire_workflow(workflow, plan, note, now=now)
+        with fence.atomic():  # the compare-and-set and the runs commit only within this leader's term
+            return fire_workflow(workflow, plan, note, now=now)
     except IntegrityError:
         logger.warning("workflow %s (%s): fire at %s already recorded by another node", workflow.pk, workflow.name,
                        workflow.next_run_time.isoformat(), extra=workflow.log_extra())

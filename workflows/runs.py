@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import IntegrityError, transaction
 
@@ -147,12 +150,14 @@ def advance_after_node(execution: TaskExecution, *, now: datetime) -> None:
         advance_run(run, now=now)
 
 
-def advance_stalled(now: datetime, *, limit: int = 100) -> int:
+def advance_stalled(now: datetime, *, limit: int = 100,
+                    atomic: Callable[[], AbstractContextManager[Any]] = transaction.atomic) -> int:
     """Advance the running runs that have no node pending or running. The end of a node normally advances
     its run in the same transaction; a node's execution withdrawn without ending through
     ``executions.services.finish`` (its task deleted while it waited) does not, and this step catches that
     run up. Two indexed reads per tick (runs by status, then their active nodes by run), the first of
-    which is empty where no workflow runs. Returns how many runs it advanced."""
+    which is empty where no workflow runs. Each run is advanced in a transaction of ``atomic`` (the leader
+    passes its fenced one). Returns how many runs it advanced."""
     running = list(WorkflowRun.objects.filter(status=WorkflowRunStatus.RUNNING).values_list("pk", flat=True)[:limit])
     if not running:
         return 0
@@ -160,7 +165,7 @@ def advance_stalled(now: datetime, *, limit: int = 100) -> int:
                .values_list("workflow_run_id", flat=True).distinct())
     advanced = 0
     for run_id in (run_id for run_id in running if run_id not in busy):
-        with transaction.atomic():
+        with atomic():
             run = WorkflowRun.objects.select_for_update().defer("graph").filter(
                 pk=run_id, status=WorkflowRunStatus.RUNNING).first()
             # Read again under the run's lock: a node may have started since.

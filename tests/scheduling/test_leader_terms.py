@@ -1,9 +1,11 @@
 """Fencing by leadership term: every election increments the lock's term under the lock, and a leader's
-writes (fires, claims, timeouts) commit only while its term is the current one. Two nodes whose locks both
-answer "held" stand for a leader that lost its lock without knowing yet (frozen, or its check raced the
-server): the deposed one's writes are refused by the database and it steps down."""
+writes (fires, claims, timeouts, workflow fires and catch-ups) commit only while its term is the current
+one. Two nodes whose locks both answer "held" stand for a leader that lost its lock without knowing yet
+(frozen, or its check raced the server): the deposed one's writes are refused by the database and it steps
+down."""
 
 import pytest
+from django.utils import timezone
 
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
@@ -11,9 +13,14 @@ from scheduling.engine import SchedulerNode
 from scheduling.firing import fire_due
 from scheduling.leader import Deposed
 from scheduling.models import LeaderTerm, SchedulerInstance
+from scheduling.workflow_firing import fire_due_workflows
 from tasks.models import Task
+from tasks.services import task_delete
 from tests.scheduling.conftest import T0
 from tests.scheduling.test_engine_tick import FakeLock
+from workflows.choices import WorkflowRunStatus
+from workflows.models import Workflow, WorkflowRun
+from workflows.services import workflow_create, workflow_trigger
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,3 +96,41 @@ def test_a_deposed_leaders_timeout_sweep_is_refused(nodes, make_task, clock):
 
     run.refresh_from_db()
     assert run.status == ExecutionStatus.RUNNING
+
+
+def two_node_workflow(make_task, **fields) -> Workflow:
+    nodes = [{"name": name, "task_id": make_task(max_retry=0).pk} for name in "ab"]
+    return workflow_create(data={"name": "fenced", **fields}, nodes=nodes,
+                           edges=[{"parent": "a", "child": "b", "condition": "on_success"}], now=timezone.now())
+
+
+def test_a_deposed_leaders_workflow_fire_is_refused(nodes, make_task):
+    a, b = nodes
+    workflow = two_node_workflow(make_task, schedule_type="interval", interval_seconds=60)
+    due = workflow.next_run_time
+    elect(a)
+    elect(b)
+
+    with pytest.raises(Deposed):
+        fire_due_workflows(due, fence=a.fence)
+
+    assert not WorkflowRun.objects.exists() and Workflow.objects.get(pk=workflow.pk).next_run_time == due
+    assert fire_due_workflows(due, fence=b.fence) == 1
+
+
+def test_a_deposed_leaders_catch_up_of_a_stalled_workflow_run_is_refused(nodes, make_task):
+    a, b = nodes
+    workflow = two_node_workflow(make_task)
+    run = workflow_trigger(workflow_id=workflow.pk, parameters=None, now=timezone.now())
+    task_delete(task_id=workflow.nodes.get(name="a").task_id, now=timezone.now())  # a's run withdrawn: stalled
+    elect(a)
+    elect(b)
+
+    with pytest.raises(Deposed):
+        fire_due_workflows(timezone.now(), fence=a.fence)
+
+    run.refresh_from_db()
+    assert run.status == WorkflowRunStatus.RUNNING
+    assert fire_due_workflows(timezone.now(), fence=b.fence) == 1
+    run.refresh_from_db()
+    assert run.status == WorkflowRunStatus.FAILED
