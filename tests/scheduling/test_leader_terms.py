@@ -1,5 +1,5 @@
 """Fencing by leadership term: every election increments the lock's term under the lock, and a leader's
-writes (fires, claims, timeouts, workflow fires and catch-ups) commit only while its term is the current
+writes (fires, claims, timeouts, lost runs, workflow fires and catch-ups) commit only while its term is the current
 one. Two nodes whose locks both answer "held" stand for a leader that lost its lock without knowing yet
 (frozen, or its check raced the server): the deposed one's writes are refused by the database and it steps
 down."""
@@ -83,19 +83,21 @@ def test_a_deposed_leaders_claim_is_refused_so_nothing_is_sent(nodes, make_task,
     assert list(TaskExecution.objects.values_list("status", "executor_id")) == [(ExecutionStatus.PENDING, None)]
 
 
-def test_a_deposed_leaders_timeout_sweep_is_refused(nodes, make_task, clock):
+@pytest.mark.parametrize("sweep", ["sweep_timeouts", "sweep_leases"])
+def test_a_deposed_leaders_sweeps_end_nothing(nodes, make_task, clock, sweep, caplog):
     a, b = nodes
     task = make_task(timeout_seconds=1)
     run = TaskExecution.objects.create(task=task, scheduled_time=T0, status=ExecutionStatus.RUNNING,
-                                       start_time=T0, deadline=T0)
+                                       start_time=T0, deadline=T0, lease_until=T0)
     elect(a)
     elect(b)
 
-    with pytest.raises(Deposed):
-        a.dispatcher.sweep_timeouts(clock.advance(minutes=5))
+    assert getattr(a.dispatcher, sweep)(clock.advance(minutes=5)) == 1  # found; settled on a worker, refused
+    a.dispatcher.pool.shutdown(wait=True)
 
     run.refresh_from_db()
     assert run.status == ExecutionStatus.RUNNING
+    assert f"execution {run.pk} left to the new leader: term 1 is over" in caplog.text
 
 
 def two_node_workflow(make_task, **fields) -> Workflow:
