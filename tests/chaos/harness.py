@@ -523,6 +523,13 @@ class Audit:
     duplicate_rows: list[tuple] = field(default_factory=list)
     duplicate_runs: list[str] = field(default_factory=list)
     started_on_two: list[str] = field(default_factory=list)  # executions whose handler began on two executors
+    # Work lost at the boundary: a handler's success, finished before its run's deadline, that the scheduler
+    # refused although no retry had replaced the run (it must have applied it: late-result rule).
+    refused_successes: list[str] = field(default_factory=list)
+    # Successes refused because a retry had started meanwhile (the run was lost: its executor was killed or
+    # frozen past its lease). The work is done twice; that is what a lease costs, so it is reported only.
+    superseded_successes: list[str] = field(default_factory=list)
+    lost_runs: int = 0  # attempts ended as lost (failed, "lost: ..."): their executor was gone
     callbacks: Counter = field(default_factory=Counter)
     web_callbacks: Counter = field(default_factory=Counter)  # HTTP status -> answers in the web server's log
     applied_twice_journal: list[str] = field(default_factory=list)
@@ -549,7 +556,7 @@ class Audit:
     def problems(self) -> list[str]:
         checks = [
             ("duplicate first attempts (database)", self.duplicate_rows),
-            ("duplicate first attempts (run twice by executors)", self.duplicate_runs),
+            ("duplicate work (an attempt run twice, executor journals)", self.duplicate_runs),
             ("executions started on two executors (journals)", self.started_on_two),
             ("fire times neither executed nor recorded as misfired/skipped", self.unaccounted),
             ("misfire handling that contradicts the task's policy", self.policy_mismatches),
@@ -561,6 +568,7 @@ class Audit:
              if self.largest_dispatch_gap > self.gap_limit else []),
             ("results applied twice (executor journals)", self.applied_twice_journal),
             ("results applied twice (web server log)", self.applied_twice_web),
+            ("successes within their deadline refused (lost work)", self.refused_successes),
             ("sequential runs that overlapped (database)", self.sequential_overlaps),
             ("retries beyond max_retry or after a final success", self.extra_retries),
             ("retries owed but never created", self.lost_retries),
@@ -611,7 +619,7 @@ class Audit:
                 f"{outcome} {n}" for outcome, n in sorted(self.repeated_results.items())),
             "",
             f"  duplicate first attempts (database rows):            {len(self.duplicate_rows)}",
-            f"  duplicate first attempts (run twice by executors):   {len(self.duplicate_runs)}",
+            f"  duplicate work (an attempt run twice, journals):     {len(self.duplicate_runs)}",
             f"  executions started on two executors (journals):      {len(self.started_on_two)}",
             f"  fire times unaccounted for:                          {len(self.unaccounted)}",
             f"  misfire handling contradicting the policy:           {len(self.policy_mismatches)}",
@@ -621,6 +629,9 @@ class Audit:
             f"    of which past timeout + grace (or pending, due):   {len(self.stuck)}",
             f"  results applied twice (executor journals):           {len(self.applied_twice_journal)}",
             f"  results applied twice (web log, unbatched results):  {len(self.applied_twice_web)}",
+            f"  successes within their deadline refused (lost work): {len(self.refused_successes)}",
+            f"  successes refused, a retry had started (info only):  {len(self.superseded_successes)}",
+            f"  runs lost (their executor gone; retried per policy): {self.lost_runs}",
             f"  sequential overlaps (database start/end):            {len(self.sequential_overlaps)}",
             f"  sequential overlaps seen by executors (info only):   {len(self.executor_overlaps)}",
             f"  retries beyond max_retry or after success:           {len(self.extra_retries)}",
@@ -647,7 +658,7 @@ def audit(cluster: Cluster, first_fire: dict[str, datetime], *, seed: int, storm
     tasks = {task.pk: task for task in Task.objects.filter(pk__in=list(first_fire))}
     rows = list(TaskExecution.objects.filter(task_id__in=list(tasks)).values(
         "id", "task_id", "scheduled_time", "trigger_type", "retry_count", "status", "logs", "start_time",
-        "end_time", "deadline", "dispatch_after"))
+        "end_time", "deadline", "dispatch_after", "retry_of_id"))
     result.rows_by_status = Counter(row["status"] for row in rows)
     result.retries = sum(1 for row in rows if row["retry_count"] > 0)
     result.duplicate_rows = cluster.duplicate_fires()
@@ -658,6 +669,8 @@ def audit(cluster: Cluster, first_fire: dict[str, datetime], *, seed: int, storm
     _check_started_on_two(result, journals)
     _check_dispatch_gaps(result, journal, window)
     _check_callbacks(result, journal, cluster.procs.web_log_text(), rows)
+    _check_refused_successes(result, journal, rows)
+    result.lost_runs = sum(1 for row in rows if row["status"] == "failed" and "lost: " in (row["logs"] or ""))
     grace = timedelta(seconds=child_tunable(cluster.procs, "SCHEDULER_TIMEOUT_GRACE_SECONDS", "TIMEOUT_GRACE_SECONDS"))
     _check_stuck(result, rows, datetime.now(UTC), grace)
     _check_sequential(result, tasks, rows, journal)
@@ -760,13 +773,13 @@ def _account_gap(result: Audit, task: Any, row: dict, gap: list[datetime]) -> No
 
 
 def _check_runs(result: Audit, journal: list[dict]) -> None:
-    """Executor side: the first attempt of a fire started by a handler more than once, on any executor."""
+    """Executor side, for every attempt of every fire (first runs and retries): a handler started more than
+    once, on any executor, for one (task, scheduled time, retry) or one execution."""
     fires = {e["execution_id"]: (e.get("task_id"), e.get("scheduled_time"), e.get("retry_count"))
              for e in journal if e["event"] == "execute"}
     starts = Counter(fires.get(e["execution_id"]) for e in journal if e["event"] == "start")
     by_execution = Counter(e["execution_id"] for e in journal if e["event"] == "start")
-    result.duplicate_runs = [f"{key} started {n} times" for key, n in starts.items()
-                             if key is not None and key[2] == 0 and n > 1]
+    result.duplicate_runs = [f"{key} started {n} times" for key, n in starts.items() if key is not None and n > 1]
     result.duplicate_runs += [f"execution {eid} started {n} times" for eid, n in by_execution.items() if n > 1]
 
 
@@ -813,6 +826,27 @@ def _check_callbacks(result: Audit, journal: list[dict], web_log: str, rows: lis
             outcomes[event["execution_id"]].append(event["outcome"])
     result.repeated_results = Counter(outs[-1] if len(outs) > 1 else "not sent (executor stopped)"
                                       for outs in outcomes.values())
+
+
+def _check_refused_successes(result: Audit, journal: list[dict], rows: list[dict]) -> None:
+    """A handler that succeeded before its run's deadline, whose result the scheduler refused (already final,
+    or dropped) and whose run did not end ``success`` anyway (a sweep may take a result through /status).
+    Refused while a retry replaced the run: superseded (reported); otherwise lost work (a problem)."""
+    by_id = {row["id"]: row for row in rows}
+    retried = {row["retry_of_id"] for row in rows if row["retry_of_id"]}
+    succeeded = {e["execution_id"]: e["t"] for e in journal if e["event"] == "end" and e["outcome"] == "success"}
+    outcomes: dict[str, set[str]] = defaultdict(set)
+    for event in journal:
+        if event["event"] == "callback" and event.get("status") == "success":
+            outcomes[event["execution_id"]].add(event["outcome"])
+    for execution_id, ended in succeeded.items():
+        row, seen = by_id.get(execution_id), outcomes.get(execution_id, set())
+        if row is None or row["status"] == "success" or "delivered" in seen or not seen - {"retry"}:
+            continue  # applied, or never answered (a result lost on purpose, or still queued at the end)
+        if row["deadline"] is not None and ended > row["deadline"].timestamp():
+            continue  # finished past its deadline: refusing it is the timeout rule
+        label = f"{execution_id} ({row['status']}, callbacks {sorted(seen)})"
+        (result.superseded_successes if execution_id in retried else result.refused_successes).append(label)
 
 
 def _check_stuck(result: Audit, rows: list[dict], now: datetime, grace: timedelta) -> None:

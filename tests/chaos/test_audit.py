@@ -29,7 +29,8 @@ def task(policy: str = "fire_once", *, mode: str = "parallel", fired_until: int 
 def row(second: int, *, status: str = "success", logs: str = "", retry: int = 0, task_id: str = "t", **fields):
     base = {"id": f"e{second}-{retry}", "task_id": task_id, "scheduled_time": T0 + timedelta(seconds=second),
             "trigger_type": "scheduled", "retry_count": retry, "status": status, "logs": logs,
-            "start_time": None, "end_time": None, "deadline": None, "dispatch_after": T0 + timedelta(seconds=second)}
+            "start_time": None, "end_time": None, "deadline": None, "dispatch_after": T0 + timedelta(seconds=second),
+            "retry_of_id": None}
     return {**base, **fields}
 
 
@@ -96,16 +97,47 @@ def test_a_result_applied_twice_is_counted_from_the_journal_and_from_the_web_log
     assert [entry.split()[0] for entry in result.applied_twice_web] == ["e2"]
 
 
-def test_a_first_attempt_started_twice_is_a_duplicate_even_on_two_executors():
+def test_an_attempt_started_twice_is_duplicate_work_for_retries_too():
     key = {"task_id": "t", "scheduled_time": "2030-01-01T12:00:00Z"}
     journal = [{"event": "execute", "execution_id": "a", "retry_count": 0, **key},
                {"event": "execute", "execution_id": "b", "retry_count": 0, **key},
                {"event": "execute", "execution_id": "c", "retry_count": 1, **key},
+               {"event": "execute", "execution_id": "d", "retry_count": 2, **key},
                {"event": "start", "execution_id": "a"}, {"event": "start", "execution_id": "b"},
-               {"event": "start", "execution_id": "c"}]
+               {"event": "start", "execution_id": "c"}, {"event": "start", "execution_id": "d"},
+               {"event": "start", "execution_id": "d"}]
     result = new_audit()
     harness._check_runs(result, journal)
-    assert len(result.duplicate_runs) == 1
+    assert sorted(result.duplicate_runs) == ["('t', '2030-01-01T12:00:00Z', 0) started 2 times",
+                                             "('t', '2030-01-01T12:00:00Z', 2) started 2 times",
+                                             "execution d started 2 times"]
+
+
+def test_a_success_refused_before_its_deadline_is_lost_work_unless_a_retry_replaced_it():
+    deadline = T0 + timedelta(seconds=30)
+    on_time, late = deadline.timestamp() - 1, deadline.timestamp() + 1
+    rows = [row(0, status="timeout", deadline=deadline),  # refused within its deadline: lost work
+            row(1, status="failed", deadline=deadline),  # lost, retried: superseded
+            row(1, status="pending", retry=1, retry_of_id="e1-0"),
+            row(2, status="timeout", deadline=deadline),  # finished past its deadline: the timeout rule
+            row(3, status="success", deadline=deadline),  # handed over through /status: applied
+            row(4, status="timeout", deadline=deadline)]  # result lost on purpose: never sent
+    journal = []
+    for execution_id, ended, outcome in [("e0-0", on_time, "already_final"), ("e1-0", on_time, "already_final"),
+                                         ("e2-0", late, "already_final"), ("e3-0", on_time, "dropped"),
+                                         ("e4-0", on_time, None)]:
+        journal.append({"event": "end", "execution_id": execution_id, "outcome": "success", "t": ended})
+        if outcome:
+            journal += [{"event": "callback", "execution_id": execution_id, "status": "success", "outcome": "retry"},
+                        {"event": "callback", "execution_id": execution_id, "status": "success", "outcome": outcome}]
+    result = new_audit()
+
+    harness._check_refused_successes(result, journal, rows)
+
+    assert [entry.split()[0] for entry in result.refused_successes] == ["e0-0"]
+    assert [entry.split()[0] for entry in result.superseded_successes] == ["e1-0"]
+    assert result.problems == [f"successes within their deadline refused (lost work): 1, e.g. "
+                               f"{result.refused_successes}"]
 
 
 def test_a_run_past_its_deadline_plus_grace_is_stuck():
