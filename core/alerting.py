@@ -100,15 +100,14 @@ class ChannelBudget:
 
 def channel_budget(*, limit: int | None, sent_in_window: int, waiting: int, held: int) -> ChannelBudget:
     """``limit`` messages per window (None: no limit). ``sent_in_window`` were already sent in the current
-    window; ``waiting`` are new, ``held`` were held back earlier. Held ones leave first, as one digest, so
-    what was held is never overtaken; new ones beyond the room are held (the caller marks them)."""
+    window; ``waiting`` are new, ``held`` were held back earlier. Held ones leave first, as one digest that
+    the waiting ones join, so what was held is never overtaken; waiting ones beyond the room are held (the
+    caller marks them)."""
     if limit is None:
-        return ChannelBudget(send=waiting, digest=held > 0)
+        return ChannelBudget(send=0 if held else waiting, digest=held > 0)
     room = max(0, limit - sent_in_window)
     if held:
-        if room == 0:
-            return ChannelBudget(send=0, digest=False)
-        return ChannelBudget(send=0, digest=True)  # the new ones join the next digest
+        return ChannelBudget(send=0, digest=room > 0)
     return ChannelBudget(send=min(room, waiting), digest=False)
 
 

@@ -18,6 +18,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Cast
 
+from alerts.outbox import record_run_end
 from core import logtext
 from core.leases import LateResult, late_result, renewed_lease_until
 from core.states import ACTIVE_STATUSES, ExecutionStatus, may_correct, may_move
@@ -133,10 +134,12 @@ def finish(execution: TaskExecution, to: str, *, now: datetime, end_time: dateti
 
 def _after_ending(execution: TaskExecution, *, now: datetime) -> None:
     """What follows a run's end, in its transaction: the retry policy (one query for a failed run, none for
-    a success), a workflow run's advance (none for a run outside workflows), and the finished counter once
-    committed. Single and batched results both end through here."""
-    schedule_retry(execution, now=now)
+    a success), a workflow run's advance (none for a run outside workflows), its alert event (``alerts.outbox``:
+    committed with the end or not at all), and the finished counter once committed. Single and batched results
+    both end through here."""
+    retry = schedule_retry(execution, now=now)
     advance_after_node(execution, now=now)  # a workflow's next nodes start in this same transaction
+    record_run_end(execution, will_retry=retry is not None, now=now)
     status = execution.status
     transaction.on_commit(lambda: count_finished(status))
 

@@ -35,6 +35,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from alerts import metrics as _alert_metrics  # noqa: F401  (registers the alert counters)
 from core.clock import utc_now
 from executions import metrics as _execution_metrics  # noqa: F401  (registers the executions' counters)
 from executions.choices import ExecutionStatus

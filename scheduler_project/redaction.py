@@ -76,3 +76,20 @@ def _masked(value: Any, ancestors: frozenset[int]) -> Any:
 
 def _normalize(key: str) -> str:
     return _SEPARATORS.sub("", key).lower()
+
+
+# ``password=hunter2``, ``"token": "abc"``, ``API_KEY: xyz`` in free text such as a run's log lines.
+_SECRET_ASSIGNMENT = re.compile(
+    r"""(?P<key>["']?[A-Za-z][\w.-]*["']?)(?P<sep>\s*[=:]\s*)(?P<value>"[^"]*"|'[^']*'|\S+)""")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+
+
+def mask_text(text: str) -> str:
+    """``text`` with the value after a secret-looking key (``key=value``, ``key: value``) and bearer or basic
+    credentials replaced by ``MASK``: for free text shown outside the console, such as log lines in alerts."""
+    def masked(match: re.Match) -> str:
+        if not is_secret_key(match.group("key").strip("\"'")):
+            return match.group(0)
+        return f"{match.group('key')}{match.group('sep')}{MASK}"
+
+    return _SECRET_ASSIGNMENT.sub(masked, _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text))

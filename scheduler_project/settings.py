@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "workflows",  # DAGs of tasks: chains, fan-out, fan-in
     "scheduling",
     "monitoring",  # status, health and metrics endpoints; the cluster in the console
+    "alerts",  # channels, rules, incidents, the outbox of alert events and their delivery
 ]
 
 MIDDLEWARE = [
@@ -343,6 +344,14 @@ SCHEDULER = {
     # The keep-alive touches the leader lock only while the loop keeps beginning steps: a leader whose loop
     # has been stuck in one step this long lets the lock's idle timeout hand leadership to a node that works.
     "STALL_LIMIT_SECONDS": env_float("SCHEDULER_STALL_LIMIT", 60.0, minimum=1),
+    # Alerts (README "Alerts"): links in messages point at the console under this base URL.
+    "CONSOLE_BASE_URL": env_str("SCHEDULER_CONSOLE_BASE_URL",
+                                env_str("SCHEDULER_CALLBACK_BASE_URL", "http://127.0.0.1:8000")),
+    "ALERT_INTERVAL_SECONDS": env_float("SCHEDULER_ALERT_INTERVAL", 0.5, minimum=0.05),
+    "ALERT_MAX_ATTEMPTS": env_int("SCHEDULER_ALERT_MAX_ATTEMPTS", 8, minimum=1),
+    "ALERT_RETRY_BASE_SECONDS": env_float("SCHEDULER_ALERT_RETRY_BASE", 5.0, minimum=0),
+    "ALERT_RETRY_MAX_SECONDS": env_float("SCHEDULER_ALERT_RETRY_MAX", 600.0, minimum=0),
+    "ALERT_SENDING_LEASE_SECONDS": env_float("SCHEDULER_ALERT_SENDING_LEASE", 60.0, minimum=1),
 }
 
 # Addresses the scheduler may call executors at (executors.netguard): comma-separated CIDRs and host names

@@ -13,7 +13,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, transaction
+from django.db.models import Max
 
+from alerts.delivery import AlertDelivery
+from alerts.outbox import record_leaderless
 from core.clock_offset import ClockOffset, describe, too_far
 from executions.retention import purge_expired, retention_cutoff
 from executors.channel import purge_old_nonces
@@ -73,6 +76,10 @@ class SchedulerNode:
                        PeriodicPurge("executor nonces", NONCE_PURGE_INTERVAL, purge_old_nonces),
                        PeriodicPurge("workflow runs past retention", HISTORY_PURGE_INTERVAL, purge_workflow_runs_at))
         self._progress_at = time.monotonic()  # when the loop last began a step (read by the keep-alive)
+        self.alerts = AlertDelivery(clock=clock, heartbeats=node_heartbeats)
+        self.alert_job = PeriodicPurge("alert events and notifications",
+                                       timedelta(seconds=tunable("ALERT_INTERVAL_SECONDS")),
+                                       self.alerts.run_once, verb="handled")
 
     # --- membership -------------------------------------------------------------------------------
 
@@ -162,6 +169,7 @@ class SchedulerNode:
         The increment waits for the transactions a deposed leader still has open (leader.Fence)."""
         with transaction.atomic():
             term = self.fence.begin(self.instance_id, now)
+            self._report_leaderless(now)
             SchedulerInstance.objects.exclude(instance_id=self.instance_id).update(is_leader=False)
             SchedulerInstance.objects.filter(instance_id=self.instance_id).update(
                 is_leader=True, leader_since=now, updated_at=now, leader_term=term, **self._clock_fields()
@@ -169,6 +177,14 @@ class SchedulerNode:
         self.is_leader = True
         set_leader(True)
         logger.info("scheduler %s is now the leader (lock %s, term %s)", self.instance_id, self.lock.name, term)
+
+    def _report_leaderless(self, now: datetime) -> None:
+        """Taking over after a gap: the last sign of another leader is its row's last touch (its last
+        heartbeat, or its stepping down). The alert rule decides whether the gap was long enough to tell."""
+        last_seen = (SchedulerInstance.objects.exclude(instance_id=self.instance_id)
+                     .filter(leader_since__isnull=False).aggregate(last=Max("updated_at"))["last"])
+        if last_seen is not None and now > last_seen:
+            record_leaderless(since=last_seen, now=now, node=self.instance_id)
 
     def step_down(self, now: datetime, reason: str) -> None:
         was_leader = self.is_leader
@@ -229,6 +245,7 @@ class SchedulerNode:
         if self._still_leading(now):
             self.health.check_health(now)
             self.purge_history(now)
+            self.deliver_alerts(now)
         return work > 0
 
     def idle_seconds(self, now: datetime, idle: float) -> float:
@@ -244,6 +261,11 @@ class SchedulerNode:
         worker thread. Returns whether one was started."""
         started = [purge.start_if_due(now, self.dispatcher.pool) for purge in self.purges]
         return any(started)
+
+    def deliver_alerts(self, now: datetime) -> bool:
+        """Step: the alert work (``alerts.delivery``: node heartbeats, outbox events, sends), every
+        ALERT_INTERVAL_SECONDS on a worker thread, never two passes at once. Returns whether one started."""
+        return self.alert_job.start_if_due(now, self.dispatcher.pool)
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; then release the lock, mark not leader, finish in-flight dispatches.
@@ -279,6 +301,10 @@ class SchedulerNode:
         self.step_down(self.clock(), "shutting down")
         self.dispatcher.shutdown(wait=True)
         logger.info("scheduler %s stopped", self.instance_id)
+
+
+def node_heartbeats() -> list[tuple[str, datetime]]:
+    return list(SchedulerInstance.objects.values_list("instance_id", "updated_at"))
 
 
 def purge_expired_at(now: datetime) -> int:

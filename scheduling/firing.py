@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 
+from alerts.outbox import record_skips
 from core.cron import CronError
 from core.policy import FireAction, FirePlan, decide_fire, plan_fires
 from executions.choices import ExecutionStatus, TriggerType
@@ -179,7 +180,9 @@ def _write_together(fires: list[Fire], now: datetime, fence: Fence | Unfenced) -
     with fence.atomic():
         if _advance_all(fires, now) != len(fires):
             raise ChunkChanged
-        TaskExecution.objects.bulk_create([row for fire in fires for row in fire.rows])
+        rows = [row for fire in fires for row in fire.rows]
+        TaskExecution.objects.bulk_create(rows)
+        record_skips(rows, now=now)
     return fires
 
 
@@ -193,6 +196,7 @@ def _write_one_by_one(fires: list[Fire], now: datetime, fence: Fence | Unfenced)
                 with transaction.atomic():
                     if _advance(fire, now):
                         TaskExecution.objects.bulk_create(fire.rows)
+                        record_skips(fire.rows, now=now)
                         advanced.append(fire)
             except IntegrityError:
                 task = fire.task

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 
+from alerts.outbox import record_executor_health
 from core.policy import HealthState, next_health
 from executors.choices import ExecutorStatus
 from executors.client import Unreachable, get
@@ -48,10 +49,13 @@ def record_check(executor: Executor, *, ok: bool, now: datetime) -> HealthState:
         ok=ok, failure_threshold=tunable("HEALTH_FAILURE_THRESHOLD"),
         recovery_threshold=tunable("HEALTH_RECOVERY_THRESHOLD"),
     )
-    Executor.objects.filter(pk=executor.pk).update(
-        is_healthy=state.is_healthy, health_check_failures=state.failures,
-        health_check_successes=state.successes, last_health_check=now,
-    )
+    with transaction.atomic():  # the flip and its alert event commit together
+        Executor.objects.filter(pk=executor.pk).update(
+            is_healthy=state.is_healthy, health_check_failures=state.failures,
+            health_check_successes=state.successes, last_health_check=now,
+        )
+        if state.is_healthy != executor.is_healthy:
+            record_executor_health(executor, healthy=state.is_healthy, failures=state.failures, now=now)
     if state.is_healthy != executor.is_healthy:
         logger.warning("executor %s (%s) is now %s", executor.name, executor.instance_id,
                        "healthy" if state.is_healthy else f"unhealthy after {state.failures} failed checks")

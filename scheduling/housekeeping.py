@@ -17,11 +17,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class PeriodicPurge:
-    """``purge(now) -> rows deleted``, started at most once per ``every``."""
+    """``purge(now) -> rows deleted`` (or handled: ``verb`` says which), started at most once per ``every``."""
 
     name: str
     every: timedelta
     purge: Callable[[datetime], int]
+    verb: str = "purged"
     next_at: datetime | None = None
     running: Future | None = field(default=None, repr=False)
 
@@ -39,6 +40,6 @@ class PeriodicPurge:
             close_old_connections()
             deleted = self.purge(now)
             if deleted:
-                logger.info("purged %s %s", deleted, self.name)
+                logger.info("%s %s %s", self.verb, deleted, self.name)
         except DatabaseError as exc:
-            logger.error("purging %s failed: %s", self.name, exc)
+            logger.error("%s %s failed: %s", self.verb, self.name, exc)

@@ -82,7 +82,7 @@ def test_mute_until(mute_until, muted):
 
 @pytest.mark.parametrize(("limit", "sent", "waiting", "held", "budget"), [
     (None, 50, 7, 0, ChannelBudget(send=7, digest=False)),  # no limit
-    (None, 0, 0, 3, ChannelBudget(send=0, digest=True)),  # held before a limit was lifted: one digest
+    (None, 0, 2, 3, ChannelBudget(send=0, digest=True)),  # held before a limit was lifted: one digest
     (5, 0, 3, 0, ChannelBudget(send=3, digest=False)),
     (5, 3, 4, 0, ChannelBudget(send=2, digest=False)),  # room for two; the caller holds the other two
     (5, 5, 2, 0, ChannelBudget(send=0, digest=False)),  # full: all held
