@@ -27,7 +27,7 @@ from scheduler_sdk.signing import signature_headers
 
 logger = logging.getLogger(__name__)
 log_channel = logging.getLogger("alerts.log")
-logging.getLogger("apprise").propagate = False
+_apprise_log = logging.getLogger("apprise")
 
 LOG_SCHEME = "log"
 SIGNED_PREFIX = "signed+"
@@ -64,6 +64,7 @@ def url_problem(url: str) -> str | None:
         if inner.scheme not in ("http", "https") or not inner.hostname:
             return "a signed webhook is signed+https://host/path (or signed+http://)"
         return None
+    _quiet_apprise()
     if not apprise.Apprise().add(url):
         return f"Apprise cannot use this {scheme}:// URL (unknown service or missing parts)"
     return None
@@ -98,7 +99,14 @@ def _post_signed(url: str, message: Message, secret: str) -> None:
         raise DeliveryError(f"answered HTTP {response.status_code}")
 
 
+def _quiet_apprise() -> None:
+    """Apprise's records stay out of the scheduler's log: they can name hosts, users and recipients. Set on
+    every use, since a logging reconfiguration (Django's, a test's) may have reset it."""
+    _apprise_log.propagate = False
+
+
 def _send_apprise(url: str, message: Message) -> None:
+    _quiet_apprise()
     notifier = apprise.Apprise()
     if not notifier.add(url):
         raise DeliveryError("Apprise cannot use this URL")
