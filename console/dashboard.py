@@ -1,8 +1,9 @@
 """What the console's dashboard shows, read in a fixed handful of queries whatever the size of the history.
 
 Every figure is read through ``monitoring.selectors`` (cluster, counts, the per-hour and per-task breakdowns,
-each a single grouped query over the last 24 hours on the indexed ``scheduled_time``) and
-``executions.selectors`` (success figures); this module only shapes them for the page.
+each a single grouped query over the last 24 hours on the indexed ``scheduled_time``),
+``executions.selectors`` (success figures) and ``alerts.selectors`` (open incidents); this module only shapes
+them for the page.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from alerts.selectors import alert_counts
 from console.charts import STATUS_COLOURS, Bucket, Series, stacked_bars
 from console.display import age_text
 from executions.choices import ExecutionStatus
@@ -83,6 +85,7 @@ def dashboard(now: datetime) -> dict:
         "day": day,
         "chart": hourly_chart(now),
         "failing": failing_tasks(now),
+        "incidents": alert_counts(),
         "load": executor_load(),
         "series": CHART_SERIES,
     }

@@ -19,6 +19,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from core.clock import utc_now
+from scheduler_project.redaction import MASK
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 class ErrorCode(IntEnum):
     INVALID_INPUT = 400  # a field's value breaks a rule only a service can check; no business code of its own
     CONFLICT = 409  # collides with the current state of a resource; no business code of its own
+    NOT_FOUND = 404  # a resource without a business code of its own (alert channels, rules, incidents)
     TASK_NAME_EXISTS = 10001
     INVALID_CRON = 10002
     TASK_NOT_FOUND = 10003
@@ -52,6 +54,7 @@ class ErrorCode(IntEnum):
 _BUSINESS = {
     ErrorCode.INVALID_INPUT: (status.HTTP_400_BAD_REQUEST, "参数验证失败"),
     ErrorCode.CONFLICT: (status.HTTP_409_CONFLICT, "资源冲突"),
+    ErrorCode.NOT_FOUND: (status.HTTP_404_NOT_FOUND, "资源不存在"),
     ErrorCode.TASK_NAME_EXISTS: (status.HTTP_409_CONFLICT, "任务名称已存在"),
     ErrorCode.INVALID_CRON: (status.HTTP_400_BAD_REQUEST, "Cron表达式格式错误"),
     ErrorCode.TASK_NOT_FOUND: (status.HTTP_404_NOT_FOUND, "任务不存在"),
@@ -167,6 +170,8 @@ def _field_value(request, field: str) -> Any:
     if not field or request is None:
         return None
     key = field.split(".")[0]
+    if key in getattr(request, "sensitive_fields", ()):  # a credential (an alert channel's URL): never echoed
+        return MASK
     data = getattr(request, "_full_data", None)
     if isinstance(data, dict) and key in data:
         value = data[key]
@@ -275,6 +280,7 @@ _NOUN = {
     ErrorCode.EXECUTION_NOT_FOUND: "execution",
     ErrorCode.WORKFLOW_NOT_FOUND: "workflow",
     ErrorCode.WORKFLOW_RUN_NOT_FOUND: "workflow run",
+    ErrorCode.NOT_FOUND: "resource",
 }
 
 

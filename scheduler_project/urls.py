@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from accounts.views import TokenObtainView, TokenRefreshView
+from alerts.views import ChannelViewSet, IncidentViewSet, NotificationViewSet, RuleViewSet
 from executions.callback_views import ExecutionCallbacksView
 from executions.lease_views import LeaseRenewalView
 from executions.live_views import ExecutionLogsView, ExecutionProgressView
@@ -36,6 +37,10 @@ router.register("executors", ExecutorViewSet, basename="executor")
 router.register("executions", ExecutionViewSet, basename="execution")
 router.register("workflows", WorkflowViewSet, basename="workflow")
 router.register("workflow-runs", WorkflowRunViewSet, basename="workflow-run")
+router.register("alerts/channels", ChannelViewSet, basename="alert-channel")
+router.register("alerts/rules", RuleViewSet, basename="alert-rule")
+router.register("alerts/incidents", IncidentViewSet, basename="alert-incident")
+router.register("alerts/notifications", NotificationViewSet, basename="alert-notification")
 
 api_v1 = [
     re_path(rf"^health{OPTIONAL_SLASH}$", HealthView.as_view(), name="health"),

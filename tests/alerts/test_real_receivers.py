@@ -73,12 +73,14 @@ def test_a_retried_run_alerts_after_its_last_attempt_only(make_task, make_execut
     delivery.run_once(clock.advance(1))
     assert webhook.received == []  # a retry is scheduled: not yet worth a word
 
-    for attempt in (1, 2):
-        retry = first.retries.get() if attempt == 1 else retry.retries.get()
+    previous = first
+    for _ in (1, 2):
+        retry = previous.retries.get()
         retry.status = ExecutionStatus.RUNNING
         retry.start_time = clock.advance(5)
         retry.save()
         finish(retry, ExecutionStatus.FAILED, now=clock.advance(1))
+        previous = retry
     delivery.run_once(clock.advance(1))
     assert len(webhook.received) == 1 and "No retry left." in webhook.received[0].json["body"]
 

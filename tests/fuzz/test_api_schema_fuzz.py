@@ -41,6 +41,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from alerts.models import AlertRule, Channel, Incident
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from executors.models import Executor
@@ -75,9 +76,13 @@ WORKFLOW_ID = "fuzz-workflow"
 IDLE_WORKFLOW_ID = "fuzz-workflow-idle"
 RUNNING_RUN_ID = "fuzz-workflow-run-running"
 FAILED_RUN_ID = "fuzz-workflow-run-failed"
+CHANNEL_ID = "fuzz-channel"
+SPARE_CHANNEL_ID = "fuzz-channel-spare"
+RULE_ID = "fuzz-rule"
+INCIDENT_ID = "fuzz-incident"
 KNOWN_IDS = {
     "id": [TASK_ID, PAUSED_TASK_ID, EXECUTOR_ID, RUNNING_EXECUTION_ID, FINISHED_EXECUTION_ID, WORKFLOW_ID,
-           IDLE_WORKFLOW_ID, RUNNING_RUN_ID, FAILED_RUN_ID],
+           IDLE_WORKFLOW_ID, RUNNING_RUN_ID, FAILED_RUN_ID, CHANNEL_ID, RULE_ID, INCIDENT_ID],
     "executor_id": [EXECUTOR_ID],
 }
 
@@ -102,6 +107,7 @@ def known_rows(db) -> None:
                                  start_time=now - timedelta(minutes=5), end_time=now - timedelta(minutes=4),
                                  result={"ok": True}, logs="done\n")
     _known_workflows(task, now)
+    _known_alerts(task, now)
 
 
 def _known_workflows(task: Task, now) -> None:
@@ -113,6 +119,17 @@ def _known_workflows(task: Task, now) -> None:
     for run_id, run_status, minutes in ((RUNNING_RUN_ID, "running", 1), (FAILED_RUN_ID, "failed", 2)):
         WorkflowRun.objects.create(id=run_id, workflow_id=WORKFLOW_ID, status=run_status, graph=graph,
                                    scheduled_time=now - timedelta(minutes=minutes), started_at=now)
+
+
+def _known_alerts(task: Task, now) -> None:
+    """Two channels (the spare may be deleted), a task's rule and an open incident."""
+    for channel_id in (CHANNEL_ID, SPARE_CHANNEL_ID):
+        channel = Channel(id=channel_id, name=channel_id)
+        channel.url = "log://"
+        channel.save()
+    AlertRule.objects.create(id=RULE_ID, task=task)
+    Incident.objects.create(id=INCIDENT_ID, condition="run_failed", subject=f"task:{TASK_ID}", task=task,
+                            summary="fuzz task: run failed", opened_at=now, last_seen_at=now)
 
 
 @pytest.fixture
@@ -180,6 +197,10 @@ VALID_BODY_VALUES = {
     "base_url": ["http://127.0.0.1:9", "http://localhost:9/executor"],
     "health_check_url": ["http://127.0.0.1:9/health", ""],
     "executor_id": [EXECUTOR_ID],
+    "url": ["log://", "json://127.0.0.1:9/hook", "signed+http://127.0.0.1:9/hook"],
+    "silence_windows": ["22:00-07:00", ""],
+    "channel_ids": [[CHANNEL_ID], []],
+    "task_id": [PAUSED_TASK_ID, None],
 }
 
 
@@ -276,6 +297,16 @@ KNOWN_GOOD_REQUESTS = {
     "GET /api/v1/workflow-runs/{id}": [{"path_parameters": {"id": RUNNING_RUN_ID}}],
     "POST /api/v1/workflow-runs/{id}/cancel": [{"path_parameters": {"id": RUNNING_RUN_ID}}],
     "POST /api/v1/workflow-runs/{id}/rerun": [{"path_parameters": {"id": FAILED_RUN_ID}}],
+    "POST /api/v1/alerts/channels": [{"body": {"name": "fuzz mail", "url": "log://", "rate_limit": 10}}],
+    "GET /api/v1/alerts/channels/{id}": [{"path_parameters": {"id": CHANNEL_ID}}],
+    "PUT /api/v1/alerts/channels/{id}": [{"path_parameters": {"id": CHANNEL_ID}, "body": {"enabled": False}}],
+    "DELETE /api/v1/alerts/channels/{id}": [{"path_parameters": {"id": SPARE_CHANNEL_ID}}],
+    "POST /api/v1/alerts/channels/{id}/test": [{"path_parameters": {"id": CHANNEL_ID}}],
+    "POST /api/v1/alerts/rules": [{"body": {"consecutive_failures": 3, "silence_windows": "22:00-07:00"}}],
+    "GET /api/v1/alerts/rules/{id}": [{"path_parameters": {"id": RULE_ID}}],
+    "PUT /api/v1/alerts/rules/{id}": [{"path_parameters": {"id": RULE_ID}, "body": {"channel_ids": [CHANNEL_ID]}}],
+    "DELETE /api/v1/alerts/rules/{id}": [{"path_parameters": {"id": RULE_ID}}],
+    "GET /api/v1/alerts/incidents/{id}": [{"path_parameters": {"id": INCIDENT_ID}}],
     "POST /api/v1/auth/token": [{"body": {"username": USERNAME, "password": PASSWORD}}],
     "POST /api/v1/auth/token/refresh": [{"body": {"refresh": REFRESH_TOKEN}}],
 }
