@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from alerts import channels, messages
@@ -109,11 +109,16 @@ def _run_failed(event: AlertEvent, rule: AlertRule, now: datetime) -> None:
 
 
 def _run_succeeded(event: AlertEvent, rule: AlertRule, now: datetime) -> None:
-    resolved = _resolve(f"task:{event.task_id}", TASK_CONDITIONS, now)
-    if resolved and rule.on_recovery and any(incident.notified for incident in resolved):
-        _notify_task(event, rule, resolved[0], NotificationKind.RECOVERY, {}, now)
+    _recover(event, rule, TASK_CONDITIONS, now)
     if rule.duration_factor and event.execution is not None:
         _check_duration(event, rule, now)
+
+
+def _recover(event: AlertEvent, rule: AlertRule, conditions, now: datetime) -> None:
+    """Resolve the task's open incidents of ``conditions``; one recovery notification if any had alerted."""
+    resolved = _resolve(f"task:{event.task_id}", conditions, now)
+    if resolved and rule.on_recovery and any(incident.notified for incident in resolved):
+        _notify_task(event, rule, resolved[0], NotificationKind.RECOVERY, {}, now)
 
 
 def _check_duration(event: AlertEvent, rule: AlertRule, now: datetime) -> None:
@@ -124,7 +129,7 @@ def _check_duration(event: AlertEvent, rule: AlertRule, now: datetime) -> None:
                   .values_list("duration_ms", flat=True)[:RECENT_DURATIONS])
     anomaly = duration_anomaly(execution.duration_ms, recent, factor=rule.duration_factor)
     if anomaly is None:
-        _resolve(f"task:{event.task_id}", (Condition.DURATION_ANOMALY,), now)
+        _recover(event, rule, (Condition.DURATION_ANOMALY,), now)
         return
     median = sorted(recent)[len(recent) // 2] / 1000
     facts = {"duration_s": execution.duration_ms / 1000, "median_s": median,
@@ -343,8 +348,8 @@ class AlertDelivery:
         self._next_node_check: datetime | None = None
 
     def run_once(self, now: datetime) -> int:
-        """Nodes, events, sends. Returns how many events and notifications it handled."""
-        close_old_connections()
+        """Nodes, events, sends. Returns how many events and notifications it handled. (On a worker thread
+        the engine's job wrapper refreshes the thread's connection first.)"""
         if self._next_node_check is None or now >= self._next_node_check:
             self._next_node_check = now + timedelta(seconds=tunable("HEARTBEAT_INTERVAL_SECONDS"))
             check_nodes(self.heartbeats(), now)

@@ -1,0 +1,150 @@
+"""The outbox is written in the transaction of the change, and each condition becomes the incident and the
+notification it should: consecutive failures, skipped fires with their cause, duration anomalies, executor
+health, a leaderless gap, stale scheduler nodes. The transport is a recording stub (the real receivers are
+in test_real_receivers.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+
+from alerts.delivery import AlertDelivery, check_nodes, failure_streak
+from alerts.models import AlertEvent, AlertRule, Incident, Notification
+from alerts.outbox import record_leaderless
+from core.alerting import Condition
+from core.states import ExecutionStatus
+from executions.services import finish
+from scheduling.firing import fire_task
+from scheduling.health import record_check
+
+pytestmark = pytest.mark.django_db
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list = []
+
+    def __call__(self, url, message, *, signing_secret):
+        self.sent.append(message)
+
+
+@pytest.fixture
+def recorded(delivery, make_channel) -> Recorder:
+    make_channel("log://")
+    recorder = Recorder()
+    delivery.transport = recorder
+    return recorder
+
+
+def end(make_execution, task, status, clock, *, seconds=1.0, logs=""):
+    execution = make_execution(task=task, status=ExecutionStatus.RUNNING, start_time=clock.advance(60), logs=logs)
+    finish(execution, status, now=clock.advance(seconds))
+    return execution
+
+
+def test_an_event_exists_only_if_the_runs_end_committed(make_task, make_execution, clock):
+    execution = make_execution(task=make_task(max_retry=0), status=ExecutionStatus.RUNNING, start_time=clock.now)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        finish(execution, ExecutionStatus.FAILED, now=clock.now)
+        assert AlertEvent.objects.count() == 1
+        raise RuntimeError("the transaction of the change rolls back")
+    assert AlertEvent.objects.count() == 0
+
+
+def test_successes_are_recorded_only_when_they_matter(make_task, make_execution, global_rule, clock):
+    task = make_task(max_retry=0)
+    end(make_execution, task, ExecutionStatus.SUCCESS, clock)
+    assert AlertEvent.objects.count() == 0  # nothing open, no duration watch: no write on the hot path
+    Incident.objects.create(condition=Condition.RUN_FAILED, subject=f"task:{task.pk}", open_key="x", task=task,
+                            summary="s", opened_at=clock.now, last_seen_at=clock.now)
+    end(make_execution, task, ExecutionStatus.SUCCESS, clock)
+    assert AlertEvent.objects.filter(firing=False).count() == 1
+
+
+def test_consecutive_failures_open_one_incident_at_the_threshold(make_task, make_execution, global_rule, recorded,
+                                                                 delivery, clock):
+    global_rule.on_failure = "off"
+    global_rule.consecutive_failures = 3
+    global_rule.save()
+    task = make_task(max_retry=0, name="flaky")
+    for n in range(5):
+        end(make_execution, task, ExecutionStatus.FAILED, clock)
+        delivery.run_once(clock.advance(1))
+        assert len(recorded.sent) == (1 if n >= 2 else 0)
+    assert "3 consecutive failures" in recorded.sent[0].title
+    assert failure_streak(task.pk, 10) == 5
+
+
+def test_a_skipped_fire_alerts_with_its_cause(make_task, make_execution, global_rule, recorded, delivery, clock):
+    due = clock.now.replace(microsecond=0) - timedelta(seconds=clock.now.second % 10)
+    task = make_task(name="capped", cron_expression="*/10 * * * * *", max_instances=1, max_retry=0,
+                     next_run_time=due)
+    make_execution(task=task, status=ExecutionStatus.RUNNING, start_time=clock.now)
+    assert fire_task(task, clock.now) == 1
+    delivery.run_once(clock.advance(1))
+    [message] = recorded.sent
+    assert "fire skipped" in message.title and "max_instances" in message.body
+
+
+def test_duration_anomaly_against_the_recent_median(make_task, make_execution, recorded, delivery, clock):
+    AlertRule.objects.create(duration_factor=3)
+    task = make_task(name="etl")
+    for _ in range(5):
+        end(make_execution, task, ExecutionStatus.SUCCESS, clock, seconds=10)
+    delivery.run_once(clock.advance(1))
+    assert recorded.sent == []
+    end(make_execution, task, ExecutionStatus.SUCCESS, clock, seconds=45)
+    delivery.run_once(clock.advance(1))
+    [message] = recorded.sent
+    assert "45.0 s, longer than usual (median 10.0 s)" in message.title
+    end(make_execution, task, ExecutionStatus.SUCCESS, clock, seconds=10)
+    delivery.run_once(clock.advance(1))
+    assert [m.kind for m in recorded.sent] == ["alert", "recovery"]
+
+
+def test_an_executor_going_unhealthy_and_back_alerts_once_each(make_executor, global_rule, recorded, delivery,
+                                                               clock):
+    executor = make_executor(name="worker-a")
+    for _ in range(6):  # three failures flip it; the further ones are not news
+        executor.refresh_from_db()
+        record_check(executor, ok=False, now=clock.advance(30))
+        delivery.run_once(clock.advance(1))
+    for _ in range(2):
+        executor.refresh_from_db()
+        record_check(executor, ok=True, now=clock.advance(30))
+        delivery.run_once(clock.advance(1))
+    assert [m.kind for m in recorded.sent] == ["alert", "recovery"]
+    assert "executor worker-a" in recorded.sent[0].title and "unhealthy" in recorded.sent[0].title
+
+
+def test_no_leader_for_longer_than_the_rule_says(global_rule, recorded, delivery, clock):
+    record_leaderless(since=clock.now - timedelta(seconds=30), now=clock.now, node="node-2")
+    delivery.run_once(clock.advance(1))
+    assert recorded.sent == []  # 30 s is below the default 60 s
+    record_leaderless(since=clock.now - timedelta(seconds=90), now=clock.now, node="node-2")
+    delivery.run_once(clock.advance(1))
+    [message] = recorded.sent
+    assert "no scheduler led the cluster" in message.title and "node-2 took over" in message.body
+
+
+def test_a_stale_node_alerts_once_and_recovers(global_rule, recorded, clock):
+    delivery = AlertDelivery(clock=clock, heartbeats=lambda: heartbeats)
+    delivery.transport = recorded
+    heartbeats = [("node-1", clock.now), ("node-2", clock.now - timedelta(minutes=5))]
+    for _ in range(3):
+        delivery.run_once(clock.advance(10))
+    heartbeats = [("node-1", clock.now), ("node-2", clock.now)]
+    delivery.run_once(clock.advance(10))
+    assert [m.kind for m in recorded.sent] == ["alert", "recovery"]
+    assert "node-2 stopped heartbeating" in recorded.sent[0].title
+    assert check_nodes(heartbeats, clock.now) == 0
+
+
+def test_a_disabled_rule_makes_no_notification(make_task, make_execution, recorded, delivery, clock):
+    AlertRule.objects.create(enabled=False)
+    end(make_execution, make_task(max_retry=0), ExecutionStatus.FAILED, clock)
+    delivery.run_once(clock.advance(1))
+    assert recorded.sent == [] and Notification.objects.count() == 0
+    assert AlertEvent.objects.filter(processed_at__isnull=True).count() == 0
