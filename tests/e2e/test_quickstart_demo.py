@@ -67,6 +67,9 @@ def test_quickstart_runs_demo_tasks_end_to_end_and_stops_cleanly(quickstart):
                               if e["retry_of_id"] == failing["id"] and e["status"] == "failed"],
                      30, interval=0.3, message="the retry of the failed run")
     assert retry[0]["retry_count"] == 1
+    # The quick start's log:// channel: the alert for the failed task shows in the scheduler's output.
+    wait_for(lambda: "[ALERT] fail: run failed" in child.log_text(), 30, interval=0.3,
+             message="the failure's alert in the quick start's log")
 
     sleeper = client.trigger_task(tasks["sleep"], {"seconds": 60})
     wait_for(lambda: client.get_execution(sleeper["id"])["status"] == "running", 30, interval=0.2,

@@ -18,6 +18,8 @@ from django.db import connection
 from accounts.choices import Role
 from accounts.models import ApiKey
 from accounts.services import api_key_create
+from alerts.models import Channel
+from alerts.services import channel_save
 from executors.models import Executor
 from scheduler_sdk.credentials import SecretFile, default_secret_path
 from scheduling.database_wait import until_database_answers
@@ -43,6 +45,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         self._ensure_admin_user()
         self._ensure_admin_api_key()
+        self._ensure_log_channel()
         base = f"http://{options['host']}:{options['port']}"
         manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
         commands = {
@@ -100,6 +103,15 @@ class Command(BaseCommand):
         self.stdout.write(self.style.WARNING(
             "Created an admin API key (shown once; send it as 'Authorization: Bearer <key>'):\n" + raw_key
         ))
+
+    def _ensure_log_channel(self) -> None:
+        """Alerts to the scheduler's own log, so a demo failure shows one here within a minute."""
+        if Channel.objects.exists():
+            return
+        channel_save(data={"name": "quickstart log", "url": "log://"})
+        self.stdout.write(self.style.WARNING(
+            "Alerts go to this terminal (channel 'quickstart log', log://): the demo task 'fail' fails every "
+            "minute at :45 and its alert follows its retry. Add Slack, email... under Alerts in the admin."))
 
     @staticmethod
     def _hand_the_demo_executor_its_secret(secret_file: str) -> None:
