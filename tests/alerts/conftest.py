@@ -11,6 +11,7 @@ from alerts.delivery import AlertDelivery
 from alerts.models import AlertRule, Channel
 from alerts.outbox import forget_cached_rules
 from tests.alerts.receivers import SmtpReceiver, WebhookReceiver
+from tests.e2e.conftest import cluster, procs, pytest_runtest_makereport  # noqa: F401  (real-process tests)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from executions.models import TaskExecution
 from executions.services import finish
 from executors.models import Executor
 from tests.alerts.receivers import WebhookReceiver
-from tests.e2e.conftest import cluster, procs, pytest_runtest_makereport  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -70,8 +69,8 @@ def test_an_executor_killed_makes_one_executor_alert(cluster, receiver):
     cluster.start(schedulers=["s1"], executors=["ex-a"])
     cluster.executors["ex-a"].send(signal.SIGKILL)
     alive = [cluster.schedulers["s1"], cluster.web]
-    cluster.procs.wait_until(lambda: any("executor" in title and "unhealthy" in title for title in titles(receiver)), 30,
-                       "the executor alert", watch=alive)
+    cluster.procs.wait_until(lambda: any("executor" in t and "unhealthy" in t for t in titles(receiver)), 30,
+                             "the executor alert", watch=alive)
     # Health checks go on failing (one a second here): none of them is news.
     executor_id = cluster.executor_ids["ex-a"]
     cluster.procs.wait_until(lambda: Executor.objects.get(pk=executor_id).health_check_failures >= 8, 30,
