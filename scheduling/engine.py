@@ -17,6 +17,7 @@ from django.db.models import Max
 
 from alerts.delivery import AlertDelivery
 from alerts.outbox import record_leaderless
+from alerts.retention import purge_alert_history
 from core.clock_offset import ClockOffset, describe, too_far
 from executions.retention import purge_expired, retention_cutoff
 from executors.channel import purge_old_nonces
@@ -74,7 +75,9 @@ class SchedulerNode:
         self._confirmed_at = 0.0  # time.monotonic() of the last check that the lock is ours
         self.purges = (PeriodicPurge("executions past retention", HISTORY_PURGE_INTERVAL, purge_expired_at),
                        PeriodicPurge("executor nonces", NONCE_PURGE_INTERVAL, purge_old_nonces),
-                       PeriodicPurge("workflow runs past retention", HISTORY_PURGE_INTERVAL, purge_workflow_runs_at))
+                       PeriodicPurge("workflow runs past retention", HISTORY_PURGE_INTERVAL, purge_workflow_runs_at),
+                       PeriodicPurge("alert events, notifications and incidents", HISTORY_PURGE_INTERVAL,
+                                     purge_alert_history))
         self._progress_at = time.monotonic()  # when the loop last began a step (read by the keep-alive)
         self.alerts = AlertDelivery(clock=clock, heartbeats=node_heartbeats)
         self.alert_job = PeriodicPurge("alert events and notifications",

@@ -83,3 +83,20 @@ def test_a_real_failure_keeps_the_url_out_of_the_error_and_the_log(make_channel,
     assert notification.status == NotificationStatus.PENDING and notification.last_error
     for text in (notification.last_error, caplog.text):
         assert "s3cret" not in text and "hookuser" not in text
+
+
+def test_sent_and_failed_are_counted_for_prometheus(make_channel, delivery, clock, client):
+    from prometheus_client import REGISTRY
+
+    def sample(name: str, kind: str) -> float:
+        return REGISTRY.get_sample_value(name, {"kind": kind}) or 0.0
+
+    sent_before, failed_before = sample("scheduler_alerts_sent_total", "log"), sample("scheduler_alerts_failed_total",
+                                                                                      "json")
+    channel_test(channel_id=make_channel("log://").pk, now=clock.now)
+    channel_test(channel_id=make_channel(SECRET_URL).pk, now=clock.now)
+    delivery.send_due(clock.advance(1))
+    assert sample("scheduler_alerts_sent_total", "log") == sent_before + 1
+    assert sample("scheduler_alerts_failed_total", "json") == failed_before + 1
+    exposition = client.get("/metrics").content.decode()
+    assert "scheduler_alerts_sent_total" in exposition and "scheduler_alert_latency_seconds" in exposition

@@ -204,3 +204,57 @@ def test_the_loop_wakes_for_a_staged_run_instead_of_sleeping_a_whole_tick(node, 
     assert node.idle_seconds(T0 + timedelta(milliseconds=900), idle=0.2) == pytest.approx(0.1)
     assert node.idle_seconds(T0, idle=0.2) == 0.2  # due later than a tick: the tick decides
     assert node.idle_seconds(T0 + timedelta(seconds=2), idle=0.2) == MIN_WAKE_SECONDS  # overdue: poll, not spin
+
+
+def test_the_leaders_tick_runs_the_alert_pass_on_a_worker(node, clock, make_task, make_execution):
+    from alerts.models import AlertEvent, Channel, Notification
+    from executions.choices import ExecutionStatus
+    from executions.services import finish
+
+    channel = Channel(name="log")
+    channel.url = "log://"
+    channel.save()
+    sent = []
+    node.alerts.transport = lambda url, message, *, signing_secret: sent.append(message.title)
+    run = make_execution(task=make_task(name="nightly", max_retry=0), status=ExecutionStatus.RUNNING)
+    finish(run, ExecutionStatus.FAILED, now=T0)
+    node.tick(T0)
+    node.alert_job.running.result(timeout=10)
+    assert sent == ["[ALERT] nightly: run failed"]
+    assert AlertEvent.objects.get().processed_at == T0 and Notification.objects.get().status == "sent"
+    assert node.deliver_alerts(T0 + timedelta(seconds=0.1)) is False  # every ALERT_INTERVAL_SECONDS
+    assert node.deliver_alerts(T0 + timedelta(seconds=1)) is True
+    node.alert_job.running.result(timeout=10)
+
+
+def test_taking_over_after_a_gap_records_how_long_nobody_led(node, clock):
+    from alerts.models import AlertEvent
+
+    SchedulerInstance.objects.create(instance_id="node-b", host="h", port=1, is_leader=True,
+                                     leader_since=T0 - timedelta(hours=1))
+    SchedulerInstance.objects.filter(instance_id="node-b").update(updated_at=T0 - timedelta(seconds=90))
+    node.tick(T0)
+    event = AlertEvent.objects.get(condition="no_leader")
+    assert event.node == "node-a" and event.details["seconds"] == 90
+
+
+def test_alert_history_is_purged_with_the_execution_history(node, settings, make_task):
+    from alerts.models import AlertEvent, Channel, Incident, Notification
+
+    settings.EXECUTION_RETENTION_DAYS = 30
+    AlertEvent.objects.create(condition="run_failed", occurred_at=T0, processed_at=T0 - timedelta(days=2))
+    kept_event = AlertEvent.objects.create(condition="run_failed", occurred_at=T0, processed_at=T0)
+    channel = Channel(name="log")
+    channel.url = "log://"
+    channel.save()
+    for age in (31, 29):
+        when = T0 - timedelta(days=age)
+        Notification.objects.create(channel=channel, title=f"{age}", body="", status="sent", event_at=when,
+                                    created_at=when, next_attempt_at=when)
+        Incident.objects.create(condition="run_failed", subject=f"task:{age}", summary=f"{age}", opened_at=when,
+                                last_seen_at=when, resolved_at=when)
+    node.tick(T0)
+    node.purges[2].running.result(timeout=10)
+    assert list(AlertEvent.objects.values_list("pk", flat=True)) == [kept_event.pk]
+    assert list(Notification.objects.values_list("title", flat=True)) == ["29"]
+    assert list(Incident.objects.values_list("summary", flat=True)) == ["29"]
