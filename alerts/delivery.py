@@ -21,13 +21,13 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from alerts import channels, messages
 from alerts.choices import FailureNotice, NotificationKind, NotificationStatus
 from alerts.metrics import count_failed, count_sent
 from alerts.models import GLOBAL_RULE_KEY, AlertEvent, AlertRule, Channel, Incident, Notification
-from alerts.outbox import record_node_heartbeat
+from alerts.outbox import record_executor_health, record_node_heartbeat
 from core.alerting import (
     Condition,
     IncidentAction,
@@ -218,6 +218,22 @@ def _cluster(event: AlertEvent, rule: AlertRule, subject: str, name: str, detail
                 event_at=event.occurred_at, now=now)
 
 
+def reconcile_executors(now: datetime) -> int:
+    """Executors healthy again by a way other than health checks (re-registration resets the flag) get
+    their recovery event, so their incident does not stay open and swallow the next outage as a repeat.
+    Incidents of deleted executors are closed without a word."""
+    recorded = 0
+    incidents = (Incident.objects.filter(condition=Condition.EXECUTOR_UNHEALTHY, resolved_at__isnull=True)
+                 .filter(Q(executor__isnull=True) | Q(executor__is_healthy=True)).select_related("executor"))
+    for incident in incidents:
+        if incident.executor is None:
+            Incident.objects.filter(pk=incident.pk).update(open_key=None, resolved_at=now)
+            continue
+        record_executor_health(incident.executor, healthy=True, failures=0, now=now)
+        recorded += 1
+    return recorded
+
+
 def check_nodes(heartbeats: list[tuple[str, datetime]], now: datetime) -> int:
     """Events for scheduler nodes whose heartbeat (``(instance id, last heartbeat)`` pairs) went stale, or came
     back while an incident is open."""
@@ -353,6 +369,7 @@ class AlertDelivery:
         if self._next_node_check is None or now >= self._next_node_check:
             self._next_node_check = now + timedelta(seconds=tunable("HEARTBEAT_INTERVAL_SECONDS"))
             check_nodes(self.heartbeats(), now)
+            reconcile_executors(now)
         return process_events(now) + self.send_due(now)
 
     def send_due(self, now: datetime) -> int:

@@ -148,3 +148,23 @@ def test_a_disabled_rule_makes_no_notification(make_task, make_execution, record
     delivery.run_once(clock.advance(1))
     assert recorded.sent == [] and Notification.objects.count() == 0
     assert AlertEvent.objects.filter(processed_at__isnull=True).count() == 0
+
+
+def test_an_executor_healthy_again_by_re_registering_closes_its_incident(make_executor, global_rule, recorded,
+                                                                         delivery, clock):
+    from executors.models import Executor
+
+    executor = make_executor(name="worker-b")
+    for _ in range(3):
+        executor.refresh_from_db()
+        record_check(executor, ok=False, now=clock.advance(30))
+    delivery.run_once(clock.advance(1))
+    Executor.objects.filter(pk=executor.pk).update(is_healthy=True, health_check_failures=0)  # as registration does
+    delivery.run_once(clock.advance(10))
+    delivery.run_once(clock.advance(1))
+    assert [m.kind for m in recorded.sent] == ["alert", "recovery"]
+    for _ in range(3):  # the next outage is news again, not a repeat of a stale incident
+        executor.refresh_from_db()
+        record_check(executor, ok=False, now=clock.advance(30))
+    delivery.run_once(clock.advance(10))
+    assert [m.kind for m in recorded.sent] == ["alert", "recovery", "alert"]
