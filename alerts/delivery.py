@@ -27,7 +27,7 @@ from alerts import channels, messages
 from alerts.choices import FailureNotice, NotificationKind, NotificationStatus
 from alerts.metrics import count_failed, count_sent
 from alerts.models import GLOBAL_RULE_KEY, AlertEvent, AlertRule, Channel, Incident, Notification
-from alerts.outbox import record_executor_health, record_node_heartbeat
+from alerts.outbox import record_executor_health, record_node_heartbeat, record_run_end
 from core.alerting import (
     Condition,
     IncidentAction,
@@ -218,6 +218,23 @@ def _cluster(event: AlertEvent, rule: AlertRule, subject: str, name: str, detail
                 event_at=event.occurred_at, now=now)
 
 
+def reconcile_recoveries(now: datetime) -> int:
+    """A success that ended after the run behind an open task incident, but whose process did not yet know
+    the incident was open (``alerts.outbox`` reads that once a second), gets its recovery event here."""
+    recorded = 0
+    incidents = (Incident.objects.filter(condition__in=TASK_CONDITIONS, resolved_at__isnull=True)
+                 .select_related("last_execution"))
+    for incident in incidents:
+        failed = incident.last_execution
+        since = failed.end_time if failed is not None and failed.end_time else incident.opened_at
+        success = (TaskExecution.objects.filter(task_id=incident.task_id, status=ExecutionStatus.SUCCESS,
+                                                end_time__gt=since).order_by("end_time").first())
+        if success is not None and not AlertEvent.objects.filter(execution=success, processed_at__isnull=True).exists():
+            record_run_end(success, will_retry=False, now=now, force=True)
+            recorded += 1
+    return recorded
+
+
 def reconcile_executors(now: datetime) -> int:
     """Executors healthy again by a way other than health checks (re-registration resets the flag) get
     their recovery event, so their incident does not stay open and swallow the next outage as a repeat.
@@ -370,6 +387,7 @@ class AlertDelivery:
             self._next_node_check = now + timedelta(seconds=tunable("HEARTBEAT_INTERVAL_SECONDS"))
             check_nodes(self.heartbeats(), now)
             reconcile_executors(now)
+            reconcile_recoveries(now)
         return process_events(now) + self.send_due(now)
 
     def send_due(self, now: datetime) -> int:

@@ -3,7 +3,10 @@ skipped fire, an executor's health flipping, a leader taking over after a gap), 
 when its change committed. Only rows are written here; ``alerts.delivery`` decides what they mean.
 
 Successes are recorded only when they can matter (an incident of the task is open, or its rule watches
-durations), so the hot path of a healthy cluster pays one indexed lookup per successful run, not a write.
+durations). What is open and what is watched is read at most once per CACHE_SECONDS per process, so a
+successful run costs no query here: on the hot path of a healthy cluster, a success writes and reads nothing
+more. A success that ends while a process's view is stale (an incident opened within the last second) is
+caught by the leader's sweep (``alerts.delivery.reconcile_recoveries``).
 """
 
 from __future__ import annotations
@@ -18,20 +21,21 @@ from alerts.models import GLOBAL_RULE_KEY, AlertEvent, AlertRule, Incident
 from core.alerting import Condition
 from core.states import UNSUCCESSFUL_STATUSES, ExecutionStatus
 
-# How long a process trusts what it read about duration watching (a rule's duration_factor): changing it
-# takes effect on other processes' success events within this time.
-RULES_CACHE_SECONDS = 5.0
-_watched: dict[str, object] = {"read_at": float("-inf"), "global_": False, "tasks": {}}
+# How long a process trusts what it read about open task incidents and duration watching (a rule's
+# duration_factor).
+CACHE_SECONDS = 1.0
+_watched: dict[str, object] = {"read_at": float("-inf"), "global_": False, "tasks": {}, "open": frozenset()}
 
 
-def record_run_end(execution, *, will_retry: bool, now: datetime) -> None:
+def record_run_end(execution, *, will_retry: bool, now: datetime, force: bool = False) -> None:
     """A run ended (``executions.services._after_ending``). Failed, timed-out or lost runs always make an
-    event; successes only when they may resolve an incident or be checked for a duration anomaly."""
+    event; successes only when they may resolve an incident or be checked for a duration anomaly (or when
+    ``force``d by the leader's recovery sweep)."""
     status = execution.status
     if status in UNSUCCESSFUL_STATUSES:
         _event(Condition.RUN_FAILED, firing=True, execution=execution, now=now,
                details={"status": status, "retry_count": execution.retry_count, "will_retry": will_retry})
-    elif status == ExecutionStatus.SUCCESS and _success_matters(execution.task_id):
+    elif status == ExecutionStatus.SUCCESS and (force or _success_matters(execution.task_id)):
         _event(Condition.RUN_FAILED, firing=False, execution=execution, now=now,
                details={"status": status, "duration_ms": execution.duration_ms})
 
@@ -69,17 +73,19 @@ def _event(condition: Condition, *, firing: bool, execution, now: datetime, deta
 
 
 def _success_matters(task_id: str) -> bool:
-    return _watches_durations(task_id) or Incident.objects.filter(
-        task_id=task_id, resolved_at__isnull=True).exists()
+    if time.monotonic() - _watched["read_at"] > CACHE_SECONDS:
+        _refresh()
+    watches_durations = _watched["tasks"].get(task_id, _watched["global_"])
+    return watches_durations or task_id in _watched["open"]
 
 
-def _watches_durations(task_id: str) -> bool:
-    if time.monotonic() - _watched["read_at"] > RULES_CACHE_SECONDS:
-        rules = AlertRule.objects.filter(Q(key=GLOBAL_RULE_KEY) | Q(task__isnull=False)).values_list(
-            "task_id", "enabled", "duration_factor")
-        watching = {task: enabled and factor is not None for task, enabled, factor in rules}
-        _watched.update(read_at=time.monotonic(), global_=watching.pop(None, False), tasks=watching)
-    return _watched["tasks"].get(task_id, _watched.get("global_", False))
+def _refresh() -> None:
+    rules = AlertRule.objects.filter(Q(key=GLOBAL_RULE_KEY) | Q(task__isnull=False)).values_list(
+        "task_id", "enabled", "duration_factor")
+    watching = {task: enabled and factor is not None for task, enabled, factor in rules}
+    open_tasks = frozenset(Incident.objects.filter(resolved_at__isnull=True, task__isnull=False)
+                           .values_list("task_id", flat=True))
+    _watched.update(read_at=time.monotonic(), global_=watching.pop(None, False), tasks=watching, open=open_tasks)
 
 
 def forget_cached_rules() -> None:

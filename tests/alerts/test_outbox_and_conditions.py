@@ -12,7 +12,7 @@ from django.db import transaction
 
 from alerts.delivery import AlertDelivery, check_nodes, failure_streak
 from alerts.models import AlertEvent, AlertRule, Incident, Notification
-from alerts.outbox import record_leaderless
+from alerts.outbox import forget_cached_rules, record_leaderless
 from core.alerting import Condition
 from core.states import ExecutionStatus
 from executions.services import finish
@@ -59,8 +59,21 @@ def test_successes_are_recorded_only_when_they_matter(make_task, make_execution,
     assert AlertEvent.objects.count() == 0  # nothing open, no duration watch: no write on the hot path
     Incident.objects.create(condition=Condition.RUN_FAILED, subject=f"task:{task.pk}", open_key="x", task=task,
                             summary="s", opened_at=clock.now, last_seen_at=clock.now)
+    forget_cached_rules()  # what each process does once a second
     end(make_execution, task, ExecutionStatus.SUCCESS, clock)
     assert AlertEvent.objects.filter(firing=False).count() == 1
+
+
+def test_a_success_unseen_by_a_stale_process_still_recovers(make_task, make_execution, global_rule, recorded,
+                                                            delivery, clock):
+    task = make_task(max_retry=0, name="nightly")
+    end(make_execution, task, ExecutionStatus.FAILED, clock)
+    end(make_execution, task, ExecutionStatus.SUCCESS, clock)  # nothing open yet: no event for it
+    delivery.run_once(clock.advance(1))  # opens the incident
+    assert [m.kind for m in recorded.sent] == ["alert"]
+    delivery.run_once(clock.advance(10))  # the sweep finds the later success
+    assert [m.kind for m in recorded.sent] == ["alert", "recovery"]
+    assert not Incident.objects.filter(resolved_at__isnull=True).exists()
 
 
 def test_consecutive_failures_open_one_incident_at_the_threshold(make_task, make_execution, global_rule, recorded,
@@ -168,3 +181,24 @@ def test_an_executor_healthy_again_by_re_registering_closes_its_incident(make_ex
         record_check(executor, ok=False, now=clock.advance(30))
     delivery.run_once(clock.advance(10))
     assert [m.kind for m in recorded.sent] == ["alert", "recovery", "alert"]
+
+
+def test_a_success_costs_no_query_for_alerting_on_the_hot_path(make_task, make_execution, global_rule, clock,
+                                                              monkeypatch):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from executions import services
+
+    task = make_task()
+
+    def queries_of_a_success() -> int:
+        execution = make_execution(task=task, status=ExecutionStatus.RUNNING, start_time=clock.now)
+        with CaptureQueriesContext(connection) as captured:
+            finish(execution, ExecutionStatus.SUCCESS, now=clock.advance(1))
+        return len(captured)
+
+    queries_of_a_success()  # the process reads what is open and watched (once a second)
+    with_alerts = queries_of_a_success()
+    monkeypatch.setattr(services, "record_run_end", lambda *args, **kwargs: None)
+    assert with_alerts == queries_of_a_success()
