@@ -8,7 +8,7 @@ from django.contrib import admin
 
 from alerts import services
 from alerts.channels import url_problem
-from alerts.models import AlertRule, Channel, Incident, Notification
+from alerts.models import GLOBAL_RULE_KEY, AlertRule, Channel, Incident, Notification
 from console.actions import RefusalsAsMessagesMixin, run_each
 from console.display import badge, when
 from core.alerting import parse_silence_windows
@@ -95,6 +95,15 @@ class AlertRuleAdmin(admin.ModelAdmin):
                     "duration_factor", "silence_windows", "mute_until"]
     raw_id_fields = ["task"]
     list_select_related = ["task"]
+
+    def get_changeform_initial_data(self, request):
+        """A new (task) rule's form starts from the global rule's values, as the API's creation does."""
+        initial = super().get_changeform_initial_data(request)
+        saved = AlertRule.objects.filter(key=GLOBAL_RULE_KEY).prefetch_related("channels").first()
+        if saved is None:
+            return initial
+        values = {field: getattr(saved, field) for field in services.RULE_FIELDS}
+        return {**values, "channels": [channel.pk for channel in saved.channels.all()], **initial}
 
 
 def _time_column(field: str, description: str):

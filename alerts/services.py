@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 
 from alerts import channels, messages
 from alerts.choices import NotificationKind
-from alerts.models import AlertRule, Channel, Incident, Notification
+from alerts.models import GLOBAL_RULE_KEY, AlertRule, Channel, Incident, Notification
 from alerts.outbox import forget_cached_rules
 from core.alerting import parse_silence_windows
 from scheduler_project.errors import DomainError, ErrorCode
@@ -81,7 +81,9 @@ def channel_test(*, channel_id: str, now: datetime) -> Notification:
 
 @transaction.atomic
 def rule_save(*, rule: AlertRule | None = None, data: dict[str, Any]) -> AlertRule:
-    """Create or update a rule. ``task_id`` (create only) None makes the global rule; one rule per scope."""
+    """Create or update a rule. ``task_id`` (create only) None makes the global rule; one rule per scope. A
+    task's new rule starts as a copy of the global one, so it differs only where ``data`` says."""
+    inherited_channels = None
     if rule is None:
         rule = AlertRule()
         task_id = data.get("task_id")
@@ -89,6 +91,7 @@ def rule_save(*, rule: AlertRule | None = None, data: dict[str, Any]) -> AlertRu
             task = Task.objects.filter(pk=task_id).first()
             if task is None:
                 raise DomainError(ErrorCode.TASK_NOT_FOUND, f"task '{task_id}' does not exist")
+            rule, inherited_channels = _copy_of_global(), _global_channels()
             rule.task = task
     if "silence_windows" in data:
         try:
@@ -106,8 +109,19 @@ def rule_save(*, rule: AlertRule | None = None, data: dict[str, Any]) -> AlertRu
         raise DomainError(ErrorCode.CONFLICT, f"{scope} exists already: update it", {"field": "task_id"}) from None
     if "channel_ids" in data:
         rule.channels.set(_channels(data["channel_ids"]))
+    elif inherited_channels:
+        rule.channels.set(inherited_channels)
     transaction.on_commit(forget_cached_rules)
     return rule
+
+
+def _copy_of_global() -> AlertRule:
+    saved = AlertRule.objects.filter(key=GLOBAL_RULE_KEY).first()
+    return AlertRule(**{field: getattr(saved, field) for field in RULE_FIELDS}) if saved else AlertRule()
+
+
+def _global_channels() -> list[Channel]:
+    return list(Channel.objects.filter(rules__key=GLOBAL_RULE_KEY))
 
 
 def _channels(ids: list[str]) -> list[Channel]:

@@ -85,6 +85,8 @@ def test_rules_global_and_per_task(api, make_task, channel):
                                                      "duration_factor": 3, "channel_ids": [channel["id"]]})
     override = assert_ok(status, body, http_status=201, message="created")
     assert override["task_id"] == task.pk and override["channel_ids"] == [channel["id"]]
+    # a task's new rule starts from the global one: what it does not say, it inherits
+    assert override["consecutive_failures"] == 3 and override["silence_windows"] == "22:00-07:00"
     status, body = api.put(f"/api/v1/alerts/rules/{override['id']}", {"mute_until": "2030-01-01T00:00:00Z"})
     assert assert_ok(status, body)["mute_until"].startswith("2030-01-01")
     assert AlertRule.objects.count() == 2
