@@ -203,10 +203,11 @@ def _on_no_leader(event: AlertEvent, now: datetime) -> None:
 
 def _cluster(event: AlertEvent, rule: AlertRule, subject: str, name: str, detail: str, now: datetime) -> None:
     if event.firing:
-        incident, action = _open_or_count(subject, event, summary=f"{event.condition} {name}", now=now)
+        text = messages.cluster_text(condition=event.condition, recovered=False, subject_name=name,
+                                     occurred_at=event.occurred_at, detail=detail)
+        incident, action = _open_or_count(event, event.condition, subject, summary=text.title.removeprefix("[ALERT] "),
+                                          now=now)
         if action is IncidentAction.OPEN:
-            text = messages.cluster_text(condition=event.condition, recovered=False, subject_name=name,
-                                         occurred_at=event.occurred_at, detail=detail)
             _notify(rule, incident=incident, kind=NotificationKind.ALERT, text=text, event_at=event.occurred_at,
                     now=now)
         return
@@ -271,9 +272,10 @@ def check_nodes(heartbeats: list[tuple[str, datetime]], now: datetime) -> int:
 
 # --- incidents ----------------------------------------------------------------------------------------
 
-def _open_or_count(subject: str, event: AlertEvent, *, summary: str, now: datetime
+def _open_or_count(event: AlertEvent, condition: str, subject: str, *, summary: str, now: datetime
                    ) -> tuple[Incident, IncidentAction]:
-    key = f"{subject}|{event.condition}"
+    """Open the (subject, condition) incident for ``event``, or count ``event`` on the one open."""
+    key = f"{subject}|{condition}"
     incident = Incident.objects.select_for_update().filter(open_key=key).first()
     action = decide_incident(has_open=incident is not None, firing=True)
     if action is IncidentAction.REPEAT:
@@ -283,7 +285,7 @@ def _open_or_count(subject: str, event: AlertEvent, *, summary: str, now: dateti
     try:
         with transaction.atomic():
             incident = Incident.objects.create(
-                condition=event.condition, subject=subject, open_key=key, task_id=event.task_id,
+                condition=condition, subject=subject, open_key=key, task_id=event.task_id,
                 executor_id=event.executor_id, last_execution_id=event.execution_id, summary=summary[:500],
                 opened_at=event.occurred_at, last_seen_at=now)
     except IntegrityError:  # opened meanwhile by another node: this occurrence is a repeat of it
@@ -308,13 +310,10 @@ def _resolve(subject: str, conditions, now: datetime) -> list[Incident]:
 
 
 def _fire(event: AlertEvent, rule: AlertRule, condition: Condition, facts: dict, now: datetime) -> None:
-    subject = f"task:{event.task_id}"
     summary = f"{event.task.name}: {condition.value.replace('_', ' ')}"
-    claimed = AlertEvent(pk=event.pk, condition=condition, task=event.task, execution=event.execution,
-                         occurred_at=event.occurred_at, firing=True)
-    incident, action = _open_or_count(subject, claimed, summary=summary, now=now)
+    incident, action = _open_or_count(event, condition, f"task:{event.task_id}", summary=summary, now=now)
     if action is IncidentAction.OPEN:
-        _notify_task(claimed, rule, incident, NotificationKind.ALERT, facts, now)
+        _notify_task(event, rule, incident, NotificationKind.ALERT, facts, now)
 
 
 def _notify_task(event: AlertEvent, rule: AlertRule, incident: Incident, kind: str, facts: dict,

@@ -84,13 +84,13 @@ def test_an_executor_killed_makes_one_executor_alert(cluster, receiver):
 def test_an_executor_killed_mid_run_makes_one_lost_run_alert(cluster, receiver):
     webhook_channel(receiver)
     cluster.start(schedulers=["s1"], executors=["ex-a"])
-    task = cluster.make_task("sleepy.e2e", max_retry=0, parameters={"seconds": 60})
+    task = cluster.make_task("sleep.lost", max_retry=0, parameters={"seconds": 60})  # the "sleep" handler
     run = cluster.client.trigger_task(task["id"], {"seconds": 60})
     cluster.wait_until(lambda: TaskExecution.objects.filter(pk=run["id"], status="running").exists(), 20, "running")
     cluster.executors["ex-a"].send(signal.SIGKILL)
     cluster.procs.wait_until(lambda: any("run lost" in title for title in titles(receiver)), 60, "the lost-run alert",
                        watch=[cluster.schedulers["s1"], cluster.web])
-    assert len([title for title in titles(receiver) if "sleepy.e2e" in title]) == 1
+    assert len([title for title in titles(receiver) if "sleep.lost" in title]) == 1
 
 
 @pytest.mark.multinode
