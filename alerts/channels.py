@@ -72,6 +72,9 @@ def url_problem(url: str) -> str | None:
 
 def send(url: str, message: Message, *, signing_secret: str) -> None:
     """Deliver ``message`` or raise DeliveryError."""
+    if not url:
+        raise DeliveryError("the stored URL cannot be read: this node's SECRET_KEY is not the one it was saved "
+                            "with (every node needs the same); enter the URL again")
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
     if scheme == LOG_SCHEME:
         log_channel.warning("%s\n%s", message.title, message.body)

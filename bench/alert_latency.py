@@ -56,6 +56,8 @@ def main() -> int:
     os.environ["DATABASE_URL"] = url
     prepare_django(url)
 
+    from django.conf import settings
+
     from alerts.models import AlertRule, Channel
     from core.states import ExecutionStatus
     from executions.models import TaskExecution
@@ -71,7 +73,8 @@ def main() -> int:
     channel.save()
     procs = Processes(url, log_dir=REPO / "var" / "bench-logs", env={
         "SCHEDULER_ALERT_INTERVAL": os.environ.get("SCHEDULER_ALERT_INTERVAL", "0.5"),
-        "SCHEDULER_TICK_SECONDS": "0.2", "SCHEDULER_HEARTBEAT_INTERVAL": "5"})
+        "SCHEDULER_TICK_SECONDS": "0.2", "SCHEDULER_HEARTBEAT_INTERVAL": "5",
+        "SECRET_KEY": settings.SECRET_KEY})  # the channel's URL is encrypted with it
     try:
         scheduler = procs.start_scheduler("bench-alerts")
         procs.wait_until(lambda: _leads("bench-alerts"), 60, "the scheduler to lead", watch=[scheduler])

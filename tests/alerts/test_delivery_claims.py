@@ -100,3 +100,12 @@ def test_sent_and_failed_are_counted_for_prometheus(make_channel, delivery, cloc
     assert sample("scheduler_alerts_failed_total", "json") == failed_before + 1
     exposition = client.get("/metrics").content.decode()
     assert "scheduler_alerts_sent_total" in exposition and "scheduler_alert_latency_seconds" in exposition
+
+
+def test_a_url_saved_under_another_secret_key_fails_visibly(make_channel, delivery, clock, settings):
+    channel = make_channel("log://")
+    settings.SECRET_KEY = "another-secret-key-" + "x" * 40
+    channel_test(channel_id=channel.pk, now=clock.now)
+    delivery.send_due(clock.advance(1))
+    notification = Notification.objects.get()
+    assert notification.status == NotificationStatus.PENDING and "SECRET_KEY" in notification.last_error
