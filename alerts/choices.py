@@ -36,6 +36,3 @@ class NotificationStatus(models.TextChoices):
     HELD = "held", "Held (rate limit)"  # over the channel's rate limit: goes out in the next digest
     DIGESTED = "digested", "Sent in a digest"
     SUPPRESSED = "suppressed", "Suppressed"  # silence window or mute: recorded, not sent
-
-
-OPEN_NOTIFICATION_STATUSES = (NotificationStatus.PENDING, NotificationStatus.SENDING, NotificationStatus.HELD)

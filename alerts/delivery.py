@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import statistics
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -131,8 +132,7 @@ def _check_duration(event: AlertEvent, rule: AlertRule, now: datetime) -> None:
     if anomaly is None:
         _recover(event, rule, (Condition.DURATION_ANOMALY,), now)
         return
-    median = sorted(recent)[len(recent) // 2] / 1000
-    facts = {"duration_s": execution.duration_ms / 1000, "median_s": median,
+    facts = {"duration_s": execution.duration_ms / 1000, "median_s": statistics.median(recent) / 1000,
              "direction": "longer" if anomaly == "slow" else "shorter"}
     _fire(event, rule, Condition.DURATION_ANOMALY, facts, now)
 
