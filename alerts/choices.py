@@ -11,6 +11,7 @@ class ConditionChoice(models.TextChoices):
     EXECUTOR_UNHEALTHY = Condition.EXECUTOR_UNHEALTHY, "Executor unhealthy"
     NO_LEADER = Condition.NO_LEADER, "No leader"
     NODE_STALE = Condition.NODE_STALE, "Scheduler node heartbeat stale"
+    WORKFLOW_FAILED = Condition.WORKFLOW_FAILED, "Workflow run failed"
 
 
 class FailureNotice(models.TextChoices):

@@ -186,6 +186,17 @@ def _on_node(event: AlertEvent, now: datetime) -> None:
         _cluster(event, rule, f"node:{event.node}", event.node, detail, now)
 
 
+def _on_workflow(event: AlertEvent, now: datetime) -> None:
+    """A workflow run failed, or succeeded: one incident per workflow, under the global rule's failure notice."""
+    rule = global_rule()
+    if not rule.enabled or rule.on_failure == FailureNotice.OFF:
+        return
+    details = event.details
+    detail = (f"Run {details.get('run_id')}: {details.get('reason') or 'failed'}.\n"
+              f"Console: {messages.workflow_run_link(details.get('run_id', ''))}") if event.firing else ""
+    _cluster(event, rule, f"workflow:{details.get('workflow_id')}", details.get("name", "?"), detail, now)
+
+
 def _on_no_leader(event: AlertEvent, now: datetime) -> None:
     """Reported once leadership is back (nobody delivers without a leader): an incident opened and resolved."""
     rule = global_rule()
@@ -361,6 +372,7 @@ _HANDLERS: dict[str, Callable[[AlertEvent, datetime], None]] = {
     Condition.EXECUTOR_UNHEALTHY: _on_executor,
     Condition.NODE_STALE: _on_node,
     Condition.NO_LEADER: _on_no_leader,
+    Condition.WORKFLOW_FAILED: _on_workflow,
 }
 
 

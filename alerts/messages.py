@@ -36,6 +36,10 @@ def execution_link(execution_id: str) -> str:
     return f"{tunable('CONSOLE_BASE_URL').rstrip('/')}/admin/executions/taskexecution/{execution_id}/change/"
 
 
+def workflow_run_link(run_id: str) -> str:
+    return f"{tunable('CONSOLE_BASE_URL').rstrip('/')}/admin/workflows/workflowrun/{run_id}/change/"
+
+
 def last_log_lines(logs: str, count: int = LOG_LINES) -> str:
     lines = [line for line in (logs or "").splitlines() if line.strip()][-count:]
     return mask_text("\n".join(lines))
@@ -72,12 +76,13 @@ def task_text(*, condition: str, recovered: bool, task, execution, occurred_at: 
 
 def cluster_text(*, condition: str, recovered: bool, subject_name: str, occurred_at: datetime,
                  detail: str) -> Text:
-    """Executors, the leader and scheduler nodes."""
+    """Executors, the leader, scheduler nodes and workflows."""
     what = {
         Condition.EXECUTOR_UNHEALTHY: ("executor {name} is unhealthy", "executor {name} is healthy again"),
         Condition.NO_LEADER: ("no scheduler led the cluster", "a scheduler leads again"),
         Condition.NODE_STALE: ("scheduler node {name} stopped heartbeating",
                                "scheduler node {name} heartbeats again"),
+        Condition.WORKFLOW_FAILED: ("workflow {name} failed", "workflow {name} succeeded again"),
     }[Condition(condition)][1 if recovered else 0].format(name=subject_name)
     marker = "RECOVERED" if recovered else "ALERT"
     body = f"{what[0].upper()}{what[1:]}.\nWhen: {when(occurred_at)}."

@@ -94,7 +94,7 @@ class Incident(models.Model):
 
     id = models.CharField(primary_key=True, max_length=64, default=new_id, editable=False)
     condition = models.CharField(max_length=32, choices=ConditionChoice.choices)
-    # "task:<id>", "executor:<id>", "node:<instance id>" or "cluster".
+    # "task:<id>", "executor:<id>", "node:<instance id>", "workflow:<id>" or "cluster".
     subject = models.CharField(max_length=300)
     # subject|condition while open, NULL once resolved: the unique key that keeps one incident open.
     open_key = models.CharField(max_length=340, null=True, blank=True, unique=True, editable=False)

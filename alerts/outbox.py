@@ -1,6 +1,7 @@
 """Recording alert events: called inside the transaction of the change that causes them (a run's end, a
-skipped fire, an executor's health flipping, a leader taking over after a gap), so an event exists exactly
-when its change committed. Only rows are written here; ``alerts.delivery`` decides what they mean.
+skipped fire, an executor's health flipping, a leader taking over after a gap, a workflow run's end), so an
+event exists exactly when its change committed. Only rows are written here; ``alerts.delivery`` decides what
+they mean.
 
 Successes are recorded only when they can matter (an incident of the task is open, or its rule watches
 durations). What is open and what is watched is read at most once per CACHE_SECONDS per process, so a
@@ -65,6 +66,15 @@ def record_leaderless(*, since: datetime, now: datetime, node: str) -> None:
 def record_node_heartbeat(*, instance_id: str, stale: bool, last_heartbeat: datetime, now: datetime) -> None:
     AlertEvent.objects.create(condition=Condition.NODE_STALE, firing=stale, node=instance_id, occurred_at=now,
                               details={"last_heartbeat": last_heartbeat.isoformat()})
+
+
+def record_workflow_run_end(*, workflow_id: str, name: str, run_id: str, failed: bool, reason: str,
+                            now: datetime) -> None:
+    """A workflow run ended failed or succeeded (``workflows.runs.end_run``, in its transaction; one row per
+    run, not per node: the failed node's task alerts on its own). The caller passes plain values."""
+    AlertEvent.objects.create(condition=Condition.WORKFLOW_FAILED, firing=failed, occurred_at=now,
+                              details={"workflow_id": workflow_id, "name": name, "run_id": run_id,
+                                       "reason": reason})
 
 
 def _event(condition: Condition, *, firing: bool, execution, now: datetime, details: dict) -> None:

@@ -24,6 +24,7 @@ class Condition(StrEnum):
     EXECUTOR_UNHEALTHY = "executor_unhealthy"
     NO_LEADER = "no_leader"
     NODE_STALE = "node_stale"
+    WORKFLOW_FAILED = "workflow_failed"  # a workflow run ended failed (its failed node's task alerts on its own)
 
 
 class IncidentAction(StrEnum):

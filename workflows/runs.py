@@ -23,6 +23,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from alerts.outbox import record_workflow_run_end
 from core.states import ExecutionStatus
 from core.workflows import Advance, Dag, Edge, NodeState, RunStatus
 from executions.models import TaskExecution
@@ -242,9 +243,13 @@ def _row(run: WorkflowRun, node: dict, now: datetime, status: str, *, logs: str 
 
 
 def end_run(run: WorkflowRun, status: str, *, now: datetime, reason: str = "") -> None:
-    """Record the run's end (the caller holds its row), then start the workflow's next waiting run."""
+    """Record the run's end (the caller holds its row) and, failed or succeeded, its alert event; then start
+    the workflow's next waiting run."""
     run.status, run.ended_at, run.reason = status, now, reason
     run.save(update_fields=["status", "ended_at", "reason"])
+    if status in (RunStatus.FAILED, RunStatus.SUCCESS):
+        record_workflow_run_end(workflow_id=run.workflow_id, name=run.workflow.name, run_id=run.pk,
+                                failed=status == RunStatus.FAILED, reason=reason, now=now)
     log = logger.warning if status == RunStatus.FAILED else logger.info
     log("workflow run %s %s %s", run.pk, status, reason, extra=run.log_extra())
     start_next_waiting(run.workflow_id, now=now)

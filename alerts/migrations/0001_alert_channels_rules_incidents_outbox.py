@@ -66,7 +66,7 @@ class Migration(migrations.Migration):
             name='Incident',
             fields=[
                 ('id', models.CharField(default=scheduler_project.ids.new_id, editable=False, max_length=64, primary_key=True, serialize=False)),
-                ('condition', models.CharField(choices=[('run_failed', 'Run failed, timed out or lost'), ('consecutive_failures', 'Consecutive failures'), ('fire_skipped', 'Fire missed or skipped'), ('duration_anomaly', 'Duration anomaly'), ('executor_unhealthy', 'Executor unhealthy'), ('no_leader', 'No leader'), ('node_stale', 'Scheduler node heartbeat stale')], max_length=32)),
+                ('condition', models.CharField(choices=[('run_failed', 'Run failed, timed out or lost'), ('consecutive_failures', 'Consecutive failures'), ('fire_skipped', 'Fire missed or skipped'), ('duration_anomaly', 'Duration anomaly'), ('executor_unhealthy', 'Executor unhealthy'), ('no_leader', 'No leader'), ('node_stale', 'Scheduler node heartbeat stale'), ('workflow_failed', 'Workflow run failed')], max_length=32)),
                 ('subject', models.CharField(max_length=300)),
                 ('open_key', models.CharField(blank=True, editable=False, max_length=340, null=True, unique=True)),
                 ('summary', models.CharField(max_length=500)),
@@ -111,7 +111,7 @@ class Migration(migrations.Migration):
             name='AlertEvent',
             fields=[
                 ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('condition', models.CharField(choices=[('run_failed', 'Run failed, timed out or lost'), ('consecutive_failures', 'Consecutive failures'), ('fire_skipped', 'Fire missed or skipped'), ('duration_anomaly', 'Duration anomaly'), ('executor_unhealthy', 'Executor unhealthy'), ('no_leader', 'No leader'), ('node_stale', 'Scheduler node heartbeat stale')], max_length=32)),
+                ('condition', models.CharField(choices=[('run_failed', 'Run failed, timed out or lost'), ('consecutive_failures', 'Consecutive failures'), ('fire_skipped', 'Fire missed or skipped'), ('duration_anomaly', 'Duration anomaly'), ('executor_unhealthy', 'Executor unhealthy'), ('no_leader', 'No leader'), ('node_stale', 'Scheduler node heartbeat stale'), ('workflow_failed', 'Workflow run failed')], max_length=32)),
                 ('firing', models.BooleanField(default=True)),
                 ('node', models.CharField(blank=True, default='', max_length=255)),
                 ('occurred_at', models.DateTimeField()),

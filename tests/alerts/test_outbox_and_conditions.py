@@ -202,3 +202,33 @@ def test_a_success_costs_no_query_for_alerting_on_the_hot_path(make_task, make_e
     with_alerts = queries_of_a_success()
     monkeypatch.setattr(services, "record_run_end", lambda *args, **kwargs: None)
     assert with_alerts == queries_of_a_success()
+
+
+def test_a_failed_workflow_run_alerts_once_per_workflow_and_recovers(make_task, global_rule, recorded, delivery,
+                                                                     clock):
+    from django.utils import timezone
+
+    from executions.models import TaskExecution
+    from workflows.services import workflow_create, workflow_trigger
+
+    task = make_task(max_retry=0, name="load")
+    workflow = workflow_create(data={"name": "nightly etl"}, nodes=[{"name": "load", "task_id": task.pk}], edges=[],
+                               now=timezone.now())
+
+    def run_once(status):
+        run = workflow_trigger(workflow_id=workflow.pk, parameters=None, now=timezone.now())
+        node = TaskExecution.objects.get(workflow_run=run)
+        finish(node, status, now=timezone.now())
+        delivery.run_once(clock.advance(1))
+        return run
+
+    failed = run_once(ExecutionStatus.FAILED)
+    run_once(ExecutionStatus.FAILED)  # a repeat, counted on the open incident
+    workflow_messages = [m for m in recorded.sent if "workflow nightly etl" in m.title]
+    [alert] = workflow_messages
+    assert "workflow nightly etl failed" in alert.title and f"workflowrun/{failed.pk}/" in alert.body
+    incident = Incident.objects.get(condition=Condition.WORKFLOW_FAILED, resolved_at__isnull=True)
+    assert incident.subject == f"workflow:{workflow.pk}" and incident.count == 2
+    run_once(ExecutionStatus.SUCCESS)
+    assert [m.kind for m in recorded.sent if "workflow nightly etl" in m.title] == ["alert", "recovery"]
+    assert not Incident.objects.filter(resolved_at__isnull=True).exists()  # the task's incident recovered too
