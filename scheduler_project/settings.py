@@ -303,6 +303,9 @@ SPECTACULAR_SETTINGS = {
         "WorkflowStatusEnum": "workflows.choices.WorkflowStatus",
         "WorkflowRunStatusEnum": "workflows.choices.WorkflowRunStatus",
         "ExecutionModeEnum": "tasks.choices.ExecutionMode",
+        # Two fields named "condition": a workflow edge's keeps the name it had, an alert incident's is named.
+        "ConditionEnum": "workflows.choices.EdgeCondition",
+        "AlertConditionEnum": "alerts.choices.ConditionChoice",
     },
 }
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.services import api_key_create
+from alerts.models import AlertRule, Channel, Incident
 from executions.models import TaskExecution
 from executors.models import Executor
 from tasks.models import Task, TaskExecutor
@@ -330,17 +331,22 @@ def fake_dns(monkeypatch) -> dict[str, list[str]]:
 
 @dataclass
 class World:
-    """A task assigned to an executor, and a running execution of it; a workflow of that task, and a run of it."""
+    """A task assigned to an executor, and a running execution of it; a workflow of that task, and a run of it;
+    an alert channel, the task's alert rule and an open incident of the task."""
 
     task: str
     executor: str
     execution: str
     workflow: str = ""
     workflow_run: str = ""
+    channel: str = ""
+    rule: str = ""
+    incident: str = ""
 
     def path(self, template: str) -> str:
-        """``template`` with ``{task}``, ``{executor}``, ``{execution}``, ``{workflow}``, ``{workflow_run}``."""
-        for name in ("task", "executor", "execution", "workflow_run", "workflow"):
+        """``template`` with ``{task}``, ``{executor}``, ``{execution}``, ``{workflow}``, ``{workflow_run}``,
+        ``{channel}``, ``{rule}``, ``{incident}``."""
+        for name in ("task", "executor", "execution", "workflow_run", "workflow", "channel", "rule", "incident"):
             template = template.replace("{" + name + "}", getattr(self, name))
         return template
 
@@ -354,5 +360,12 @@ def world(make_task, make_executor, make_execution) -> World:
     workflow = workflow_create(data={"name": f"workflow of {task.name}"}, nodes=[{"name": "only", "task_id": task.pk}],
                                edges=[], now=timezone.now())
     run = workflow_trigger(workflow_id=workflow.pk, parameters=None, now=timezone.now())
+    channel = Channel(name="world log")
+    channel.url = "log://"
+    channel.save()
+    rule = AlertRule.objects.create(task=task)
+    incident = Incident.objects.create(condition="run_failed", subject=f"task:{task.pk}", task=task,
+                                       summary=f"{task.name}: run failed", opened_at=timezone.now(),
+                                       last_seen_at=timezone.now())
     return World(task=task.pk, executor=executor.pk, execution=execution.pk, workflow=workflow.pk,
-                 workflow_run=run.pk)
+                 workflow_run=run.pk, channel=channel.pk, rule=rule.pk, incident=incident.pk)

@@ -82,7 +82,10 @@ def filled(world: World, template: str) -> str:
     owner = ("{task}" if template.startswith("/api/v1/tasks") else
              "{executor}" if template.startswith("/api/v1/executors") else
              "{workflow}" if template.startswith("/api/v1/workflows") else
-             "{workflow_run}" if template.startswith("/api/v1/workflow-runs") else "{execution}")
+             "{workflow_run}" if template.startswith("/api/v1/workflow-runs") else
+             "{channel}" if template.startswith("/api/v1/alerts/channels") else
+             "{rule}" if template.startswith("/api/v1/alerts/rules") else
+             "{incident}" if template.startswith("/api/v1/alerts/incidents") else "{execution}")
     return world.path(template.replace("{pk}", owner).replace("{executor_id}", "{executor}"))
 
 

@@ -1,4 +1,5 @@
-"""The OpenAPI schema: it builds without warnings, validates, and lists every path of spec 000 §4.1."""
+"""The OpenAPI schema: it builds without warnings, validates, and lists every path of spec 000 §4.1 and of the
+apps added since (workflows, alerts)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,21 @@ SPEC_OPERATIONS = [
     ("post", "/api/v1/executions/{id}/callback"), ("post", "/api/v1/executions/{id}/stop"),
     ("get", "/api/v1/scheduler/status"),
 ]
+# Beyond the spec: workflows (#19) and alerts (#18).
+ADDED_OPERATIONS = [
+    ("get", "/api/v1/workflows"), ("post", "/api/v1/workflows"), ("post", "/api/v1/workflows/chain"),
+    ("get", "/api/v1/workflows/{id}"), ("put", "/api/v1/workflows/{id}"), ("delete", "/api/v1/workflows/{id}"),
+    ("post", "/api/v1/workflows/{id}/trigger"), ("get", "/api/v1/workflows/{id}/runs"),
+    ("get", "/api/v1/workflow-runs/{id}"), ("post", "/api/v1/workflow-runs/{id}/cancel"),
+    ("post", "/api/v1/workflow-runs/{id}/rerun"),
+    ("get", "/api/v1/alerts/channels"), ("post", "/api/v1/alerts/channels"),
+    ("get", "/api/v1/alerts/channels/{id}"), ("put", "/api/v1/alerts/channels/{id}"),
+    ("delete", "/api/v1/alerts/channels/{id}"), ("post", "/api/v1/alerts/channels/{id}/test"),
+    ("get", "/api/v1/alerts/rules"), ("post", "/api/v1/alerts/rules"),
+    ("get", "/api/v1/alerts/rules/{id}"), ("put", "/api/v1/alerts/rules/{id}"), ("delete", "/api/v1/alerts/rules/{id}"),
+    ("get", "/api/v1/alerts/incidents"), ("get", "/api/v1/alerts/incidents/{id}"),
+    ("get", "/api/v1/alerts/notifications"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +59,12 @@ def test_schema_endpoint_serves_openapi_3(schema):
 
 @pytest.mark.parametrize(("method", "path"), SPEC_OPERATIONS, ids=[f"{m}-{p}" for m, p in SPEC_OPERATIONS])
 def test_schema_lists_every_spec_operation_at_the_spec_path(schema, method, path):
+    assert path in schema["paths"], sorted(schema["paths"])
+    assert method in schema["paths"][path]
+
+
+@pytest.mark.parametrize(("method", "path"), ADDED_OPERATIONS, ids=[f"{m}-{p}" for m, p in ADDED_OPERATIONS])
+def test_schema_lists_the_workflow_and_alert_operations(schema, method, path):
     assert path in schema["paths"], sorted(schema["paths"])
     assert method in schema["paths"][path]
 
@@ -69,7 +91,7 @@ def test_spectacular_validate_fail_on_warn_passes(tmp_path):
     target = tmp_path / "schema.json"
     call_command("spectacular", "--validate", "--fail-on-warn", "--format", "openapi-json", "--file", str(target))
     written = json.loads(target.read_text())
-    assert {path for _, path in SPEC_OPERATIONS} <= set(written["paths"])
+    assert {path for _, path in SPEC_OPERATIONS + ADDED_OPERATIONS} <= set(written["paths"])
 
 
 def test_swagger_docs_page_answers_200(api):
