@@ -254,7 +254,8 @@ def test_alert_history_is_purged_with_the_execution_history(node, settings, make
         Incident.objects.create(condition="run_failed", subject=f"task:{age}", summary=f"{age}", opened_at=when,
                                 last_seen_at=when, resolved_at=when)
     node.tick(T0)
-    node.purges[2].running.result(timeout=10)
+    [alert_purge] = [purge for purge in node.purges if purge.name.startswith("alert")]
+    alert_purge.running.result(timeout=10)
     assert list(AlertEvent.objects.values_list("pk", flat=True)) == [kept_event.pk]
     assert list(Notification.objects.values_list("title", flat=True)) == ["29"]
     assert list(Incident.objects.values_list("summary", flat=True)) == ["29"]
