@@ -25,17 +25,21 @@ from core.states import UNSUCCESSFUL_STATUSES, ExecutionStatus
 # How long a process trusts what it read about open task incidents and duration watching (a rule's
 # duration_factor).
 CACHE_SECONDS = 1.0
+# What a lost run's event calls its status (its row says failed).
+LOST = "lost"
 _watched: dict[str, object] = {"read_at": float("-inf"), "global_": False, "tasks": {}, "open": frozenset()}
 
 
-def record_run_end(execution, *, will_retry: bool, now: datetime, force: bool = False) -> None:
+def record_run_end(execution, *, will_retry: bool, now: datetime, force: bool = False, lost: bool = False) -> None:
     """A run ended (``executions.services._after_ending``). Failed, timed-out or lost runs always make an
     event; successes only when they may resolve an incident or be checked for a duration anomaly (or when
-    ``force``d by the leader's recovery sweep)."""
+    ``force``d by the leader's recovery sweep or a late result). A lost run's status is ``failed``
+    (``executions.services.lose_run`` passes ``lost``): its event says "lost", which its message shows."""
     status = execution.status
     if status in UNSUCCESSFUL_STATUSES:
         _event(Condition.RUN_FAILED, firing=True, execution=execution, now=now,
-               details={"status": status, "retry_count": execution.retry_count, "will_retry": will_retry})
+               details={"status": LOST if lost else status, "retry_count": execution.retry_count,
+                        "will_retry": will_retry})
     elif status == ExecutionStatus.SUCCESS and (force or _success_matters(execution.task_id)):
         _event(Condition.RUN_FAILED, firing=False, execution=execution, now=now,
                details={"status": status, "duration_ms": execution.duration_ms})

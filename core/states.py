@@ -19,8 +19,9 @@ class ExecutionStatus(StrEnum):
 ACTIVE_STATUSES = frozenset({ExecutionStatus.PENDING, ExecutionStatus.RUNNING})
 TERMINAL_STATUSES = frozenset(set(ExecutionStatus) - ACTIVE_STATUSES)
 RETRYABLE_STATUSES = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT})
-# Runs that ended without success and are worth an alert (alerts.outbox). A run whose executor lease
-# expires ("lost") belongs here too: add it to this set, and alerting treats it as failed and timeout.
+# Runs that ended without success and are worth an alert (alerts.outbox). A lost run (its lease ran out, or its
+# executor registered again without it) ends failed (executions.services.lose_run), so it is here too; its alert
+# says "lost" from the flag lose_run passes to the run's end, not from its status.
 UNSUCCESSFUL_STATUSES = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT})
 # What an executor may report through the callback (spec 000 §7.4), plus cancelled for a cooperative stop.
 CALLBACK_STATUSES = (ExecutionStatus.SUCCESS, ExecutionStatus.FAILED, ExecutionStatus.TIMEOUT,

@@ -118,8 +118,9 @@ def _forbid(execution: TaskExecution, action: str, allowed: Iterable[str]) -> Do
 
 
 def finish(execution: TaskExecution, to: str, *, now: datetime, end_time: datetime | None = None,
-           expected: Iterable[str] | None = None, **changes: Any) -> bool:
+           expected: Iterable[str] | None = None, lost: bool = False, **changes: Any) -> bool:
     """Move to a terminal status, recording end time and duration, then let the retry policy react.
+    ``lost``: the scheduler ended it because its executor no longer holds it (``lose_run``), which its alert says.
 
     One transaction: a node that dies between the status change and the retry insert must not leave a
     failed run whose retry never exists (the chaos suite caught exactly that after a SIGKILL).
@@ -128,18 +129,18 @@ def finish(execution: TaskExecution, to: str, *, now: datetime, end_time: dateti
         done = transition(execution, to, expected=expected, **_ending(execution, now=now, end_time=end_time),
                           **changes)
         if done:
-            _after_ending(execution, now=now)
+            _after_ending(execution, now=now, lost=lost)
     return done
 
 
-def _after_ending(execution: TaskExecution, *, now: datetime) -> None:
+def _after_ending(execution: TaskExecution, *, now: datetime, lost: bool = False) -> None:
     """What follows a run's end, in its transaction: the retry policy (one query for a failed run, none for
     a success), a workflow run's advance (none for a run outside workflows), its alert event (``alerts.outbox``:
     committed with the end or not at all), and the finished counter once committed. Single and batched results
     both end through here."""
     retry = schedule_retry(execution, now=now)
     advance_after_node(execution, now=now)  # a workflow's next nodes start in this same transaction
-    record_run_end(execution, will_retry=retry is not None, now=now)
+    record_run_end(execution, will_retry=retry is not None, now=now, lost=lost)
     status = execution.status
     transaction.on_commit(lambda: count_finished(status))
 
@@ -475,9 +476,10 @@ def renew_leases(*, executor_id: str, held: Sequence[HeldRun], now: datetime) ->
 
 def lose_run(execution: TaskExecution, *, now: datetime, why: str) -> bool:
     """End a running attempt as lost: ``failed`` with the reason, ended by the scheduler (a result finished
-    within the deadline may still count), retried per the task's policy. False if it moved meanwhile."""
+    within the deadline may still count), retried per the task's policy, its alert event saying "lost" (the
+    flag, not the log line, tells it apart from a failure the executor reported). False if it moved meanwhile."""
     line = f"lost: {why}"
-    if not finish(execution, ExecutionStatus.FAILED, now=now, expected=[ExecutionStatus.RUNNING],
+    if not finish(execution, ExecutionStatus.FAILED, now=now, expected=[ExecutionStatus.RUNNING], lost=True,
                   matching={"attempt": execution.attempt}, ended_by_scheduler=True,
                   logs=logs_with(execution.logs, line)):
         return False
@@ -532,6 +534,7 @@ def _took_late(row: TaskExecution, report: ResultReport, now: datetime) -> bool:
                                      f"late result: {report.status} (ended {ended}) replaces the presumed {presumed}")
     if not transition(row, report.status, expected=[presumed], late=True, ended_by_scheduler=False, **changes):
         return False
+    record_run_end(row, will_retry=False, now=now, force=True)  # the alert of its presumed end may recover
     count_late_result("applied")
     logger.info("execution %s: late %s result applied over the presumed %s", row.pk, report.status, presumed,
                 extra=row.log_extra())

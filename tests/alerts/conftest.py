@@ -5,13 +5,29 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from alerts.delivery import AlertDelivery
 from alerts.models import AlertRule, Channel
 from alerts.outbox import forget_cached_rules
 from tests.alerts.receivers import SmtpReceiver, WebhookReceiver
-from tests.e2e.conftest import cluster, procs, pytest_runtest_makereport  # noqa: F401  (real-process tests)
+from tests.e2e.conftest import cluster, pytest_runtest_makereport  # noqa: F401  (real-process tests)
+from tests.processes import Processes, child_database_url, child_log_dir
+
+
+@pytest.fixture
+def procs(request, transactional_db) -> Iterator[Processes]:
+    """tests.e2e's children, given the test process's SECRET_KEY instead of a random one: channel URLs are
+    encrypted with a key derived from it (alerts.crypto), so the channels a test saves must be readable by
+    every node that delivers. ``cluster`` starts its children through this fixture."""
+    processes = Processes(child_database_url(), log_dir=child_log_dir(request.node.nodeid),
+                          env={"SECRET_KEY": settings.SECRET_KEY})
+    request.node.child_processes = processes
+    try:
+        yield processes
+    finally:
+        processes.close()
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ from alerts.models import AlertEvent, AlertRule, Incident, Notification
 from alerts.outbox import forget_cached_rules, record_leaderless
 from core.alerting import Condition
 from core.states import ExecutionStatus
-from executions.services import finish
+from executions.models import TaskExecution
+from executions.services import apply_callback, finish, lose_run, reconcile_held
 from scheduling.firing import fire_task
 from scheduling.health import record_check
 
@@ -88,6 +89,56 @@ def test_consecutive_failures_open_one_incident_at_the_threshold(make_task, make
         assert len(recorded.sent) == (1 if n >= 2 else 0)
     assert "3 consecutive failures" in recorded.sent[0].title
     assert failure_streak(task.pk, 10) == 5
+
+
+def lost_run(make_execution, task, executor, clock):
+    """A run its executor holds under a lease, accepted a while ago."""
+    return make_execution(task=task, executor=executor, status=ExecutionStatus.RUNNING, attempt=1,
+                          start_time=clock.advance(60), accept_by=clock.now, lease_until=clock.now,
+                          deadline=clock.now + timedelta(seconds=60))
+
+
+def test_a_lost_run_alerts_as_lost_with_its_reason(make_task, make_execution, make_executor, global_rule, recorded,
+                                                   delivery, clock):
+    run = lost_run(make_execution, make_task(max_retry=0, name="nightly"), make_executor(), clock)
+    assert lose_run(run, now=clock.advance(20), why="the lease ran out")
+    event = AlertEvent.objects.get()
+    assert event.details["status"] == "lost" and run.status == ExecutionStatus.FAILED  # the row says failed
+    delivery.run_once(clock.advance(1))
+    [message] = recorded.sent
+    assert message.title == "[ALERT] nightly: run lost"
+    assert "Cause: lost: the lease ran out" in message.body and "status failed" in message.body
+
+
+def test_a_run_lost_at_registration_alerts_as_lost(make_task, make_execution, make_executor, global_rule, recorded,
+                                                   delivery, clock):
+    executor = make_executor()
+    run = lost_run(make_execution, make_task(max_retry=0, name="nightly"), executor, clock)
+    reconcile_held(executor_id=executor.pk, instance_id=executor.instance_id, held=[], as_of=clock.advance(1),
+                   now=clock.now)
+    delivery.run_once(clock.advance(1))
+    assert [m.title for m in recorded.sent] == ["[ALERT] nightly: run lost"]
+    assert TaskExecution.objects.get(pk=run.pk).status == ExecutionStatus.FAILED
+
+
+def test_a_failure_the_executor_reports_is_not_called_lost(make_task, make_execution, make_executor, global_rule,
+                                                           recorded, delivery, clock):
+    run = lost_run(make_execution, make_task(max_retry=0, name="nightly"), make_executor(), clock)
+    finish(run, ExecutionStatus.FAILED, now=clock.advance(1), logs="lost: a word in the executor's own log")
+    delivery.run_once(clock.advance(1))
+    assert [m.title for m in recorded.sent] == ["[ALERT] nightly: run failed"]
+
+
+def test_a_late_success_over_a_presumed_lost_run_recovers_its_incident(make_task, make_execution, make_executor,
+                                                                       global_rule, recorded, delivery, clock):
+    run = lost_run(make_execution, make_task(max_retry=0, name="nightly"), make_executor(), clock)
+    lose_run(run, now=clock.advance(20), why="the lease ran out")
+    delivery.run_once(clock.advance(1))
+    apply_callback(execution_id=run.pk, status=ExecutionStatus.SUCCESS, result=None, logs=None,
+                   end_time=run.deadline - timedelta(seconds=1), now=clock.advance(1))
+    delivery.run_once(clock.advance(1))
+    assert [m.title for m in recorded.sent] == ["[ALERT] nightly: run lost", "[RECOVERED] nightly: recovered"]
+    assert not Incident.objects.filter(resolved_at__isnull=True).exists()
 
 
 def test_a_skipped_fire_alerts_with_its_cause(make_task, make_execution, global_rule, recorded, delivery, clock):
