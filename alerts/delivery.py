@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import statistics
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -386,17 +387,24 @@ class AlertDelivery:
     transport = staticmethod(channels.send)
 
     def __init__(self, *, heartbeats: Callable[[], list[tuple[str, datetime]]],
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now,
+                 fenced: Callable[[], AbstractContextManager] = transaction.atomic) -> None:
         self.heartbeats = heartbeats
         self.clock = clock
+        self.fenced = fenced  # the engine's leadership-term transaction (scheduling.leader.Fence.atomic)
         self._next_node_check: datetime | None = None
 
     def run_once(self, now: datetime) -> int:
         """Nodes, events, sends. Returns how many events and notifications it handled. (On a worker thread
-        the engine's job wrapper refreshes the thread's connection first.)"""
+        the engine's job wrapper refreshes the thread's connection first.)
+
+        Which nodes are stale is the leader's judgement: it commits only within its term (``fenced``; a
+        deposed leader's raises there, and its pass ends). The rest needs no term: events and notifications
+        are claimed by compare-and-set, and the sweeps only restate what the rows say."""
         if self._next_node_check is None or now >= self._next_node_check:
             self._next_node_check = now + timedelta(seconds=tunable("HEARTBEAT_INTERVAL_SECONDS"))
-            check_nodes(self.heartbeats(), now)
+            with self.fenced():
+                check_nodes(self.heartbeats(), now)
             reconcile_executors(now)
             reconcile_recoveries(now)
         return process_events(now) + self.send_due(now)

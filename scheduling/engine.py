@@ -79,10 +79,10 @@ class SchedulerNode:
                        PeriodicPurge("alert events, notifications and incidents", HISTORY_PURGE_INTERVAL,
                                      purge_alert_history))
         self._progress_at = time.monotonic()  # when the loop last began a step (read by the keep-alive)
-        self.alerts = AlertDelivery(clock=clock, heartbeats=node_heartbeats)
+        self.alerts = AlertDelivery(clock=clock, heartbeats=node_heartbeats, fenced=self.fence.atomic)
         self.alert_job = PeriodicPurge("alert events and notifications",
                                        timedelta(seconds=tunable("ALERT_INTERVAL_SECONDS")),
-                                       self.alerts.run_once, verb="handled")
+                                       self._alert_pass, verb="handled")
 
     # --- membership -------------------------------------------------------------------------------
 
@@ -269,6 +269,15 @@ class SchedulerNode:
         """Step: the alert work (``alerts.delivery``: node heartbeats, outbox events, sends), every
         ALERT_INTERVAL_SECONDS on a worker thread, never two passes at once. Returns whether one started."""
         return self.alert_job.start_if_due(now, self.dispatcher.pool)
+
+    def _alert_pass(self, now: datetime) -> int:
+        """One ``AlertDelivery.run_once`` on a worker thread. Deposed meanwhile: the pass ends there (its node
+        check refused), the loop's next fenced write steps down, and the new leader's pass goes on."""
+        try:
+            return self.alerts.run_once(now)
+        except Deposed as exc:
+            logger.warning("scheduler %s: alert pass stopped, %s", self.instance_id, exc)
+            return 0
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set; then release the lock, mark not leader, finish in-flight dispatches.

@@ -1,8 +1,10 @@
 """Fencing by leadership term: every election increments the lock's term under the lock, and a leader's
-writes (fires, claims, timeouts, lost runs, workflow fires and catch-ups) commit only while its term is the current
-one. Two nodes whose locks both answer "held" stand for a leader that lost its lock without knowing yet
-(frozen, or its check raced the server): the deposed one's writes are refused by the database and it steps
-down."""
+writes (fires, claims, timeouts, lost runs, workflow fires and catch-ups, the alert pass's stale-node judgement)
+commit only while its term is the current one. Two nodes whose locks both answer "held" stand for a leader that
+lost its lock without knowing yet (frozen, or its check raced the server): the deposed one's writes are refused
+by the database and it steps down."""
+
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -136,3 +138,20 @@ def test_a_deposed_leaders_catch_up_of_a_stalled_workflow_run_is_refused(nodes, 
     assert fire_due_workflows(timezone.now(), fence=b.fence) == 1
     run.refresh_from_db()
     assert run.status == WorkflowRunStatus.FAILED
+
+
+def test_a_deposed_leaders_alert_pass_judges_no_node_stale(nodes, caplog):
+    from alerts.models import AlertEvent
+
+    a, b = nodes
+    SchedulerInstance.objects.create(instance_id="node-c", host="h", port=1)
+    SchedulerInstance.objects.filter(instance_id="node-c").update(updated_at=T0 - timedelta(minutes=5))
+    elect(a)
+    elect(b)
+
+    assert a._alert_pass(T0) == 0
+
+    assert not AlertEvent.objects.filter(condition="node_stale").exists()
+    assert "node-a: alert pass stopped, term 1 is over: the current term is 2" in caplog.text
+    b._alert_pass(T0)
+    assert list(AlertEvent.objects.filter(condition="node_stale").values_list("node", flat=True)) == ["node-c"]
