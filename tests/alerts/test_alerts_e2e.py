@@ -80,16 +80,26 @@ def test_an_executor_killed_makes_one_executor_alert(cluster, receiver):
 
 def test_an_executor_killed_mid_run_makes_one_lost_run_alert(cluster, receiver):
     """Its lease runs out (4 s in the tests' tunables) and the executor does not answer: the run is lost, and
-    alerts as lost, once; the executor's own alert is another incident."""
+    alerts as lost, once; the executor's own alert is another incident, also once."""
     webhook_channel(receiver)
     cluster.start(schedulers=["s1"], executors=["ex-a"])
     task = cluster.make_task("sleep.lost", max_retry=0, parameters={"seconds": 60})  # the "sleep" handler
     run = cluster.client.trigger_task(task["id"], {"seconds": 60})
-    cluster.wait_until(lambda: TaskExecution.objects.filter(pk=run["id"], status="running").exists(), 20, "running")
-    cluster.executors["ex-a"].send(signal.SIGKILL)
+    # Its handler began (the executor's journal), not just claimed: killed before accepting, the run would fail
+    # over to no executor and fail, not be lost.
+    executor = cluster.executors["ex-a"]
+    cluster.wait_until(lambda: any(event["execution_id"] == run["id"] for event in executor.events("start")), 20,
+                       "the run to start on the executor")
+    executor.send(signal.SIGKILL)
+    alive = [cluster.schedulers["s1"], cluster.web]
     cluster.procs.wait_until(lambda: any("run lost" in title for title in titles(receiver)), 60, "the lost-run alert",
-                       watch=[cluster.schedulers["s1"], cluster.web])
-    assert len([title for title in titles(receiver) if "sleep.lost" in title]) == 1
+                             watch=alive)
+    cluster.procs.wait_until(lambda: any("unhealthy" in title for title in titles(receiver)), 30,
+                             "the executor alert", watch=alive)
+    assert [title for title in titles(receiver) if "sleep.lost" in title] == ["[ALERT] sleep.lost: run lost"]
+    assert len([title for title in titles(receiver) if "executor" in title]) == 1
+    lost = TaskExecution.objects.get(pk=run["id"])
+    assert lost.status == "failed" and "lost: " in lost.logs
 
 
 @pytest.mark.multinode
