@@ -250,3 +250,39 @@ def timeline_svg(window, lanes, *, execution_url, width: int = 1200, lane_height
     parts += _legend(legend, left, height - 8)
     parts.append("</svg>")
     return "".join(parts)
+
+
+def sparkline(buckets: Sequence[Bucket], series: Sequence[Series], *, label: str, width: int = 146,
+              height: int = 26) -> str:
+    """A small bar per bucket (e.g. an hour), its series stacked in order, scaled to the busiest bucket: no
+    axes and no text, a tooltip per bar with its counts; an empty bucket is a faint tick on the baseline.
+    Drawn at its own size (not stretched to its container), for a table cell."""
+    slot = width / max(len(buckets), 1)
+    bar_w = max(slot - 2, 1)
+    busiest = max((bucket.total for bucket in buckets), default=0)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'role="img" aria-label="{escape(label)}" class="console-sparkline">',
+        f"<title>{escape(label)}</title>",
+        f'<line x1="0" x2="{width}" y1="{height - 0.5}" y2="{height - 0.5}" stroke="currentColor" '
+        f'stroke-opacity="0.25"/>',
+    ]
+    for index, bucket in enumerate(buckets):
+        x = _fmt(index * slot + (slot - bar_w) / 2)
+        counts = [(item, bucket.values.get(item.key, 0)) for item in series if bucket.values.get(item.key)]
+        summary = ", ".join(f"{count} {item.label.lower()}" for item, count in counts)
+        total = bucket.total
+        title = f"{bucket.title}: {total} run{'s' if total != 1 else ''}" + (f" ({summary})" if summary else "")
+        parts.append(f'<g class="sparkline-bar" data-total="{total}"><title>{escape(title)}</title>')
+        if not total:
+            parts.append(f'<rect x="{x}" y="{height - 2}" width="{_fmt(bar_w)}" height="2" fill="currentColor" '
+                         f'fill-opacity="0.15"/>')
+        y = float(height)
+        for item, count in counts:
+            h = max((height - 1) * count / busiest, 1)
+            y -= h
+            parts.append(f'<rect x="{x}" y="{_fmt(y)}" width="{_fmt(bar_w)}" height="{_fmt(h)}" '
+                         f'fill="{item.colour}"/>')
+        parts.append("</g>")
+    parts.append("</svg>")
+    return "".join(parts)

@@ -8,16 +8,15 @@ them for the page.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alerts.selectors import alert_counts
 from console.charts import STATUS_COLOURS, Bucket, Series, stacked_bars
+from console.cluster import instance_rows
 from console.display import age_text
 from executions.choices import ExecutionStatus
 from executions.selectors import execution_stats
 from monitoring.selectors import WINDOW, cluster_status, executor_load, failing_tasks, hourly_status_counts, last_day
-from scheduler_project.config import tunable
 
 # Bottom to top in each stacked bar.
 CHART_SERIES = [
@@ -29,45 +28,28 @@ CHART_SERIES = [
 ]
 
 
-@dataclass(frozen=True)
-class InstanceRow:
-    instance_id: str
-    address: str
-    is_leader: bool
-    leader_since: datetime | None
-    heartbeat_at: datetime
-    heartbeat_age_seconds: float
-    heartbeat_age: str
-    fresh: bool
+def hour_starts(now: datetime, hours: int = 24) -> list[datetime]:
+    """The starts of the last ``hours`` hours, oldest first; the last is the current hour."""
+    current = now.replace(minute=0, second=0, microsecond=0)
+    return [current - timedelta(hours=offset) for offset in range(hours - 1, -1, -1)]
+
+
+def buckets_of(counts: dict[datetime, dict[str, int]]) -> list[Bucket]:
+    """Chart buckets from counts per status per hour start, in the order given."""
+    return [
+        Bucket(label=f"{start:%H}h", title=f"{start:%Y-%m-%d %H:00}–{start + timedelta(hours=1):%H:00} UTC",
+               values=values)
+        for start, values in counts.items()
+    ]
 
 
 def hourly_buckets(now: datetime, hours: int = 24) -> list[Bucket]:
     """Executions per hour of ``scheduled_time`` by status, oldest hour first; the last is the current hour."""
-    current = now.replace(minute=0, second=0, microsecond=0)
-    starts = [current - timedelta(hours=offset) for offset in range(hours - 1, -1, -1)]
-    counts = hourly_status_counts(starts, now)
-    return [
-        Bucket(label=f"{start:%H}h", title=f"{start:%Y-%m-%d %H:00}–{start + timedelta(hours=1):%H:00} UTC",
-               values=counts[start])
-        for start in starts
-    ]
+    return buckets_of(hourly_status_counts(hour_starts(now, hours), now))
 
 
 def hourly_chart(now: datetime) -> str:
     return stacked_bars(hourly_buckets(now), CHART_SERIES, label="Executions per hour over the last 24 h, by status")
-
-
-def instance_rows(instances, now: datetime) -> list[InstanceRow]:
-    stale_after = tunable("INSTANCE_STALE_SECONDS")
-    rows = []
-    for instance in instances:
-        age = max((now - instance.updated_at).total_seconds(), 0.0)
-        rows.append(InstanceRow(
-            instance_id=instance.instance_id, address=f"{instance.host}:{instance.port}",
-            is_leader=instance.is_leader, leader_since=instance.leader_since, heartbeat_at=instance.updated_at,
-            heartbeat_age_seconds=age, heartbeat_age=age_text(instance.updated_at, now), fresh=age <= stale_after,
-        ))
-    return rows
 
 
 def dashboard(now: datetime) -> dict:

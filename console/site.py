@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from console.cluster import cluster
 from console.dashboard import dashboard
+from console.executor_overview import overview
 from console.timeline import TimelineForm, timeline, timeline_chart
 from core.clock import utc_now
 from core.timeline import Window, Zoom
 
 # The dashboard reloads its panel this often (seconds).
 REFRESH_SECONDS = 10
+MAX_PAGE = 100_000
 
 
 class ConsoleAdminSite(admin.AdminSite):
@@ -26,7 +30,9 @@ class ConsoleAdminSite(admin.AdminSite):
 
     def get_urls(self):
         console = [path("dashboard/panel/", self.admin_view(self.dashboard_panel), name="dashboard_panel"),
-                   path("timeline/", self.admin_view(self.timeline_view), name="timeline")]
+                   path("timeline/", self.admin_view(self.timeline_view), name="timeline"),
+                   path("executors-overview/", self.admin_view(self.executors_view), name="executors_overview"),
+                   path("cluster/", self.admin_view(self.cluster_view), name="cluster")]
         return console + super().get_urls()
 
     def dashboard_panel(self, request):
@@ -46,6 +52,33 @@ class ConsoleAdminSite(admin.AdminSite):
         context = {**self.each_context(request), "title": "Timeline", "form": form, "window": window,
                    "chart": chart, "lanes": lanes, "zooms": [(zoom.value, _with_zoom(request, zoom)) for zoom in Zoom]}
         return TemplateResponse(request, "admin/console/timeline.html", context)
+
+
+    def executors_view(self, request):
+        """Executors at a glance (``console.executor_overview``); for whoever may view executors."""
+        _require(request, "executors.view_executor")
+        context = {**self.each_context(request), "title": "Executors at a glance",
+                   "overview": overview(utc_now(), _page_number(request))}
+        return TemplateResponse(request, "admin/console/executors_overview.html", context)
+
+    def cluster_view(self, request):
+        """The scheduler nodes (``console.cluster``); for whoever may view them."""
+        _require(request, "scheduling.view_schedulerinstance")
+        context = {**self.each_context(request), "title": "Cluster", "cluster": cluster(utc_now())}
+        return TemplateResponse(request, "admin/console/cluster.html", context)
+
+
+def _require(request, permission: str) -> None:
+    """The model permission the page's rows need, as the admin's own pages of those rows do."""
+    if not request.user.has_perm(permission):
+        raise PermissionDenied
+
+
+def _page_number(request) -> int:
+    try:
+        return min(max(int(request.GET.get("page", "1")), 1), MAX_PAGE)
+    except ValueError:
+        return 1
 
 
 def _with_zoom(request, zoom: Zoom) -> str:

@@ -1,6 +1,7 @@
 """Read models of the cluster: instances and leadership, counts, the health summary, the executions running
 now and the node and cluster figures of ``/api/v1/scheduler/metrics``. The status, health, running and metrics
-endpoints, the Prometheus gauges and the console's dashboard all read through here."""
+endpoints, the Prometheus gauges and the console's dashboard, executors and cluster pages all read through
+here."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import psutil
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.db.models.functions import TruncHour
 
 from executions.choices import TERMINAL_STATUSES, ExecutionStatus
@@ -22,7 +23,7 @@ from executions.selectors import percent
 from executors.choices import ExecutorStatus
 from executors.models import Executor
 from scheduler_project.config import tunable
-from scheduling.models import SchedulerInstance
+from scheduling.models import LeaderTerm, SchedulerInstance
 from tasks.choices import TaskStatus
 from tasks.models import Task
 
@@ -219,10 +220,14 @@ def hourly_status_counts(hour_starts: list[datetime], now: datetime) -> dict[dat
     )
     counts: dict[datetime, dict[str, int]] = {start: {} for start in hour_starts}
     for row in rows:
-        hour = row["hour"].replace(minute=0, second=0, microsecond=0)
+        hour = _hour_of(row)
         if hour in counts:
             counts[hour][row["status"]] = row["count"]
     return counts
+
+
+def _hour_of(row: dict) -> datetime:
+    return row["hour"].replace(minute=0, second=0, microsecond=0)
 
 
 def failing_tasks(now: datetime, limit: int = 5) -> list[dict]:
@@ -250,3 +255,92 @@ def executor_load(limit: int = 8) -> list[dict]:
         .annotate(running=Count("id"))
         .order_by("-running", "executor__name")[:limit]
     )
+
+
+# --- the console's executors page: one grouped query per figure, for a page of executors -------------------
+# Each figure below is one query grouped by executor over the executors of one page (``executor_ids``), never
+# a query per executor. The running runs are read on (executor, status); the last 24 h on (executor, status,
+# scheduled_time), which covers both grouped history reads (migration executions 0009).
+
+def executors_page(offset: int, limit: int) -> list[Executor]:
+    """Executors in name order from ``offset``: ``limit`` of them, and one more when another page follows."""
+    return list(Executor.objects.order_by("name", "instance_id", "pk")
+                .defer("metadata", "secret", "previous_secret")[offset:offset + limit + 1])
+
+
+def running_by_executor(executor_ids: list[str], now: datetime) -> dict[str, dict]:
+    """Per executor, its running executions: ``running`` (how many), ``stalest_lease`` (the earliest
+    ``lease_until``: the lease closest to running out, or longest run out), ``expired`` (leases run out before
+    ``now``: runs the leader's lease sweep has not settled yet) and ``unleased`` (running without a lease).
+    Executors running nothing are left out."""
+    rows = (
+        TaskExecution.objects.filter(executor_id__in=executor_ids, status=ExecutionStatus.RUNNING)
+        .values("executor_id")
+        .annotate(running=Count("id"), stalest_lease=Min("lease_until"),
+                  expired=Count("id", filter=Q(lease_until__lt=now)),
+                  unleased=Count("id", filter=Q(lease_until__isnull=True)))
+        .order_by()
+    )
+    return {row.pop("executor_id"): row for row in rows}
+
+
+def failures_by_executor(executor_ids: list[str], now: datetime) -> dict[str, dict[str, int]]:
+    """Per executor, its runs of the last 24 h (by ``scheduled_time``) that ended badly: ``failed`` (by the
+    executor's word), ``timeout`` and ``lost`` (failed by the scheduler's verdict: the lease ran out or the
+    executor no longer held the run; ``executions.services.lose_run`` is the only writer of a failed run
+    ``ended_by_scheduler``, and a late result applied over it clears the flag). Executors without failures
+    are left out."""
+    lost = Q(status=ExecutionStatus.FAILED, ended_by_scheduler=True)
+    rows = (
+        last_day(now).filter(executor_id__in=executor_ids, status__in=FAILED_STATUSES)
+        .values("executor_id")
+        .annotate(failed=Count("id", filter=Q(status=ExecutionStatus.FAILED, ended_by_scheduler=False)),
+                  timeout=Count("id", filter=Q(status=ExecutionStatus.TIMEOUT)),
+                  lost=Count("id", filter=lost))
+        .order_by()
+    )
+    return {row.pop("executor_id"): row for row in rows}
+
+
+def hourly_status_counts_by_executor(
+    executor_ids: list[str], hour_starts: list[datetime], now: datetime,
+) -> dict[str, dict[datetime, dict[str, int]]]:
+    """Per executor, its executions per status for each hour starting at ``hour_starts`` (by
+    ``scheduled_time``, up to ``now``); every executor of ``executor_ids`` has every hour, empty or not."""
+    rows = (
+        TaskExecution.objects.filter(executor_id__in=executor_ids, status__in=ExecutionStatus.values,
+                                     scheduled_time__gte=hour_starts[0], scheduled_time__lte=now)
+        .annotate(hour=TruncHour("scheduled_time"))
+        .values("executor_id", "hour", "status")
+        .annotate(count=Count("id"))
+        .order_by()
+    )
+    counts = {executor_id: {start: {} for start in hour_starts} for executor_id in executor_ids}
+    for row in rows:
+        hours = counts.get(row["executor_id"], {})
+        hour = _hour_of(row)
+        if hour in hours:
+            hours[hour][row["status"]] = row["count"]
+    return counts
+
+
+def lease_summary(now: datetime) -> dict[str, int]:
+    """Over every running execution: ``running``, ``expired`` (leases run out before ``now``) and
+    ``executors_expired`` (executors holding at least one of those)."""
+    ran_out = Q(lease_until__lt=now)
+    return TaskExecution.objects.filter(status=ExecutionStatus.RUNNING).aggregate(
+        running=Count("id"), expired=Count("id", filter=ran_out),
+        executors_expired=Count("executor_id", filter=ran_out, distinct=True),
+    )
+
+
+# --- the console's cluster page ---------------------------------------------------------------------------
+
+def scheduler_nodes() -> list[SchedulerInstance]:
+    """Every scheduler node's row (its heartbeat, leadership, term and measured clock offset), leader first."""
+    return list(SchedulerInstance.objects.order_by("-is_leader", "instance_id"))
+
+
+def leadership_terms() -> list[LeaderTerm]:
+    """The fencing terms, one per leader lock (one in a normal installation): the current term and its holder."""
+    return list(LeaderTerm.objects.order_by("name"))
