@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from console.charts import Bucket, RatePoint, Series, divisions, nice_ceiling, rate_bars, stacked_bars
+from console.charts import Bucket, RatePoint, Series, divisions, nice_ceiling, rate_bars, sparkline, stacked_bars
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -54,3 +54,18 @@ def test_rate_bars_colour_by_level_and_mark_days_without_runs():
     assert {"day a: 100% of 4 runs", "day b: no runs", "day c: 50% of 2 runs"} <= titles
     fills = [rect.get("fill") for rect in svg.iter(f"{SVG}rect")]
     assert "#2e9e5b" in fills and "#d64541" in fills
+
+
+def test_sparkline_stacks_each_bucket_scaled_to_the_busiest_with_a_tooltip():
+    buckets = [Bucket("00h", "00:00", {"success": 3, "failed": 1}), Bucket("01h", "01:00", {}),
+               Bucket("02h", "02:00 <b>", {"success": 8})]
+    root = parse_svg(sparkline(buckets, SERIES, label="Runs of <x>", width=60, height=20))
+    assert root.get("width") == "60" and root.get("aria-label") == "Runs of <x>"
+    bars = root.findall(f"{SVG}g")
+    assert [bar.get("data-total") for bar in bars] == ["4", "0", "8"]
+    assert bars[0].find(f"{SVG}title").text == "00:00: 4 runs (3 success, 1 failed)"
+    assert bars[1].find(f"{SVG}title").text == "01:00: 0 runs"
+    assert bars[2].find(f"{SVG}title").text == "02:00 <b>: 8 runs (8 success)"
+    heights = [float(rect.get("height")) for rect in bars[0].findall(f"{SVG}rect")]
+    assert heights == pytest.approx([19 * 3 / 8, 19 * 1 / 8], abs=0.05)
+    assert float(bars[2].find(f"{SVG}rect").get("height")) == 19  # the busiest bucket fills the height
