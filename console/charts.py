@@ -252,8 +252,8 @@ def timeline_svg(window, lanes, *, execution_url, width: int = 1200, lane_height
     return "".join(parts)
 
 
-def sparkline(buckets: Sequence[Bucket], series: Sequence[Series], *, label: str, width: int = 146,
-              height: int = 26) -> str:
+def sparkline(buckets: Sequence[Bucket], series: Sequence[Series], *, label: str, width: int = 192,
+              height: int = 30) -> str:
     """A small bar per bucket (e.g. an hour), its series stacked in order, scaled to the busiest bucket: no
     axes and no text, a tooltip per bar with its counts; an empty bucket is a faint tick on the baseline.
     Drawn at its own size (not stretched to its container), for a table cell."""

@@ -260,7 +260,7 @@ def executor_load(limit: int = 8) -> list[dict]:
 # --- the console's executors page: one grouped query per figure, for a page of executors -------------------
 # Each figure below is one query grouped by executor over the executors of one page (``executor_ids``), never
 # a query per executor. The running runs are read on (executor, status); the last 24 h on (executor, status,
-# scheduled_time), which covers both grouped history reads (migration executions 0009).
+# scheduled_time), which holds both grouped history reads (executions migration 0009).
 
 def executors_page(offset: int, limit: int) -> list[Executor]:
     """Executors in name order from ``offset``: ``limit`` of them, and one more when another page follows."""

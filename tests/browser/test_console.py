@@ -1,7 +1,8 @@
 """The operators' console in a real browser: Debian's headless Chromium driven by Playwright against a live
 server. An operator logs in, creates a task (watching the schedule preview), triggers it with parameters,
-finds the execution in the history, pauses the task, and reads the dashboard and the task's statistics.
-Screenshots of each step go to ``test-output/screenshots/``.
+finds the execution in the history, pauses the task, and reads the dashboard and the task's statistics; then
+the timeline, a live log tail, the executors and cluster pages, and the workflow editor. Screenshots of each
+step go to ``test-output/screenshots/``.
 
 Needs ``/usr/bin/chromium`` (``scripts/browser-deps.sh`` installs it with apt) and the ``playwright`` package
 (requirements-dev.txt); without either the test is skipped with a message saying which. Playwright never
@@ -230,6 +231,68 @@ def test_timeline_and_live_log_tail(page, live_server, history):
     expect(page.locator("#live-tail-state")).to_contain_text("the run ended: success")
     expect(page.locator("#live-logs")).to_contain_text("done")
     for name in ("10-timeline", "11-live-tail"):
+        assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000, name
+
+
+def test_executors_at_a_glance_and_cluster(page, live_server, history):
+    from scheduling.models import LeaderTerm
+
+    base = live_server.url
+    now = timezone.now()
+    Executor.objects.filter(pk=history.pk).update(last_health_check=now - timedelta(seconds=12))
+    nightly = Task.objects.get(name="nightly-report")
+    for minutes, lease in ((3, 9), (8, -45)):  # one lease renewed, one run out (not settled yet)
+        TaskExecution.objects.create(task=nightly, executor=history, status="running", attempt=1,
+                                     scheduled_time=now - timedelta(minutes=minutes, seconds=30),
+                                     start_time=now - timedelta(minutes=minutes),
+                                     lease_until=now + timedelta(seconds=lease))
+    TaskExecution.objects.create(task=nightly, executor=history, status="failed", ended_by_scheduler=True,
+                                 scheduled_time=now - timedelta(minutes=95), logs="lost: the lease ran out")
+    Executor.objects.create(name="etl", instance_id="etl-1", base_url="http://127.0.0.1:2", is_healthy=False,
+                            health_check_failures=4, last_health_check=now - timedelta(minutes=14))
+    Executor.objects.create(name="spare", instance_id="spare-1", base_url="http://127.0.0.1:3", status="maintenance",
+                            status_reason="kernel upgrade")
+    SchedulerInstance.objects.filter(instance_id="scheduler-1").update(leader_term=12, clock_offset_seconds=0.0042)
+    SchedulerInstance.objects.create(instance_id="scheduler-2", host="10.0.0.6", port=8000, leader_term=11,
+                                     clock_offset_seconds=-0.0131)
+    SchedulerInstance.objects.create(instance_id="scheduler-3", host="10.0.0.7", port=8000,
+                                     clock_offset_seconds=-31.2, leadership_refusal=(
+                                         "its clock is 31.200 s ahead of the database's (±0.001 s), beyond "
+                                         "SCHEDULER_MAX_CLOCK_OFFSET (2 s)"))
+    gone = SchedulerInstance.objects.create(instance_id="scheduler-4", host="10.0.0.8", port=8000)
+    SchedulerInstance.objects.filter(pk=gone.pk).update(updated_at=now - timedelta(minutes=40))
+    LeaderTerm.objects.create(name="scheduler_leader_lock", term=12, holder="scheduler-1",
+                              started_at=now - timedelta(hours=6))
+    log_in(page, base)
+
+    # Executors at a glance: running runs and their leases (the run-out one flagged), failures with the lost
+    # one apart, health checks, and a sparkline of each executor's last 24 hours.
+    page.click("#nav-executors")
+    expect(page.locator("h1")).to_have_text("Executors at a glance")
+    reports = page.locator("#executor-reports-1")
+    expect(reports.locator("td.num").first).to_have_text("2")
+    expect(reports.locator(".lease-expired")).to_contain_text("expired")
+    expect(reports.locator(".lost-count")).to_have_text("1 lost")
+    expect(reports.locator("svg.console-sparkline .sparkline-bar")).to_have_count(24)
+    expect(page.locator("#executor-etl-1 .check-stale")).to_contain_text("14 min ago")
+    expect(page.locator("#executor-etl-1")).to_contain_text("unhealthy")
+    expect(page.locator("#card-leases .console-big")).to_have_text("1")
+    shot(page, "15-executors")
+    reports.locator("td.num a").first.click()
+    expect(page.locator("#result_list tbody tr")).to_have_count(2)
+
+    # The cluster: who leads in which term, heartbeat ages, clock offsets, the node refused for its clock.
+    page.click("#nav-cluster")
+    expect(page.locator("h1")).to_have_text("Cluster")
+    expect(page.locator("#card-leader")).to_contain_text("scheduler-1")
+    expect(page.locator("#card-leader")).to_contain_text("term 12")
+    expect(page.locator("#node-scheduler-3 .refused")).to_have_text("refuses to lead")
+    expect(page.locator("#node-scheduler-3 .offset-over")).to_contain_text("31.200 s ahead of the database")
+    expect(page.locator("#node-scheduler-4 .heartbeat")).to_have_class(re.compile("badge-stale"))
+    expect(page.locator("#node-scheduler-2")).to_contain_text("0.013 s ahead of the database")
+    shot(page, "16-cluster")
+    assert page.csp_violations == []
+    for name in ("15-executors", "16-cluster"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000, name
 
 

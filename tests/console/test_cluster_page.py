@@ -52,7 +52,8 @@ def test_the_leader_its_term_and_each_nodes_offset(page):
     leader = row_of(html, "node-a")
     assert "badge-leader" in leader and ">7<" in leader and "0.012 s behind the database" in leader
     assert "0.200 s ahead of the database" in row_of(html, "node-b")
-    assert "badge-follower" in row_of(html, "node-b") and "not measured" in row_of(html, "node-c")
+    assert "badge-follower" in row_of(html, "node-b") and "6, earlier" in row_of(html, "node-b")
+    assert "not measured" in row_of(html, "node-c")
     assert "refuses to lead" not in html.split('id="cluster-terms"')[0].split('id="cluster-nodes"')[1]
     assert "scheduler_leader_test" in html
 
