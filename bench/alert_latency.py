@@ -25,21 +25,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scheduler_project.settings")
 
-from tests.processes import Processes, wait_for  # noqa: E402 - needs the repository on sys.path
+from bench.failover import prepare_django  # noqa: E402 - needs the repository on sys.path
+from tests.processes import Processes, wait_for  # noqa: E402
 
 TARGET_P99_SECONDS = 5.0
 
-
-def prepare_django(url: str) -> None:
-    import django
-    from django.core.management import call_command
-
-    if not url.startswith("sqlite"):
-        from bench.failover import create_database
-        create_database(url)
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
-    call_command("flush", verbosity=0, interactive=False)
 
 
 def percentile(values: list[float], fraction: float) -> float:

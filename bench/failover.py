@@ -70,10 +70,12 @@ def create_database(url: str) -> None:
 
 
 def prepare_django(url: str) -> None:
+    """Creates (on a server), migrates and empties the database ``url`` names for a bench's processes."""
     import django
     from django.core.management import call_command
 
-    create_database(url)
+    if not url.startswith("sqlite"):
+        create_database(url)
     django.setup()
     call_command("migrate", verbosity=0, interactive=False)
     call_command("flush", verbosity=0, interactive=False)

@@ -33,24 +33,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scheduler_project.settings")
 
-from tests.processes import Cluster, Processes  # noqa: E402 - needs the repository on sys.path
+from bench.failover import prepare_django  # noqa: E402 - needs the repository on sys.path
+from tests.processes import Cluster, Processes  # noqa: E402
 
 PRODUCTION_LEASES = {"SCHEDULER_LEASE_SECONDS": "15", "SCHEDULER_LEASE_RENEW_SECONDS": "5",
                      "SCHEDULER_DISPATCH_TIMEOUT": "5", "HEALTH_CHECK_TIMEOUT": "1"}
 EXECUTORS = ("ex-a", "ex-b")
 
-
-def prepare_django(url: str) -> None:
-    import django
-    from django.core.management import call_command
-
-    if not url.startswith("sqlite"):
-        from bench.failover import create_database
-
-        create_database(url)
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
-    call_command("flush", verbosity=0, interactive=False)
 
 
 def starts(cluster: Cluster) -> dict[str, set[str]]:
