@@ -204,6 +204,8 @@ def table_locked(seconds: float):
             cursor.execute("LOCK TABLES task_executions WRITE")
         elif vendor == "postgresql":
             cursor.execute("BEGIN")
+            # The test's own session may sit idle in this transaction longer than the database limit allows.
+            cursor.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
             cursor.execute("LOCK TABLE task_executions IN ACCESS EXCLUSIVE MODE")
         else:
             cursor.execute("BEGIN EXCLUSIVE")
