@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum, StrEnum
 
+from core.states import ACTIVE_STATUSES, RETRYABLE_STATUSES, ExecutionStatus
+
 
 class ExecutionMode(StrEnum):
     """What a fire does when earlier runs of its task are still in progress."""
@@ -18,6 +20,14 @@ class ExecutionMode(StrEnum):
     PARALLEL = "parallel"
     SEQUENTIAL = "sequential"
     SKIP = "skip"
+    REPLACE = "replace"  # the new fire cancels the run in progress (stopped on its executor), then starts
+    QUEUE = "queue"  # every fire waits its turn, up to a bound, and runs one at a time in order
+
+
+# Modes whose runs start one at a time: a pending run waits while another of its task is running.
+ONE_AT_A_TIME = frozenset({ExecutionMode.SEQUENTIAL, ExecutionMode.REPLACE, ExecutionMode.QUEUE})
+# Queue mode without max_instances: at most this many runs of the task pending or running.
+DEFAULT_QUEUE_BOUND = 100
 
 
 class MisfirePolicy(StrEnum):
@@ -31,6 +41,7 @@ class MisfirePolicy(StrEnum):
 class TriggerType(StrEnum):
     SCHEDULED = "scheduled"
     MANUAL = "manual"
+    BACKFILL = "backfill"  # an operator's "run every fire time between A and B"
 
 
 def retry_delay_seconds(attempt: int, *, base: float, cap: float) -> float:
@@ -107,6 +118,7 @@ def plan_fires(
 class FireAction(Enum):
     QUEUE = "queue"  # insert a pending execution for the dispatcher
     SKIP = "skip"  # record a skipped execution
+    REPLACE = "replace"  # cancel the runs in progress (stop them on their executors), then queue this one
 
 
 @dataclass(frozen=True)
@@ -121,13 +133,17 @@ def decide_fire(mode: str, *, running: int, waiting: int, max_instances: int | N
     parallel: queue, unless ``max_instances`` runs are already pending or running (then skipped).
     sequential: queue to wait for the run in progress, but at most one waits.
     skip: a fire that finds a run in progress or waiting is recorded as skipped.
+    replace: a fire that finds runs in progress or waiting replaces them (they are cancelled).
+    queue: every fire waits its turn, unless ``max_instances`` (default DEFAULT_QUEUE_BOUND) runs are
+    already pending or running (then skipped).
     """
-    if mode == ExecutionMode.PARALLEL:
-        if max_instances is not None and running + waiting >= max_instances:
-            return FireDecision(FireAction.SKIP, f"max_instances ({max_instances}) reached: {running} running, "
-                                                 f"{waiting} waiting")
-        return FireDecision(FireAction.QUEUE)
     busy = running + waiting > 0
+    if mode in (ExecutionMode.PARALLEL, ExecutionMode.QUEUE):
+        bound = max_instances or (DEFAULT_QUEUE_BOUND if mode == ExecutionMode.QUEUE else None)
+        if bound is not None and running + waiting >= bound:
+            name = "max_instances" if max_instances else "the queue bound"
+            return FireDecision(FireAction.SKIP, f"{name} ({bound}) reached: {running} running, {waiting} waiting")
+        return FireDecision(FireAction.QUEUE)
     if mode == ExecutionMode.SKIP:
         if busy:
             return FireDecision(FireAction.SKIP, "skip mode: the previous run has not finished")
@@ -136,12 +152,56 @@ def decide_fire(mode: str, *, running: int, waiting: int, max_instances: int | N
         if waiting >= 1 and running >= 1 or waiting >= 2:
             return FireDecision(FireAction.SKIP, "sequential mode: a run is already waiting for the previous one")
         return FireDecision(FireAction.QUEUE)
+    if mode == ExecutionMode.REPLACE:
+        return FireDecision(FireAction.REPLACE if busy else FireAction.QUEUE)
     raise ValueError(f"unknown execution mode {mode!r}")
 
 
-def may_dispatch(mode: str, *, trigger_type: str, running: int) -> bool:
-    """Sequential tasks dispatch a waiting scheduled run only when none is running; manual triggers bypass."""
-    return mode != ExecutionMode.SEQUENTIAL or trigger_type == TriggerType.MANUAL or running == 0
+def dispatch_limit(mode: str, *, trigger_type: str, max_instances: int | None) -> int | None:
+    """How many runs of a task may be running when one of its pending runs starts (None: no limit).
+
+    Manual triggers bypass the mode. One-at-a-time modes start a run only when none is running. A backfill
+    never skips a fire time: its runs wait, one at a time, or up to ``max_instances`` at once for a parallel
+    task (all at once without it).
+    """
+    if trigger_type == TriggerType.MANUAL:
+        return None
+    if mode in ONE_AT_A_TIME:
+        return 1
+    if trigger_type == TriggerType.BACKFILL:
+        return max_instances if mode == ExecutionMode.PARALLEL else 1
+    return None
+
+
+def may_dispatch(mode: str, *, trigger_type: str, running: int, max_instances: int | None = None) -> bool:
+    """Whether a pending run may start now, given how many runs of its task are running."""
+    limit = dispatch_limit(mode, trigger_type=trigger_type, max_instances=max_instances)
+    return limit is None or running < limit
+
+
+# --- Broadcast: one logical run, one shard per executor ------------------------------------------
+
+def broadcast_outcome(shards: dict[int, str]) -> str | None:
+    """The status of a broadcast run from the status of each shard's latest attempt: None while any is
+    pending or running (a retry counts as the shard's latest attempt); success when every shard succeeded;
+    failed when any failed or timed out; otherwise (shards cancelled) cancelled."""
+    statuses = set(shards.values())
+    if not statuses or statuses & ACTIVE_STATUSES:
+        return None
+    if statuses == {ExecutionStatus.SUCCESS}:
+        return ExecutionStatus.SUCCESS
+    if statuses & RETRYABLE_STATUSES:
+        return ExecutionStatus.FAILED
+    return ExecutionStatus.CANCELLED
+
+
+def shard_status(attempts: dict[int, str]) -> str:
+    """A shard's status from its attempts' (retry_count -> status): its latest attempt's, unless an earlier
+    one succeeded after all (a late result applied over a presumed timeout or loss, README "Leases", which
+    cancels the retry still waiting)."""
+    if ExecutionStatus.SUCCESS in attempts.values():
+        return ExecutionStatus.SUCCESS
+    return attempts[max(attempts)]
 
 
 # --- Executor health (spec 002 §4.2.2) ------------------------------------------------------------

@@ -18,3 +18,4 @@ class ExecutionStatus(models.TextChoices):
 class TriggerType(models.TextChoices):
     SCHEDULED = Trigger.SCHEDULED, "Scheduled (cron)"
     MANUAL = Trigger.MANUAL, "Manual trigger"
+    BACKFILL = Trigger.BACKFILL, "Backfill"

@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.functional import cached_property
 
 from executions.choices import ExecutionStatus, TriggerType
 from scheduler_project.ids import new_id
@@ -50,6 +51,14 @@ class TaskExecution(models.Model):
     # "<run id>:<round>:<node name>" for a node's run, "" otherwise: part of the unique fire key, so a node
     # starts at most once per round of its run (and a task in two nodes, or two workflows, never collides).
     node_key = models.CharField(max_length=120, blank=True, default="")
+    # Broadcast: one fire is a logical run (``shard_total`` set, ``shard`` 0, never dispatched itself) and one
+    # child per eligible executor (``shard`` k = shard index k-1 of ``shard_total``), pinned to its executor.
+    # ``shard`` is in the fire's unique key: the run and its shards share task, scheduled time, trigger and
+    # node_key (``fire_key``), which is how each finds the other (``parent_id``, ``shards_of``) without a parent
+    # column: every column costs each fire's INSERT. A broadcast workflow node's shards carry its node_key
+    # but not its workflow_run: to the workflow the node is its one broadcast run.
+    shard = models.PositiveSmallIntegerField(default=0)
+    shard_total = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         db_table = "task_executions"
@@ -74,9 +83,11 @@ class TaskExecution(models.Model):
         ]
         constraints = [
             # Exactly-once firing: two leaders in a split brain cannot both insert the same fire (or the
-            # same retry of it); the loser's INSERT fails on this key.
+            # same retry of it, or the same broadcast shard, or the same workflow node's start in a round);
+            # the loser's INSERT fails on this key.
             models.UniqueConstraint(
-                fields=["task", "scheduled_time", "trigger_type", "retry_count", "node_key"], name="uk_task_fire"
+                fields=["task", "scheduled_time", "trigger_type", "retry_count", "shard", "node_key"],
+                name="uk_task_fire_shard",
             ),
         ]
 
@@ -86,3 +97,27 @@ class TaskExecution(models.Model):
     def log_extra(self) -> dict:
         """Identifiers the engine attaches to every log line about this run (structured logs)."""
         return {"execution_id": self.pk, "task_id": self.task_id}
+
+    @property
+    def shard_index(self) -> int | None:
+        """0-based index of a broadcast shard; None for any other run."""
+        return self.shard - 1 if self.shard else None
+
+    @property
+    def is_broadcast_parent(self) -> bool:
+        return self.shard_total is not None and not self.shard
+
+    def fire_key(self) -> dict:
+        """The fire this run belongs to: a broadcast run and its shards (and their retries) share it. A workflow
+        node's runs have the node's key in it, so a node's shards never mix with its task's own fire at the
+        same time, nor with another node's."""
+        return {"task_id": self.task_id, "scheduled_time": self.scheduled_time, "trigger_type": self.trigger_type,
+                "node_key": self.node_key}
+
+    @cached_property
+    def parent_id(self) -> str | None:
+        """A shard's broadcast run (one indexed lookup on the fire key); None for any other run."""
+        if not self.shard:
+            return None
+        return (TaskExecution.objects.filter(**self.fire_key(), retry_count=0, shard=0)
+                .values_list("pk", flat=True).first())

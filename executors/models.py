@@ -20,6 +20,8 @@ class Executor(models.Model):
     # Consecutive successful checks while unhealthy; recovery needs a run of them (spec 002 §4.2.2).
     health_check_successes = models.IntegerField(default=0)
     metadata = models.JSONField(default=dict, blank=True)
+    # Labels a task can target (``Task.executor_labels``), e.g. {"region": "eu"}: strings to strings.
+    labels = models.JSONField(default=dict, blank=True)
     # Signs every message between the scheduler and this executor (scheduler_sdk.signing). Handed to the
     # executor in its registration response only; never listed, logged or shown in full.
     secret = models.CharField(max_length=128, default=new_secret, editable=False)

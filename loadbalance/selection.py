@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from itertools import groupby
 
 from loadbalance.base import BalancerState, Candidate, Strategy, copy_state
+from loadbalance.strategies.broadcast import Broadcast
 from loadbalance.strategies.least_loaded import LeastLoaded
 from loadbalance.strategies.random_order import RandomOrder
 from loadbalance.strategies.round_robin import RoundRobin
@@ -25,8 +26,14 @@ from loadbalance.strategies.sticky import Sticky
 from loadbalance.strategies.weighted_round_robin import WeightedRoundRobin
 
 STRATEGIES: dict[str, Strategy] = {
-    strategy.name: strategy for strategy in (RoundRobin(), WeightedRoundRobin(), RandomOrder(), Sticky(), LeastLoaded())
+    strategy.name: strategy
+    for strategy in (RoundRobin(), WeightedRoundRobin(), RandomOrder(), Sticky(), LeastLoaded(), Broadcast())
 }
+
+
+def fans_out(strategy_name: str) -> bool:
+    """Whether one fire of a task with this strategy runs on every eligible executor (one shard each)."""
+    return getattr(get_strategy(strategy_name), "fans_out", False)
 
 
 def rank_executors(

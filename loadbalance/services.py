@@ -68,8 +68,16 @@ def _running_per_executor(executor_ids: set[str]) -> dict[str, int]:
     )
 
 
-def _eligible(assignments: list[TaskExecutor]) -> list[TaskExecutor]:
-    return [a for a in assignments if a.executor.status == ExecutorStatus.ONLINE and a.executor.is_healthy]
+def _eligible(assignments: list[TaskExecutor], labels: dict | None = None) -> list[TaskExecutor]:
+    """Online, healthy, and carrying every label the task targets (``Task.executor_labels``)."""
+    return [a for a in assignments if a.executor.status == ExecutorStatus.ONLINE and a.executor.is_healthy
+            and labels_match(a.executor.labels, labels)]
+
+
+def labels_match(labels: dict | None, required: dict | None) -> bool:
+    """Whether an executor's ``labels`` include every key and value of ``required``."""
+    have = labels or {}
+    return all(have.get(key) == value for key, value in (required or {}).items())
 
 
 class Rankings:
@@ -85,12 +93,12 @@ class Rankings:
         self.rows = {row.task_id: row for row in loaded}
         self.states = {task_id: _state_of(row) for task_id, row in self.rows.items()}
         least_loaded = {a.executor_id for task in tasks if task.load_balance_strategy == "least_loaded"
-                        for a in _eligible(self.assignments[task.pk])}
+                        for a in _eligible(self.assignments[task.pk], task.executor_labels)}
         self.running = _running_per_executor(least_loaded) if least_loaded else {}
 
     def rank(self, task: Task) -> Ranking:
         """The task's online, healthy executors, best first; the strategy's new state is kept in memory."""
-        eligible = _eligible(self.assignments[task.pk])
+        eligible = _eligible(self.assignments[task.pk], task.executor_labels)
         if not eligible:
             return Ranking(executors=[], assigned=len(self.assignments[task.pk]))
         candidates = [

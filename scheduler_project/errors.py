@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 class ErrorCode(IntEnum):
     INVALID_INPUT = 400  # a field's value breaks a rule only a service can check; no business code of its own
     CONFLICT = 409  # collides with the current state of a resource; no business code of its own
-    NOT_FOUND = 404  # a resource without a business code of its own (alert channels, rules, incidents)
+    NOT_FOUND = 404  # a resource without a business code of its own (calendars; alert channels, rules, incidents)
     TASK_NAME_EXISTS = 10001
     INVALID_CRON = 10002
     TASK_NOT_FOUND = 10003

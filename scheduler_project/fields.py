@@ -167,3 +167,21 @@ class MaskedJSONField(serializers.JSONField):
 
     def to_representation(self, value):
         return as_shown(super().to_representation(value))
+
+
+class LabelsField(serializers.DictField):
+    """Labels: up to 20 string keys (1-63 characters) to string values (up to 255), e.g. {"region": "eu"}."""
+
+    MAX_LABELS = 20
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("child", serializers.CharField(max_length=255, allow_blank=True))
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> dict:
+        labels = super().to_internal_value(data)
+        if len(labels) > self.MAX_LABELS:
+            raise serializers.ValidationError(f"at most {self.MAX_LABELS} labels")
+        if any(not 1 <= len(key) <= 63 for key in labels):
+            raise serializers.ValidationError("a label key has 1 to 63 characters")
+        return labels

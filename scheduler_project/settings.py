@@ -303,6 +303,7 @@ SPECTACULAR_SETTINGS = {
         "WorkflowStatusEnum": "workflows.choices.WorkflowStatus",
         "WorkflowRunStatusEnum": "workflows.choices.WorkflowRunStatus",
         "ExecutionModeEnum": "tasks.choices.ExecutionMode",
+        "WorkflowOverlapPolicyEnum": "workflows.choices.OverlapPolicy",
         # Two fields named "condition": a workflow edge's keeps the name it had, an alert incident's is named.
         "ConditionEnum": "workflows.choices.EdgeCondition",
         "AlertConditionEnum": "alerts.choices.ConditionChoice",
@@ -332,6 +333,8 @@ SCHEDULER = {
     # remain when it is due. At most FIRE_AHEAD_SECONDS; 0 = claim when due.
     "CLAIM_AHEAD_SECONDS": env_float("SCHEDULER_CLAIM_AHEAD_SECONDS", 0.2, minimum=0),
     "MISFIRE_FIRE_ALL_LIMIT": env_int("SCHEDULER_MISFIRE_FIRE_ALL_LIMIT", 100, minimum=1),
+    # The most fire times one backfill request may cover (more is refused, not truncated).
+    "BACKFILL_LIMIT": env_int("SCHEDULER_BACKFILL_LIMIT", 1000, minimum=1),
     # A due time older than this when the leader gets to it was missed (no leader ran), not merely late.
     "MISFIRE_THRESHOLD_SECONDS": env_float("SCHEDULER_MISFIRE_THRESHOLD", 5.0, minimum=0.5),
     # Execution leases (README "Leases"): an executor renews the runs it holds every LEASE_RENEW_SECONDS; a run

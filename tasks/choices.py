@@ -14,6 +14,8 @@ class ExecutionMode(models.TextChoices):
     PARALLEL = Mode.PARALLEL, "Parallel"
     SEQUENTIAL = Mode.SEQUENTIAL, "Sequential"
     SKIP = Mode.SKIP, "Skip"
+    REPLACE = Mode.REPLACE, "Replace"
+    QUEUE = Mode.QUEUE, "Queue"
 
 
 class LoadBalanceStrategy(models.TextChoices):
@@ -22,6 +24,7 @@ class LoadBalanceStrategy(models.TextChoices):
     RANDOM = "random", "Random"
     STICKY = "sticky", "Sticky"
     LEAST_LOADED = "least_loaded", "Least loaded"
+    BROADCAST = "broadcast", "Broadcast (one shard per executor)"
 
 
 class MisfirePolicy(models.TextChoices):

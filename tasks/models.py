@@ -1,7 +1,11 @@
+from datetime import datetime
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from core.calendars import Blackout
+from core.controls import MAX_JITTER_SECONDS
 from core.schedules import Schedule, build_schedule
 from scheduler_project.ids import new_id
 from scheduler_project.text import refuse_control_characters
@@ -22,6 +26,16 @@ class Task(models.Model):
     # Interval tasks fire at start_at + k·interval_seconds; defaults to the creation time.
     start_at = models.DateTimeField(null=True, blank=True)
     run_at = models.DateTimeField(null=True, blank=True)
+    # The window: no fire before start_at (above) or after end_at, for every schedule type.
+    end_at = models.DateTimeField(null=True, blank=True)
+    # Each run is dispatched up to this many seconds after its fire time, by a delay fixed per
+    # (task, fire time) (core.controls.jitter); null or 0: no jitter.
+    jitter_seconds = models.IntegerField(null=True, blank=True,
+                                         validators=[MinValueValidator(0), MaxValueValidator(MAX_JITTER_SECONDS)])
+    # Only assigned executors whose labels include all of these (e.g. {"region": "eu"}) receive its runs.
+    executor_labels = models.JSONField(default=dict, blank=True)
+    # Fires that fall in any of these calendars are recorded as skipped.
+    calendars = models.ManyToManyField("tasks.BlackoutCalendar", blank=True, related_name="tasks")
     timezone = models.CharField(max_length=64, default="UTC")
     # Higher runs first when many fires are due at once.
     priority = models.IntegerField(default=0)
@@ -80,9 +94,43 @@ class Task(models.Model):
         """This task's fire times. A ``once`` task's single fire is its persisted next_run_time."""
         return build_schedule(
             schedule_type=self.schedule_type, cron_expression=self.cron_expression, timezone=self.timezone,
-            interval_seconds=self.interval_seconds, start_at=self.start_at or self.created_at, run_at=self.run_at,
-            once_at=self.next_run_time,
+            interval_seconds=self.interval_seconds, start_at=self.window_start(), run_at=self.run_at,
+            once_at=self.next_run_time, end_at=self.end_at,
         )
+
+    def window_start(self) -> datetime | None:
+        """An interval is anchored at its start (the creation time by default); other types' start is a bound."""
+        return self.start_at or self.created_at if self.schedule_type == ScheduleType.INTERVAL else self.start_at
+
+    def blackouts(self) -> list[Blackout]:
+        """The task's calendars, parsed (prefetch ``calendars`` when reading many tasks). An unsaved task (the
+        console's live preview) has none yet."""
+        if self._state.adding:
+            return []
+        return [calendar.blackout() for calendar in self.calendars.all()]
+
+
+class BlackoutCalendar(models.Model):
+    """A named set of local times in which the tasks that reference it do not fire (core.calendars)."""
+
+    id = models.CharField(primary_key=True, max_length=64, default=new_id, editable=False)
+    name = models.CharField(max_length=255, unique=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    # Entries as written: "2026-12-25", "2026-12-24..2026-12-26", "Sun 02:00-04:00".
+    entries = models.JSONField(default=list, blank=True)
+    description = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "blackout_calendars"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def blackout(self) -> Blackout:
+        return Blackout.of(self.name, self.timezone, list(self.entries))
 
 
 class TaskExecutor(models.Model):

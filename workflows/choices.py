@@ -1,5 +1,6 @@
 from django.db import models
 
+from core.policy import ExecutionMode as Mode
 from core.workflows import EdgeCondition as Condition
 from core.workflows import RunStatus
 
@@ -7,6 +8,15 @@ from core.workflows import RunStatus
 class WorkflowStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     PAUSED = "paused", "Paused"
+
+
+class OverlapPolicy(models.TextChoices):
+    """Between runs of a workflow, as a task's execution mode between its runs; a task's ``replace`` and
+    ``queue`` are not offered (a workflow run is not cancelled by the next one, nor buffered beyond one)."""
+
+    PARALLEL = Mode.PARALLEL, "Parallel"
+    SEQUENTIAL = Mode.SEQUENTIAL, "Sequential"
+    SKIP = Mode.SKIP, "Skip"
 
 
 class EdgeCondition(models.TextChoices):

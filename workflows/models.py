@@ -4,8 +4,8 @@ from django.db import models
 from core.schedules import Schedule, build_schedule
 from executions.choices import TriggerType
 from scheduler_project.ids import new_id
-from tasks.choices import ExecutionMode, MisfirePolicy, ScheduleType
-from workflows.choices import EdgeCondition, WorkflowRunStatus, WorkflowStatus
+from tasks.choices import MisfirePolicy, ScheduleType
+from workflows.choices import EdgeCondition, OverlapPolicy, WorkflowRunStatus, WorkflowStatus
 
 MAX_NODES = 500
 NODE_NAME = RegexValidator(r"^[A-Za-z0-9_.-]{1,64}\Z", "letters, digits, '_', '.' and '-', at most 64")
@@ -29,7 +29,7 @@ class Workflow(models.Model):
     timezone = models.CharField(max_length=64, default="UTC")
     misfire_policy = models.CharField(max_length=16, choices=MisfirePolicy.choices, default=MisfirePolicy.FIRE_ONCE)
     # Between runs of this workflow, as a task's execution mode between its runs.
-    overlap_policy = models.CharField(max_length=16, choices=ExecutionMode.choices, default=ExecutionMode.PARALLEL)
+    overlap_policy = models.CharField(max_length=16, choices=OverlapPolicy.choices, default=OverlapPolicy.PARALLEL)
     # Fan-out: at most this many nodes of one run pending or running at once (null: no limit).
     max_parallel_nodes = models.IntegerField(null=True, blank=True,
                                              validators=[MinValueValidator(1), MaxValueValidator(MAX_NODES)])
