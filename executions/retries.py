@@ -24,8 +24,8 @@ def schedule_retry(execution: TaskExecution, *, now: datetime) -> TaskExecution 
     The attempt shares the fire's unique key except for ``retry_count``, so two nodes reacting to the
     same failure cannot both create it. Cancelled runs are never retried.
     """
-    if execution.status not in RETRYABLE_STATUSES:
-        return None
+    if execution.status not in RETRYABLE_STATUSES or execution.is_broadcast_parent:
+        return None  # a broadcast run is retried shard by shard
     task = Task.objects.only("max_retry", "status").get(pk=execution.task_id)
     if task.status == TaskStatus.DELETED or execution.retry_count >= task.max_retry:
         return None
@@ -38,6 +38,9 @@ def schedule_retry(execution: TaskExecution, *, now: datetime) -> TaskExecution 
         dispatch_after=now + timedelta(seconds=delay), retry_of=execution,
         workflow_run_id=execution.workflow_run_id, workflow_node_id=execution.workflow_node_id,
         node_key=execution.node_key,
+        # A broadcast shard's retry is the same shard, on the same executor.
+        shard=execution.shard, shard_total=execution.shard_total,
+        executor_id=execution.executor_id if execution.shard else None,
     )
     try:
         with transaction.atomic():

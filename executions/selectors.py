@@ -18,6 +18,8 @@ from core.timeline import BAR_BUDGET_PER_LANE, TRUNCATION, Window
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from scheduler_project.pagination import Page, PageRequest
+from tasks.choices import LoadBalanceStrategy
+from tasks.models import Task
 
 # A list counts its matches exactly up to this many rows past the page; beyond, ``total`` is a lower bound
 # (``total_is_exact`` false). An exact COUNT(*) of a million rows took 0.4-1.6 s, longer than the page itself.
@@ -31,7 +33,8 @@ STATS_DEFAULT_WINDOW = timedelta(hours=24)
 LISTED_COLUMNS = [
     "id", "task_id", "executor_id", "scheduled_time", "start_time", "end_time", "status", "result", "logs",
     "retry_count", "created_at", "trigger_type", "parameters", "duration_ms", "retry_of_id",
-    "progress_percent", "progress_step", "progress_updated_at", "workflow_run_id",
+    "progress_percent", "progress_step", "progress_updated_at", "workflow_run_id", "node_key",
+    "shard", "shard_total",
     "task__name", "task__status", "executor__name", "executor__status",
 ]
 
@@ -132,9 +135,38 @@ def health_score(success_rate: float, timeout_rate: float) -> float:
     return round(max(0.0, success_rate - 2 * timeout_rate), 2)
 
 
+def broadcast_runs_of(rows: list[dict]) -> dict[tuple, str]:
+    """For the shards among listed rows (LISTED_COLUMNS), their broadcast runs' ids by fire key, in one query
+    (none when the page holds no shard)."""
+    keys = {fire_key_of(row) for row in rows if row["shard"]}
+    if not keys:
+        return {}
+    match = Q()
+    for task_id, scheduled_time, trigger_type, node_key in keys:
+        match |= Q(task_id=task_id, scheduled_time=scheduled_time, trigger_type=trigger_type, node_key=node_key)
+    parents = TaskExecution.objects.filter(match, retry_count=0, shard=0)
+    return {tuple(key): pk for pk, *key in parents.values_list("pk", "task_id", "scheduled_time", "trigger_type",
+                                                               "node_key")}
+
+
+def fire_key_of(row: dict) -> tuple:
+    """A listed row's fire key (``TaskExecution.fire_key``) as a tuple."""
+    return row["task_id"], row["scheduled_time"], row["trigger_type"], row["node_key"]
+
+
+_EMPTY_SHARD_COUNTS = {"total": 0, "success": 0, "failed": 0, "timeout": 0}
+
+
 def task_stats(task_id: str, now: datetime) -> dict:
     """Spec 000 §5.9: 24 h figures, the 90-day health summary, last 7 days, and 90 daily points."""
     history = TaskExecution.objects.filter(task_id=task_id)
+    shards = _EMPTY_SHARD_COUNTS
+    if Task.objects.filter(pk=task_id, load_balance_strategy=LoadBalanceStrategy.BROADCAST).exists():
+        # A broadcast fire counts once (its logical run); its shards are counted apart. Only for broadcast
+        # tasks: the shard column is not in the covering indexes the other tasks' figures are read from.
+        shards = status_counts(history.filter(shard__gt=0, scheduled_time__gte=now - timedelta(hours=24),
+                                              scheduled_time__lte=now))
+        history = history.filter(shard=0)
     day = status_counts(history.filter(scheduled_time__gte=now - timedelta(hours=24), scheduled_time__lte=now))
     # One scan of the 90 days serves both the daily points and the 90-day summary.
     daily = _daily_groups(history.filter(scheduled_time__gte=now - timedelta(days=90), scheduled_time__lte=now))
@@ -145,6 +177,8 @@ def task_stats(task_id: str, now: datetime) -> dict:
         "success_rate_24h": percent(day["success"], finished_count(day)),
         "total_24h": day["total"],
         "success_24h": day["success"],
+        "shards_24h": {"total": shards["total"], "success": shards["success"], "failed": shards["failed"],
+                       "timeout": shards["timeout"]},
         "health_90d": {
             "health_score": health_score(
                 percent(quarter["success"], finished_count(quarter)),

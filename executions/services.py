@@ -4,12 +4,15 @@ callback, the timeout sweeper, stop and the dispatcher can race without producin
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -20,7 +23,9 @@ from django.db.models.functions import Cast
 
 from alerts.outbox import record_run_end
 from core import logtext
+from core.clock import utc_now
 from core.leases import LateResult, late_result, renewed_lease_until
+from core.policy import broadcast_outcome, shard_status
 from core.states import ACTIVE_STATUSES, ExecutionStatus, may_correct, may_move
 from executions.metrics import count_finished, count_late_result, count_lost
 from executions.models import TaskExecution
@@ -140,7 +145,10 @@ def _after_ending(execution: TaskExecution, *, now: datetime, lost: bool = False
     both end through here."""
     retry = schedule_retry(execution, now=now)
     advance_after_node(execution, now=now)  # a workflow's next nodes start in this same transaction
-    record_run_end(execution, will_retry=retry is not None, now=now, lost=lost)
+    if execution.shard:  # a shard's end settles its broadcast run, whose own end is the one alerted
+        _settle_broadcast(execution, now=now)
+    else:
+        record_run_end(execution, will_retry=retry is not None, now=now, lost=lost)
     status = execution.status
     transaction.on_commit(lambda: count_finished(status))
 
@@ -212,12 +220,41 @@ def stop_execution(*, execution_id: str, now: datetime) -> CallbackOutcome:
     the console both call this)."""
     execution = get_execution(execution_id, for_update=True)
     previous = execution.status
-    if previous != ExecutionStatus.RUNNING or not finish(
-        execution, ExecutionStatus.CANCELLED, now=now, logs=logs_with(execution.logs, "stopped by operator")
-    ):
+    stopping = (cancel_run(execution, now=now, reason="stopped by operator")
+                if previous == ExecutionStatus.RUNNING else None)
+    if stopping is None:
         raise _forbid(execution, "stop", {ExecutionStatus.RUNNING})
-    transaction.on_commit(lambda: notify_executor_stop(execution.pk))
+    transaction.on_commit(lambda: [notify_executor_stop(pk) for pk in stopping])
     return CallbackOutcome(execution=execution, previous_status=previous)
+
+
+def cancel_run(execution: TaskExecution, *, now: datetime, reason: str,
+               expected: Iterable[str] | None = None) -> list[str] | None:
+    """The stop path: cancel a pending or running run (from the status it was read with, or one of
+    ``expected``) and, for a broadcast run, its shards. Returns the runs whose executors must be told to stop
+    (the run, or its running shards), which the caller does once this transaction has committed
+    (``notify_executor_stop``: an operator's stop on commit, a replace fire on a dispatch worker); None if
+    the run had moved meanwhile (nothing written). In the caller's transaction."""
+    # A running run was sent to an executor, but for a broadcast run: its shards were, never the run itself.
+    was_sent = execution.status == ExecutionStatus.RUNNING and not execution.is_broadcast_parent
+    if not finish(execution, ExecutionStatus.CANCELLED, now=now, expected=expected,
+                  logs=logs_with(execution.logs, reason)):
+        return None
+    shards = cancel_shards(execution, now=now, reason=f"broadcast run {reason}")
+    return [execution.pk, *shards] if was_sent else shards
+
+
+def cancel_shards(parent: TaskExecution, *, now: datetime, reason: str) -> list[str]:
+    """A broadcast run that ends early (stopped, or its workflow run cancelled) takes its pending and running
+    shards with it; returns the ids of the running ones cancelled (their executors are to be told)."""
+    if not parent.is_broadcast_parent:
+        return []
+    running = []
+    for shard in shards_of(parent).filter(status__in=ACTIVE_STATUSES):
+        was_running = shard.status == ExecutionStatus.RUNNING
+        if finish(shard, ExecutionStatus.CANCELLED, now=now, logs=logs_with(shard.logs, reason)) and was_running:
+            running.append(shard.pk)
+    return running
 
 
 def notify_executor_stop(execution_id: str) -> bool:
@@ -226,6 +263,111 @@ def notify_executor_stop(execution_id: str) -> bool:
     if execution is None or execution.executor is None:
         return False
     return request_stop(execution.executor, execution_id, log_extra=execution.log_extra())
+
+
+# --- broadcast: one logical run, one shard per executor -----------------------------------------------------
+
+def create_shards(parent: TaskExecution, executor_ids: list[str], *, now: datetime,
+                  atomic: Callable[[], AbstractContextManager] = transaction.atomic) -> list[TaskExecution]:
+    """Fan a broadcast run out: the parent becomes running (it is never dispatched itself: no executor,
+    attempt, deadline or lease, so the sweeps never take it) and gets one pending shard per executor, pinned
+    to it, shard k of n carrying ``shard`` k+1. Returns the shards, or [] when the parent is no longer pending
+    (cancelled meanwhile). One transaction of ``atomic`` (the leader's fenced one). A workflow node's shards
+    carry its node_key (their fire key) but not its run: the node's outcome is the broadcast run's."""
+    total = len(executor_ids)
+    with atomic():
+        if not transition(parent, ExecutionStatus.RUNNING, expected=[ExecutionStatus.PENDING], start_time=now,
+                          shard_total=total):
+            return []
+        shards = [
+            TaskExecution(task_id=parent.task_id, scheduled_time=parent.scheduled_time,
+                          trigger_type=parent.trigger_type, parameters=parent.parameters,
+                          status=ExecutionStatus.PENDING, dispatch_after=now, shard=index + 1,
+                          shard_total=total, executor_id=executor_id, node_key=parent.node_key)
+            for index, executor_id in enumerate(executor_ids)
+        ]
+        TaskExecution.objects.bulk_create(shards)
+    for shard in shards:
+        shard.task = parent.task
+    return shards
+
+
+def shards_of(parent: TaskExecution):
+    """Every shard of a broadcast run, retries included (they share its fire key)."""
+    return TaskExecution.objects.filter(**parent.fire_key(), shard__gt=0)
+
+
+def _settle_broadcast(shard: TaskExecution, *, now: datetime) -> None:
+    """In the transaction of a shard's end (or of a late result applied to it): once no shard is pending or
+    running, the parent ends with ``core.policy.broadcast_outcome`` of each shard's ``shard_status``. The
+    parent row is locked first, so two shards ending at once are serialized and the second sees the first's
+    end (read committed): the parent cannot be left running. A shard lost or timed out ends here like any
+    other (its retry, if any, keeps the parent running)."""
+    parent = (TaskExecution.objects.select_for_update()
+              .filter(**shard.fire_key(), retry_count=0, shard=0).first())
+    if parent is None or parent.status not in ACTIVE_STATUSES:
+        return
+    attempts: dict[int, dict[int, str]] = defaultdict(dict)
+    for shard_number, retry_count, status in shards_of(parent).values_list("shard", "retry_count", "status"):
+        attempts[shard_number][retry_count] = status
+    latest = {number: shard_status(tries) for number, tries in attempts.items()}
+    outcome = broadcast_outcome(latest)
+    if outcome is None:
+        return
+    failed = sorted(number - 1 for number, status in latest.items() if status != ExecutionStatus.SUCCESS)
+    summary = f"broadcast: {len(latest) - len(failed)}/{len(latest)} shards succeeded"
+    if failed:
+        summary += f"; not succeeded: shard_index {', '.join(map(str, failed))}"
+    finish(parent, outcome, now=now, logs=logs_with(parent.logs, summary))
+
+
+# --- replace mode: a fire that cancels the runs in progress ------------------------------------------------
+
+@dataclass
+class Replacement:
+    """A replace-mode fire: its new run is held back (``held_until``) while the runs it replaced are stopped
+    on their executors, then released to its own dispatch time. If the node dies in between, the hold
+    simply expires: by then any stop request it sent has timed out."""
+
+    task_id: str
+    run_id: str  # the new run
+    dispatch_after: datetime  # when the new run would have been dispatched without the hold
+    scheduled_time: datetime
+    stopping: list[str] = dataclasses.field(default_factory=list)  # running runs cancelled, to stop on their executors
+
+    def held_until(self, now: datetime) -> datetime:
+        hold = timedelta(seconds=tunable("DISPATCH_TIMEOUT_SECONDS") + STOP_HOLD_MARGIN_SECONDS)
+        return max(self.dispatch_after, now + hold)
+
+
+STOP_HOLD_MARGIN_SECONDS = 1.0
+
+
+def cancel_replaced(replacement: Replacement, *, now: datetime) -> None:
+    """In the fire's (fenced) transaction: cancel every other pending or running run of the task through the
+    stop path (``cancel_run``: a broadcast run with its shards), but for its runs as a workflow node (and
+    their shards), which belong to their workflow run: the new run waits for those, as one-at-a-time modes
+    do. The runs to stop on their executors are remembered in ``stopping`` for ``stop_replaced``, after
+    commit."""
+    reason = f"replaced by the fire at {replacement.scheduled_time.isoformat()} (replace mode)"
+    active = (TaskExecution.objects.filter(task_id=replacement.task_id, status__in=ACTIVE_STATUSES, node_key="",
+                                           shard=0)  # shards go with their broadcast run
+              .exclude(pk=replacement.run_id))
+    for execution in active:
+        replacement.stopping += cancel_run(execution, now=now, reason=reason) or []
+
+
+def stop_replaced(replacement: Replacement, *, clock: Callable[[], datetime] = utc_now,
+                  stop: Callable[[str], bool] | None = None) -> None:
+    """After the fire committed: tell each replaced run's executor to stop it (``stop``, by default
+    ``notify_executor_stop``: each request answered or timed out; an executor that never hears it learns
+    at its next lease renewal that the run was revoked), then let the new run go at its own time. Runs on
+    a worker thread."""
+    for execution_id in replacement.stopping:
+        (stop or notify_executor_stop)(execution_id)
+    release = max(replacement.dispatch_after, clock())
+    TaskExecution.objects.filter(pk=replacement.run_id, status=ExecutionStatus.PENDING,
+                                 dispatch_after__gt=release).update(dispatch_after=release)
 
 
 def logs_with(existing: str, addition: str) -> str:
@@ -534,7 +676,10 @@ def _took_late(row: TaskExecution, report: ResultReport, now: datetime) -> bool:
                                      f"late result: {report.status} (ended {ended}) replaces the presumed {presumed}")
     if not transition(row, report.status, expected=[presumed], late=True, ended_by_scheduler=False, **changes):
         return False
-    record_run_end(row, will_retry=False, now=now, force=True)  # the alert of its presumed end may recover
+    if row.shard:  # its retry, cancelled above, may have been the last shard its broadcast run waited for
+        _settle_broadcast(row, now=now)
+    else:
+        record_run_end(row, will_retry=False, now=now, force=True)  # the alert of its presumed end may recover
     count_late_result("applied")
     logger.info("execution %s: late %s result applied over the presumed %s", row.pk, report.status, presumed,
                 extra=row.log_extra())

@@ -70,7 +70,9 @@ def iso(instant: datetime) -> str:
 def execute_payload(execution: TaskExecution, *, attempt: int, accept_by: datetime) -> dict:
     """The /execute body of one attempt (README "Writing an executor")."""
     task = execution.task
+    shard = {"shard_index": execution.shard_index, "shard_total": execution.shard_total} if execution.shard else {}
     return {
+        **shard,
         "execution_id": execution.pk,
         "attempt": attempt,
         "accept_by": iso(accept_by),

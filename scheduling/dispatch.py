@@ -4,7 +4,8 @@ The leader's loop thread decides (which execution, which executors in which orde
 step, its state saved in one transaction) and claims a step's executions (pending -> running, a new
 attempt with its accept-by and first lease) before any POST, so an executor's callback always finds its
 run running. ``staging`` holds the runs due soon, ``delivery`` sends the POSTs and fails over; ``sweeps``
-ends the runs whose timeout passed or whose lease ran out.
+ends the runs whose timeout passed or whose lease ran out. A broadcast run fans out here (``broadcast``):
+each of its shards is claimed, sent, leased and swept as a run of its own.
 """
 
 from __future__ import annotations
@@ -19,17 +20,17 @@ from django.db import DatabaseError
 from django.db.models import Count
 
 from core.leases import accept_by_for, first_lease_until, overdue_runs
-from core.policy import deadline_for, may_dispatch
+from core.policy import ONE_AT_A_TIME, deadline_for, may_dispatch
 from executions.choices import ExecutionStatus, TriggerType
 from executions.models import TaskExecution
 from executions.services import finish, logs_with, record_sent, release_unsent, transition_many
 from loadbalance.services import Rankings
 from scheduler_project.config import tunable
+from scheduling.broadcast import rank_all
 from scheduling.delivery import QUEUED_PER_WORKER, Delivery
 from scheduling.leader import UNFENCED
-from scheduling.staging import Staged, Staging
+from scheduling.staging import Staged, Staging, waits_its_turn
 from scheduling.sweeps import Sweeper
-from tasks.choices import ExecutionMode
 
 logger = logging.getLogger(__name__)
 __all__ = ["QUEUED_PER_WORKER", "Dispatcher"]
@@ -73,7 +74,9 @@ class Dispatcher:
             ready = self._ready(now)
             if ready:
                 rankings = Rankings([execution.task for execution in ready], self.rng)
-                ranked = [Staged.of(execution, rankings.rank(execution.task)) for execution in ready]
+                # A broadcast run's shards are created here (fenced: a leader write), each ranked to its executor.
+                ranked = [Staged.of(execution, ranking)
+                          for execution, ranking in rank_all(ready, rankings, now, atomic=self.fence.atomic)]
                 # Saved before any worker starts: a failover recorded by a worker must land after this state.
                 rankings.save(now)
                 started += self._start(ranked, now)
@@ -195,8 +198,8 @@ class Dispatcher:
 
     def _ready(self, now: datetime) -> list[TaskExecution]:
         """Pending executions due at ``now``, not already being dispatched, highest task priority first,
-        minus the sequential runs that must wait for the one in progress and the runs fired ahead that no
-        leader sent in time and whose misfire policy says skip."""
+        minus the runs that must wait for the one in progress (one-at-a-time modes, backfills: ``may_dispatch``)
+        and the runs fired ahead that no leader sent in time and whose misfire policy says skip."""
         busy = self.delivery.busy()
         batch = self._capacity()
         if batch <= 0:
@@ -211,20 +214,23 @@ class Dispatcher:
         ready = []
         for execution in rows:
             task = execution.task
+            if execution.shard:  # its broadcast run passed the mode's gate when it fanned out
+                ready.append(execution)
+                continue
             if not may_dispatch(task.execution_mode, trigger_type=execution.trigger_type,
-                                running=running.get(task.pk, 0)):
-                continue  # waits for the run in progress (sequential mode)
-            if task.execution_mode == ExecutionMode.SEQUENTIAL:
+                                running=running.get(task.pk, 0), max_instances=task.max_instances):
+                continue  # waits for the run in progress (one-at-a-time modes, backfills)
+            if waits_its_turn(execution):
                 running[task.pk] = running.get(task.pk, 0) + 1
             ready.append(execution)
         return ready
 
     def _missable(self, row: TaskExecution) -> bool:
         """A scheduled first attempt that was due while no leader could send it: before this one led, or
-        staged here and handed back too late (sequential runs wait by design; retries and triggers are
-        sent whatever the lateness)."""
-        return (row.trigger_type == TriggerType.SCHEDULED and row.retry_count == 0
-                and row.task.execution_mode != ExecutionMode.SEQUENTIAL
+        staged here and handed back too late (one-at-a-time runs wait by design; retries, triggers, backfills
+        and broadcast shards, whose run was decided when it fanned out, are sent whatever the lateness)."""
+        return (row.trigger_type == TriggerType.SCHEDULED and row.retry_count == 0 and not row.shard
+                and row.task.execution_mode not in ONE_AT_A_TIME
                 and (row.pk in self._stale or row.dispatch_after < self._leading_since))
 
     def _not_missed(self, rows: list[TaskExecution], now: datetime) -> list[TaskExecution]:
@@ -256,24 +262,28 @@ class Dispatcher:
         return finish(row, ExecutionStatus.SKIPPED, now=now, logs=logs_with(row.logs, reason))
 
     def _running_sequential(self, rows: list[TaskExecution], busy: set[str]) -> dict[str, int]:
-        """Running (or being dispatched) executions per sequential task in this batch."""
-        task_ids = {row.task_id for row in rows if row.task.execution_mode == ExecutionMode.SEQUENTIAL}
+        """Running (or being dispatched) executions per task of this batch whose runs wait their turn (a
+        broadcast run counts once, not per shard)."""
+        task_ids = {row.task_id for row in rows if waits_its_turn(row)}
         if not task_ids:
             return {}
         counts = dict(
-            TaskExecution.objects.filter(task_id__in=task_ids, status=ExecutionStatus.RUNNING)
+            TaskExecution.objects.filter(task_id__in=task_ids, status=ExecutionStatus.RUNNING, shard=0)
             .values("task_id").annotate(n=Count("id")).values_list("task_id", "n")
         )
-        for row in TaskExecution.objects.filter(pk__in=busy, task_id__in=task_ids).values("task_id"):
+        for row in TaskExecution.objects.filter(pk__in=busy, task_id__in=task_ids, shard=0).values("task_id"):
             counts[row["task_id"]] = counts.get(row["task_id"], 0) + 1
         return counts
 
     def _fail_unassignable(self, execution: TaskExecution, assigned: int, now: datetime) -> None:
-        reason = (f"no eligible executor: {assigned} assigned, none online and healthy"
+        labels = execution.task.executor_labels
+        matching = f" and carrying the labels {labels}" if labels else ""
+        reason = (f"no eligible executor: {assigned} assigned, none online and healthy{matching}"
                   if assigned else "no eligible executor: none is assigned to this task")
         logger.warning("execution %s of task %s failed: %s", execution.pk, execution.task.name, reason,
                        extra=execution.log_extra())
-        finish(execution, ExecutionStatus.FAILED, now=now, logs=logs_with(execution.logs, reason))
+        with self.fence.atomic():  # a leader's verdict (a broadcast shard's end settles its run here too)
+            finish(execution, ExecutionStatus.FAILED, now=now, logs=logs_with(execution.logs, reason))
 
     # --- sweeps and lifecycle ---------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from alerts.outbox import record_leaderless
 from alerts.retention import purge_alert_history
 from core.clock_offset import ClockOffset, describe, too_far
 from executions.retention import purge_expired, retention_cutoff
+from executions.services import Replacement, stop_replaced
 from executors.channel import purge_old_nonces
 from scheduler_project.config import tunable
 from scheduling.clock_sync import measured
@@ -235,7 +236,8 @@ class SchedulerNode:
             return False
         work = 0
         fire = functools.partial(fire_due, still_leading=lambda: self._still_leading(now), fence=self.fence,
-                                 ahead=self.fire_ahead, on_written=lambda rows: self.dispatcher.stage(rows, now))
+                                 ahead=self.fire_ahead, on_written=lambda rows: self.dispatcher.stage(rows, now),
+                                 on_replaced=self._stop_replaced_soon)
         # Dispatch before firing: staged runs due now leave first; runs fired now are dispatched next tick,
         # which follows at once (a step that did work makes the loop go again without waiting).
         fire_workflows = functools.partial(fire_due_workflows, still_leading=lambda: self._still_leading(now),
@@ -250,6 +252,21 @@ class SchedulerNode:
             self.purge_history(now)
             self.deliver_alerts(now)
         return work > 0
+
+    def _stop_replaced_soon(self, replacements: list[Replacement]) -> None:
+        """Replace mode: the stops are HTTP requests, so they go to the workers, never the loop thread. (The
+        fire decided and cancelled, fenced; what follows only tells executors and lets the new run go no
+        later than its hold, which expires by itself: nothing a deposed leader could get wrong.)"""
+        for replacement in replacements:
+            self.dispatcher.pool.submit(self._stop_replaced, replacement)
+
+    def _stop_replaced(self, replacement: Replacement) -> None:
+        try:
+            close_old_connections()
+            stop_replaced(replacement, clock=self.clock)
+        except Exception:
+            logger.exception("stopping the runs replaced by task %s's fire failed (the new run waits out its "
+                             "hold)", replacement.task_id)
 
     def idle_seconds(self, now: datetime, idle: float) -> float:
         """How long the loop may sleep after a tick without work: the idle tick, cut short when a staged

@@ -17,16 +17,18 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 
 from alerts.outbox import record_skips
+from core.calendars import Blackout, CalendarError, blackout_at
+from core.controls import jitter
 from core.cron import CronError
 from core.policy import FireAction, FirePlan, decide_fire, plan_fires
 from executions.choices import ExecutionStatus, TriggerType
 from executions.models import TaskExecution
-from executions.services import retried_on_deadlock
+from executions.services import Replacement, cancel_replaced, retried_on_deadlock, stop_replaced
 from scheduler_project.config import tunable
 from scheduling.leader import UNFENCED, Fence, Unfenced
 from scheduling.metrics import observe_fire_lateness
-from tasks.choices import ONE_SHOT_TYPES, ExecutionMode, ScheduleType, TaskStatus
-from tasks.models import Task
+from tasks.choices import ONE_SHOT_TYPES, ExecutionMode, TaskStatus
+from tasks.models import BlackoutCalendar, Task
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +48,36 @@ def due_tasks(now: datetime, limit: int, ahead: timedelta = timedelta(0)) -> lis
     return list(Task.objects.filter(due, status=TaskStatus.ACTIVE).order_by("next_run_time", "-priority")[:limit])
 
 
+def blackouts_of(tasks: list[Task]) -> dict[str, list[Blackout]]:
+    """The blackout calendars of a chunk's tasks, parsed: one query on the link table (most tasks have
+    none, and Django's prefetch machinery cost a quarter more CPU per fire), a second only if some do."""
+    links = list(Task.calendars.through.objects.filter(task_id__in=[task.pk for task in tasks])
+                 .values_list("task_id", "blackoutcalendar_id"))
+    if not links:
+        return {}
+    calendars = BlackoutCalendar.objects.in_bulk({calendar_id for _, calendar_id in links})
+    parsed = {calendar_id: _parsed(calendar) for calendar_id, calendar in calendars.items()}
+    by_task: dict[str, list[Blackout]] = defaultdict(list)
+    for task_id, calendar_id in links:
+        if parsed.get(calendar_id) is not None:
+            by_task[task_id].append(parsed[calendar_id])
+    return by_task
+
+
+def _parsed(calendar: BlackoutCalendar) -> Blackout | None:
+    """A calendar the API and console checked; one edited into the database unreadable is logged and left
+    out (its tasks fire through it) rather than stopping every task of the chunk."""
+    try:
+        return calendar.blackout()
+    except CalendarError as exc:
+        logger.error("blackout calendar %s (%s) cannot be read, ignored: %s", calendar.pk, calendar.name, exc)
+        return None
+
+
 def busy_counts(tasks: list[Task]) -> dict[str, tuple[int, int]]:
     """(running, waiting) executions per task id, in one query for a whole chunk of due tasks."""
     rows = (
-        TaskExecution.objects.filter(task_id__in=[t.pk for t in tasks],
+        TaskExecution.objects.filter(task_id__in=[t.pk for t in tasks], shard=0,  # a broadcast run counts once
                                      status__in=[ExecutionStatus.RUNNING, ExecutionStatus.PENDING])
         .values("task_id")
         .annotate(running=Count("id", filter=Q(status=ExecutionStatus.RUNNING)),
@@ -62,9 +90,16 @@ def _execution(task: Task, scheduled: datetime, now: datetime, *, status: str, l
     finished = status != ExecutionStatus.PENDING
     return TaskExecution(
         task=task, scheduled_time=scheduled, status=status, trigger_type=TriggerType.SCHEDULED,
-        parameters=task.parameters or {}, dispatch_after=max(scheduled, now), logs=logs,
+        parameters=task.parameters or {}, dispatch_after=dispatch_time(task, scheduled, now), logs=logs,
         end_time=now if finished else None,
     )
+
+
+def dispatch_time(task: Task, scheduled: datetime, now: datetime) -> datetime:
+    """When a run fired at ``now`` for ``scheduled`` may be dispatched: its time plus the task's jitter, or
+    now if that has passed. The jitter is a function of (task, scheduled time), so a new leader firing the
+    same time picks the same instant; ``scheduled_time`` stays the fire time."""
+    return max(now, scheduled + jitter(task.pk, scheduled, task.jitter_seconds))
 
 
 def _misfire_note(plan: FirePlan, policy: str) -> str:
@@ -79,22 +114,66 @@ def fires_ahead(task: Task) -> bool:
     return task.execution_mode == ExecutionMode.PARALLEL and task.max_instances is None
 
 
-def executions_for(task: Task, plan: FirePlan, now: datetime, busy: tuple[int, int]) -> list[TaskExecution]:
-    """The rows one task's plan produces: skipped misfires, then each run through the execution mode.
-    ``busy`` is the task's (running, waiting) executions before this fire."""
+def executions_for(task: Task, plan: FirePlan, now: datetime, busy: tuple[int, int],
+                   blackouts: list[Blackout] | None = None) -> list[TaskExecution]:
+    """The rows one task's plan produces: skipped misfires, skipped fires in a blackout, then each run
+    through the execution mode. ``busy`` is the task's (running, waiting) executions before this fire."""
     note = _misfire_note(plan, task.misfire_policy) if plan.missed else ""
     rows = [_execution(task, t, now, status=ExecutionStatus.SKIPPED, logs=note) for t in plan.skip]
     running, waiting = busy
     for scheduled in plan.run:
+        blackout = blackout_at(blackouts or [], scheduled)
+        if blackout is not None:
+            rows.append(_execution(task, scheduled, now, status=ExecutionStatus.SKIPPED,
+                                   logs=_joined(note, f"{BLACKOUT_NOTE}{blackout}")))
+            continue
         decision = decide_fire(task.execution_mode, running=running, waiting=waiting,
                                max_instances=task.max_instances)
-        if decision.action is FireAction.QUEUE:
-            rows.append(_execution(task, scheduled, now, status=ExecutionStatus.PENDING, logs=note))
-            waiting += 1
-        else:  # keep the misfire note: under fire_once this row is the only record of the missed times
-            logs = f"{note}\n{decision.reason}" if note else decision.reason
-            rows.append(_execution(task, scheduled, now, status=ExecutionStatus.SKIPPED, logs=logs))
+        if decision.action is FireAction.SKIP:  # keep the misfire note: under fire_once it is the only record
+            rows.append(_execution(task, scheduled, now, status=ExecutionStatus.SKIPPED,
+                                   logs=_joined(note, decision.reason)))
+            continue
+        if decision.action is FireAction.REPLACE:
+            _replace_within_plan(rows, scheduled, now)
+            waiting = 0
+        rows.append(_execution(task, scheduled, now, status=ExecutionStatus.PENDING, logs=note))
+        waiting += 1
     return rows
+
+
+# The log line of a fire skipped because it fell in a blackout calendar: skipped on purpose, so not alerted.
+BLACKOUT_NOTE = "blackout: "
+
+
+def _alerted(rows: list[TaskExecution]) -> list[TaskExecution]:
+    """The rows whose skip is news (``alerts.outbox.record_skips``): not the fires a blackout calendar was
+    made to skip."""
+    return [row for row in rows if not any(line.startswith(BLACKOUT_NOTE) for line in row.logs.splitlines())]
+
+
+def _joined(*lines: str) -> str:
+    return "\n".join(line for line in lines if line)
+
+
+def _replace_within_plan(rows: list[TaskExecution], scheduled: datetime, now: datetime) -> None:
+    """Replace mode, several runs in one plan (a misfire under fire_all): only the newest stays pending."""
+    for row in rows:
+        if row.status == ExecutionStatus.PENDING:
+            row.status, row.end_time = ExecutionStatus.CANCELLED, now
+            row.logs = _joined(row.logs, f"replaced by the fire at {scheduled.isoformat()}")
+
+
+def _replacement(task: Task, rows: list[TaskExecution], busy: tuple[int, int], now: datetime) -> Replacement | None:
+    """Replace mode: the run that replaces the runs in progress, held back while they are being stopped."""
+    if task.execution_mode != ExecutionMode.REPLACE or busy == (0, 0):
+        return None
+    new = next((row for row in reversed(rows) if row.status == ExecutionStatus.PENDING), None)
+    if new is None:
+        return None
+    replacement = Replacement(task_id=task.pk, run_id=new.pk, dispatch_after=new.dispatch_after,
+                              scheduled_time=new.scheduled_time)
+    new.dispatch_after = replacement.held_until(now)
+    return replacement
 
 
 @dataclass
@@ -104,6 +183,7 @@ class Fire:
     task: Task
     plan: FirePlan
     rows: list[TaskExecution]
+    replacement: Replacement | None = None  # replace mode: the runs in progress this fire cancels
 
 
 def plan_task(task: Task, now: datetime, ahead: timedelta = timedelta(0)) -> FirePlan:
@@ -118,9 +198,8 @@ def plan_task(task: Task, now: datetime, ahead: timedelta = timedelta(0)) -> Fir
 def plan_key(task: Task) -> tuple:
     """What a task's plan depends on, besides the time: tasks due together with equal keys (a burst of
     one-shots, many tasks on one cron) share one plan, so the cron is walked once, not once per task."""
-    start = (task.start_at or task.created_at) if task.schedule_type == ScheduleType.INTERVAL else None
-    return (task.schedule_type, task.cron_expression, task.timezone, task.interval_seconds, start, task.run_at,
-            task.next_run_time, task.misfire_policy, fires_ahead(task))
+    return (task.schedule_type, task.cron_expression, task.timezone, task.interval_seconds, task.window_start(),
+            task.end_at, task.run_at, task.next_run_time, task.misfire_policy, fires_ahead(task))
 
 
 def prepare_fires(tasks: list[Task], now: datetime, ahead: timedelta = timedelta(0)) -> list[Fire]:
@@ -128,14 +207,17 @@ def prepare_fires(tasks: list[Task], now: datetime, ahead: timedelta = timedelta
     task and never aborts a transaction that holds the others' writes."""
     capped = [task for task in tasks if not fires_ahead(task)]
     busy = busy_counts(capped) if capped else {}
+    calendars = blackouts_of(tasks)
     fires = []
     plans: dict[tuple, FirePlan] = {}
     for task in tasks:
         try:
             key = plan_key(task)
             plan = plans.get(key) or plans.setdefault(key, plan_task(task, now, ahead))
-            fires.append(Fire(task, plan, executions_for(task, plan, now, busy.get(task.pk, (0, 0)))))
-        except (CronError, ValueError) as exc:
+            task_busy = busy.get(task.pk, (0, 0))
+            rows = executions_for(task, plan, now, task_busy, calendars.get(task.pk))
+            fires.append(Fire(task, plan, rows, _replacement(task, rows, task_busy, now)))
+        except (CronError, CalendarError, ValueError) as exc:
             _park_broken_task(task, now, exc)
     return fires
 
@@ -182,8 +264,15 @@ def _write_together(fires: list[Fire], now: datetime, fence: Fence | Unfenced) -
             raise ChunkChanged
         rows = [row for fire in fires for row in fire.rows]
         TaskExecution.objects.bulk_create(rows)
-        record_skips(rows, now=now)
+        record_skips(_alerted(rows), now=now)
+        _cancel_replaced(fires, now)
     return fires
+
+
+def _cancel_replaced(fires: list[Fire], now: datetime) -> None:
+    for fire in fires:
+        if fire.replacement is not None:
+            cancel_replaced(fire.replacement, now=now)
 
 
 def _write_one_by_one(fires: list[Fire], now: datetime, fence: Fence | Unfenced) -> list[Fire]:
@@ -196,7 +285,8 @@ def _write_one_by_one(fires: list[Fire], now: datetime, fence: Fence | Unfenced)
                 with transaction.atomic():
                     if _advance(fire, now):
                         TaskExecution.objects.bulk_create(fire.rows)
-                        record_skips(fire.rows, now=now)
+                        record_skips(_alerted(fire.rows), now=now)
+                        _cancel_replaced([fire], now)
                         advanced.append(fire)
             except IntegrityError:
                 task = fire.task
@@ -207,7 +297,8 @@ def _write_one_by_one(fires: list[Fire], now: datetime, fence: Fence | Unfenced)
 
 def fire_chunk(tasks: list[Task], now: datetime, ahead: timedelta = timedelta(0),
                on_written: Callable[[list[TaskExecution]], None] | None = None,
-               fence: Fence | Unfenced = UNFENCED) -> int:
+               fence: Fence | Unfenced = UNFENCED,
+               on_replaced: Callable[[list[Replacement]], None] | None = None) -> int:
     """Fire a chunk of due tasks in one transaction. Returns the number of executions written.
 
     A task edited since it was read, or a fire a split-brain leader already inserted, makes the chunk's
@@ -225,6 +316,9 @@ def fire_chunk(tasks: list[Task], now: datetime, ahead: timedelta = timedelta(0)
         _after_fire(fire, now)
     if on_written is not None:
         on_written([row for fire in advanced for row in fire.rows])
+    replacements = [fire.replacement for fire in advanced if fire.replacement is not None]
+    if replacements:
+        (on_replaced or stop_replaced_now)(replacements)
     return sum(len(fire.rows) for fire in advanced)
 
 
@@ -249,20 +343,29 @@ def _park_broken_task(task: Task, now: datetime, error: Exception) -> None:
     Task.objects.filter(pk=task.pk, next_run_time=task.next_run_time).update(next_run_time=now + BROKEN_TASK_RETRY)
 
 
+def stop_replaced_now(replacements: list[Replacement]) -> None:
+    """Without an engine (tests, ``fire_task``): stop the replaced runs on this thread."""
+    for replacement in replacements:
+        stop_replaced(replacement)
+
+
 def fire_due(now: datetime, *, still_leading: Callable[[], bool] | None = None,
              ahead: timedelta = timedelta(0), on_written: Callable[[list[TaskExecution]], None] | None = None,
-             fence: Fence | Unfenced = UNFENCED) -> int:
+             fence: Fence | Unfenced = UNFENCED,
+             on_replaced: Callable[[list[Replacement]], None] | None = None) -> int:
     """Step: fire the tasks due at ``now`` (up to FIRE_BATCH_SIZE, most overdue first, then by priority), in
     chunks of FIRE_CHUNK_SIZE, one transaction each. ``still_leading`` is the engine's fencing check, asked
     before each chunk after the first: a leader that lost its lock mid-step stops writing. With ``ahead``,
     tasks that fire ahead also get their runs due within it, pending until their scheduled time (the
     dispatcher stages them, so a burst due in the same second is only POSTed when it comes). ``on_written``
     gets each chunk's committed rows (with their tasks). ``fence`` checks the leader's term in each chunk's
-    transaction (raises ``Deposed`` if it is over). Returns executions written."""
+    transaction (raises ``Deposed`` if it is over). ``on_replaced`` gets the replace-mode fires whose cancelled
+    runs must now be stopped on their executors (the engine does it on a worker thread). Returns executions
+    written."""
     due = due_tasks(now, tunable("FIRE_BATCH_SIZE"), ahead)
     written = 0
     for start in range(0, len(due), FIRE_CHUNK_SIZE):
         if start and still_leading is not None and not still_leading():
             break
-        written += fire_chunk(due[start:start + FIRE_CHUNK_SIZE], now, ahead, on_written, fence)
+        written += fire_chunk(due[start:start + FIRE_CHUNK_SIZE], now, ahead, on_written, fence, on_replaced)
     return written

@@ -1,10 +1,12 @@
 """Staging: pending executions due soon, loaded, ranked and their first POST signed before their time.
 
-Pending executions of non-sequential tasks due within ``stage_ahead`` (runs fired ahead, retries waiting
-out their backoff) are held in memory by the leader's loop thread, so when their time comes only the claim
-and the POST remain; ``next_due()`` tells the loop when to wake for them. They stay pending in the database
-until claimed: a leader that dies leaves them to the next one, and one cancelled meanwhile (task paused)
-loses its claim's compare-and-set.
+Pending executions due within ``stage_ahead`` (runs fired ahead, retries waiting out their backoff), but for
+those decided only when due (``decided_when_due``: one-at-a-time modes, backfills, broadcast), are held in
+memory by the leader's loop thread, so when their time comes only the claim and the POST remain;
+``next_due()`` tells the loop when to wake for them. They stay pending in the database until claimed: a
+leader that dies leaves them to the next one, and one cancelled meanwhile (task paused) loses its claim's
+compare-and-set. A jittered run is staged, claimed ahead and sent by its ``dispatch_after`` (scheduled time
+plus jitter), never its scheduled time.
 
 Claiming ahead (``claim_ahead``): staged runs due within ``claim_ahead`` are claimed before their time
 (their timeout and accept-by count from their due time), so a burst's claims are written before it is due
@@ -21,12 +23,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.leases import accept_by_for
-from executions.choices import ExecutionStatus
+from core.policy import ONE_AT_A_TIME
+from executions.choices import ExecutionStatus, TriggerType
 from executions.models import TaskExecution
 from executors.netguard import RefusedURL
 from loadbalance.services import Ranking, Rankings
 from scheduler_project.config import tunable
-from tasks.choices import ExecutionMode
+from tasks.choices import LoadBalanceStrategy
 
 # Pending executions due soon held in memory (bounds the memory).
 STAGE_LIMIT = 2000
@@ -58,6 +61,18 @@ class Staged:
 def dispatch_order(item: Staged) -> tuple:
     execution = item.execution
     return -execution.task.priority, execution.dispatch_after, execution.scheduled_time, execution.pk
+
+
+def waits_its_turn(execution: TaskExecution) -> bool:
+    """Whether the run may start only while few enough of its task's runs are running (``may_dispatch``):
+    one-at-a-time modes and backfills."""
+    return execution.task.execution_mode in ONE_AT_A_TIME or execution.trigger_type == TriggerType.BACKFILL
+
+
+def decided_when_due(execution: TaskExecution) -> bool:
+    """Whether the run is never staged ahead: it waits its turn, or it fans out when due (broadcast: its
+    shards are created, claimed and sent in the step that finds it due)."""
+    return waits_its_turn(execution) or execution.task.load_balance_strategy == LoadBalanceStrategy.BROADCAST
 
 
 # prepare(execution, executor, attempt=, accept_by=, checked=) -> a signed request; raises RefusedURL
@@ -136,7 +151,8 @@ class Staging:
         upcoming = (TaskExecution.objects
                     .filter(status=ExecutionStatus.PENDING, dispatch_after__gt=now,
                             dispatch_after__lte=now + self.stage_ahead)
-                    .exclude(task__execution_mode=ExecutionMode.SEQUENTIAL)
+                    .exclude(task__execution_mode__in=ONE_AT_A_TIME).exclude(trigger_type=TriggerType.BACKFILL)
+                    .exclude(task__load_balance_strategy=LoadBalanceStrategy.BROADCAST)
                     .order_by("dispatch_after", "id").values_list("pk", flat=True)[:STAGE_LIMIT])
         new = [pk for pk in upcoming if pk not in self._staged][:self._room()]
         if new:
@@ -149,7 +165,7 @@ class Staging:
         upcoming = [execution for execution in written
                     if execution.status == ExecutionStatus.PENDING and execution.pk not in self._staged
                     and now < execution.dispatch_after <= now + self.stage_ahead
-                    and execution.task.execution_mode != ExecutionMode.SEQUENTIAL]
+                    and not decided_when_due(execution)]
         self._stage_rows(upcoming[:self._room()], now)
 
     def _room(self) -> int:

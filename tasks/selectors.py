@@ -1,15 +1,17 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Prefetch, Q, QuerySet
 
+from core.controls import PlannedFire, preview
+from core.schedules import OneShotSchedule
 from scheduler_project.errors import DomainError, ErrorCode
 from tasks.choices import ScheduleType, TaskStatus
-from tasks.models import Task, TaskExecutor
+from tasks.models import BlackoutCalendar, Task, TaskExecutor
 
 
 def _with_assignments() -> QuerySet[Task]:
     return Task.objects.select_related("created_by", "created_by_key").prefetch_related(
-        Prefetch("task_executors", queryset=TaskExecutor.objects.select_related("executor"))
+        Prefetch("task_executors", queryset=TaskExecutor.objects.select_related("executor")), "calendars"
     )
 
 
@@ -38,18 +40,30 @@ def task_list(*, status: str | None = None, name: str | None = None) -> QuerySet
 
 def preview_fires(task: Task, now: datetime, count: int) -> list[datetime]:
     """The next ``count`` fire times from ``now`` (whatever the task's status), for previews."""
-    schedule = task.schedule()
-    fires: list[datetime] = []
+    return [fire.scheduled_time for fire in planned_fires(task, now, count) if fire.blackout is None]
+
+
+def planned_fires(task: Task, now: datetime, count: int) -> list[PlannedFire]:
+    """The fire times after ``now`` up to the ``count``-th that runs, as the scheduler will treat them:
+    window, blackout calendars (a skipped fire names its calendar) and jitter applied."""
     if task.schedule_type == ScheduleType.ONCE:
-        return [task.next_run_time] if task.next_run_time else []
-    current = now
-    while len(fires) < count:
-        upcoming = schedule.next_after(current)
-        if upcoming is None:
-            break
-        fires.append(upcoming)
-        current = upcoming
-    return fires
+        schedule = OneShotSchedule(task.next_run_time)
+        now = min(now, task.next_run_time - timedelta(microseconds=1)) if task.next_run_time else now
+    else:
+        schedule = task.schedule()
+    return preview(schedule, after=now, count=count, task_id=task.pk, jitter_seconds=task.jitter_seconds,
+                   calendars=task.blackouts())
+
+
+def calendar_list() -> QuerySet[BlackoutCalendar]:
+    return BlackoutCalendar.objects.prefetch_related("tasks").order_by("name", "id")
+
+
+def calendar_get(calendar_id: str) -> BlackoutCalendar:
+    try:
+        return calendar_list().get(pk=calendar_id)
+    except BlackoutCalendar.DoesNotExist:
+        raise DomainError(ErrorCode.NOT_FOUND, f"calendar '{calendar_id}' does not exist") from None
 
 
 # A typed filter value (console filters, the timeline) matches at most this many rows.

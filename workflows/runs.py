@@ -58,6 +58,14 @@ def split_node_key(key: str) -> tuple[int, str]:
     return int(round_), name
 
 
+def run_id_of(execution: TaskExecution) -> str | None:
+    """The workflow run of a node's execution, or of a shard of a broadcast node (which carries the node's
+    key but not its run: to the run the node is its one broadcast execution); None outside workflows."""
+    if execution.workflow_run_id is not None or not execution.node_key:
+        return execution.workflow_run_id
+    return execution.node_key.split(":", 1)[0]
+
+
 def snapshot(workflow: Workflow) -> dict:
     """The graph a run keeps: later edits of the workflow do not reach a run in progress."""
     nodes = list(workflow.nodes.all())
@@ -307,26 +315,27 @@ _PARENT_RESULTS_MAX = 64
 
 
 def dispatch_extras(execution: TaskExecution) -> dict:
-    """For a node's execution: the run's id, the node's name and its parents' outcomes and results
-    (bounded); ``{}`` for any other execution (no query)."""
-    if execution.workflow_run_id is None:
+    """For a node's execution (a broadcast node's: each of its shards): the run's id, the node's name and its
+    parents' outcomes and results (bounded); ``{}`` for any other execution (no query)."""
+    run_id = run_id_of(execution)
+    if run_id is None:
         return {}
     round_, name = split_node_key(execution.node_key)
-    graph = _GRAPHS.get(execution.workflow_run_id)
+    graph = _GRAPHS.get(run_id)
     if graph is None:
-        run = WorkflowRun.objects.only("id").filter(pk=execution.workflow_run_id).first()
+        run = WorkflowRun.objects.only("id").filter(pk=run_id).first()
         if run is None:  # deleted since (a node in progress keeps its run, so only ever a stale row): no extras
             return {}
         graph = run_graph(run)
     parents = tuple(edge.parent for edge in graph.dag.in_edges.get(name, ()))
-    key = (execution.workflow_run_id, round_, parents)
+    key = (run_id, round_, parents)
     results = _PARENT_RESULTS.get(key)
     if results is None:
-        results = _parent_results(execution.workflow_run_id, round_, parents)
+        results = _parent_results(run_id, round_, parents)
         if len(_PARENT_RESULTS) >= _PARENT_RESULTS_MAX:
             _PARENT_RESULTS.pop(next(iter(_PARENT_RESULTS)))
         _PARENT_RESULTS[key] = results
-    return {"workflow_run_id": execution.workflow_run_id, "workflow_node": name, "parent_results": results}
+    return {"workflow_run_id": run_id, "workflow_node": name, "parent_results": results}
 
 
 def _parent_results(run_id: str, round_: int, parents: tuple[str, ...]) -> dict:

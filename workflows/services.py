@@ -19,12 +19,18 @@ from core.states import ExecutionStatus
 from core.workflows import Edge, ProblemKind, dag_problem
 from executions.choices import TriggerType
 from executions.models import TaskExecution
-from executions.services import finish, logs_with, notify_executor_stop, retried_on_deadlock, transition_many
+from executions.services import (
+    cancel_run,
+    notify_executor_stop,
+    retried_on_deadlock,
+    shards_of,
+    transition_many,
+)
 from scheduler_project.errors import DomainError, ErrorCode
-from tasks.choices import ONE_SHOT_TYPES, ExecutionMode, TaskStatus
+from tasks.choices import ONE_SHOT_TYPES, TaskStatus
 from tasks.models import Task
 from tasks.services import check_schedule_fields, next_fire_after, task_pause
-from workflows.choices import ACTIVE_RUN_STATUSES, EdgeCondition, WorkflowRunStatus, WorkflowStatus
+from workflows.choices import ACTIVE_RUN_STATUSES, EdgeCondition, OverlapPolicy, WorkflowRunStatus, WorkflowStatus
 from workflows.models import MAX_NODES, Workflow, WorkflowEdge, WorkflowNode, WorkflowRun
 from workflows.runs import begin, create_run, snapshot, start_next_waiting
 
@@ -224,12 +230,16 @@ def run_cancel(*, run_id: str, now: datetime) -> WorkflowRun:
     """Cancel a pending or running run: its waiting nodes are withdrawn, its running ones stopped (their
     executors told after commit), and no node starts after this.
 
-    Lock order: the run's active executions first (a node ending right now finishes its advance), then the
-    run, the order in which a node's end takes them, so the two never deadlock.
+    Lock order: the active shards of its broadcast nodes, then the run's active executions (a node ending
+    right now finishes its advance), then the run: the order in which a shard's end takes its broadcast run
+    and a node's end takes its run, so they never deadlock.
     """
-    list(TaskExecution.objects.select_for_update().filter(
-        workflow_run_id=run_id, status__in=[ExecutionStatus.PENDING, ExecutionStatus.RUNNING]).order_by("pk")
-        .values_list("pk", flat=True))
+    active = [ExecutionStatus.PENDING, ExecutionStatus.RUNNING]
+    for node in TaskExecution.objects.filter(workflow_run_id=run_id, status=ExecutionStatus.RUNNING,
+                                             shard_total__isnull=False):
+        list(shards_of(node).select_for_update().filter(status__in=active).order_by("pk").values_list("pk", flat=True))
+    list(TaskExecution.objects.select_for_update().filter(workflow_run_id=run_id, status__in=active).order_by("pk")
+         .values_list("pk", flat=True))
     run = _run(run_id)
     if run.status not in ACTIVE_RUN_STATUSES:
         raise _forbid_run(run, "cancel", set(ACTIVE_RUN_STATUSES))
@@ -241,9 +251,10 @@ def run_cancel(*, run_id: str, now: datetime) -> WorkflowRun:
         transition_many(pending, ExecutionStatus.CANCELLED, expected=ExecutionStatus.PENDING, end_time=now,
                         logs="cancelled before dispatch: workflow run cancelled")
     for execution in nodes.filter(status=ExecutionStatus.RUNNING):
-        if finish(execution, ExecutionStatus.CANCELLED, now=now,
-                  logs=logs_with(execution.logs, "stopped: workflow run cancelled")):
-            transaction.on_commit(lambda pk=execution.pk: notify_executor_stop(pk))
+        # The stop path: a broadcast node's executor-side runs are its shards.
+        stopping = cancel_run(execution, now=now, reason="stopped: workflow run cancelled")
+        if stopping:
+            transaction.on_commit(lambda pks=stopping: [notify_executor_stop(pk) for pk in pks])
     start_next_waiting(run.workflow_id, now=now)
     return run
 
@@ -293,7 +304,7 @@ def _overlap(workflow: Workflow) -> tuple[str, str]:
     decision = decide_fire(workflow.overlap_policy, running=running, waiting=waiting)
     if decision.action is FireAction.SKIP:
         return WorkflowRunStatus.SKIPPED, decision.reason
-    if workflow.overlap_policy == ExecutionMode.SEQUENTIAL and running + waiting:
+    if workflow.overlap_policy == OverlapPolicy.SEQUENTIAL and running + waiting:
         return WorkflowRunStatus.PENDING, "waiting for the previous run"
     return WorkflowRunStatus.RUNNING, ""
 
@@ -318,7 +329,10 @@ def chain_create(*, task_ids: list[str], condition: str = EdgeCondition.ON_SUCCE
                  now: datetime) -> Workflow:
     """A chain as a workflow of its tasks in a line (XXL-Job's child tasks, one mechanism for all): each
     runs after the one before it ended as ``condition`` says. The first task's schedule moves to the
-    workflow and the task is paused, so the first task does not also run on its own."""
+    workflow and the task is paused, so the first task does not also run on its own. Its execution mode
+    becomes the workflow's overlap policy (``replace`` and ``queue``, which workflows do not have, become
+    ``sequential``); a schedule with an end, blackout calendars or jitter is refused, as a workflow's
+    schedule has none of them and they would be lost."""
     found = {task.pk: task for task in Task.objects.select_for_update().filter(pk__in=task_ids)}
     missing = [task_id for task_id in task_ids if task_id not in found]
     if missing:
@@ -330,8 +344,11 @@ def chain_create(*, task_ids: list[str], condition: str = EdgeCondition.ON_SUCCE
     edges = [{"parent": a["name"], "child": b["name"], "condition": condition} for a, b in zip(nodes, nodes[1:],
                                                                                                    strict=False)]
     takes_schedule = first.status == TaskStatus.ACTIVE and first.next_run_time is not None
+    if takes_schedule:
+        _check_schedule_movable(first)
+    overlap = first.execution_mode if first.execution_mode in OverlapPolicy.values else OverlapPolicy.SEQUENTIAL
     data = {"name": name or " → ".join(task.name for task in tasks)[:255],
-            "overlap_policy": first.execution_mode,
+            "overlap_policy": overlap,
             "description": f"chain from task '{first.name}'" + (", whose schedule it took over" if takes_schedule
                                                                  else "")}
     if takes_schedule:
@@ -340,6 +357,18 @@ def chain_create(*, task_ids: list[str], condition: str = EdgeCondition.ON_SUCCE
     if takes_schedule:
         task_pause(task_id=first.pk, now=now)
     return workflow
+
+
+def _check_schedule_movable(task: Task) -> None:
+    """Refuse to move a schedule whose controls a workflow's schedule cannot carry (issue #20's window end,
+    blackout calendars and jitter): the chain would fire where the task did not."""
+    kept = [name for name, used in (("end_at", task.end_at is not None), ("jitter_seconds", bool(task.jitter_seconds)),
+                                    ("calendars", task.calendars.exists())) if used]
+    if kept:
+        raise DomainError.invalid(
+            "task_ids", f"the first task's schedule uses {', '.join(kept)}, which a workflow's schedule does not "
+            "have: remove them from the task, or pause it and give the workflow a schedule of its own",
+            "schedule_not_movable")
 
 
 # --- retention ---------------------------------------------------------------------------------------------
