@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from rest_framework import serializers
 
-from scheduler_project.fields import JSONObjectField
+from scheduler_project.fields import JSONObjectField, LabelsField
 
 MONO = {"class": "vLargeTextField console-mono", "spellcheck": "false", "autocomplete": "off"}
 
@@ -47,3 +47,13 @@ class JSONObjectFormField(forms.JSONField):
             return value
         return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
 
+
+class LabelsFormField(JSONObjectFormField):
+    """Labels as a JSON object of strings, under the API's rules (``scheduler_project.fields.LabelsField``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", forms.Textarea(attrs={**MONO, "rows": 3}))
+        super().__init__(**kwargs)
+
+    def clean(self, value: Any) -> dict:
+        return run_drf_validator(LabelsField().run_validation, super().clean(value))

@@ -131,7 +131,10 @@ class TaskExecutionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Trigger", ordering="trigger_type")
     def trigger(self, obj):
-        return obj.trigger_type if not obj.retry_count else f"{obj.trigger_type} · retry {obj.retry_count}"
+        text = obj.trigger_type if not obj.retry_count else f"{obj.trigger_type} · retry {obj.retry_count}"
+        if obj.shard:
+            return f"{text} · shard {obj.shard_index} of {obj.shard_total}"
+        return f"{text} · broadcast to {obj.shard_total}" if obj.shard_total else text
 
     @admin.display(description="Scheduled", ordering="scheduled_time")
     def scheduled(self, obj):
@@ -198,11 +201,10 @@ class TaskExecutionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Attempts of this fire")
     def lineage(self, obj):
-        # Every attempt of one fire shares (task, scheduled_time, trigger_type): the unique fire key's prefix.
+        # Every attempt of one fire shares (task, scheduled_time, trigger_type, node_key): the unique fire key
+        # but for the attempt and the shard. A broadcast run's shards share it too, so its page lists both levels.
         attempts = list(
-            TaskExecution.objects.filter(task_id=obj.task_id, scheduled_time=obj.scheduled_time,
-                                         trigger_type=obj.trigger_type)
-            .select_related("executor").order_by("retry_count")
+            TaskExecution.objects.filter(**obj.fire_key()).select_related("executor").order_by("shard", "retry_count")
         )
         return render_to_string("admin/executions/taskexecution/lineage.html",
                                 {"attempts": attempts, "current": obj})

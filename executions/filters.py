@@ -45,10 +45,25 @@ class ExecutionFilter(django_filters.FilterSet):
     status = django_filters.CharFilter(method="filter_status", help_text="Comma-separated statuses.")
     start_time = UtcIsoDateTimeFilter(field_name="scheduled_time", lookup_expr="gte")
     end_time = UtcIsoDateTimeFilter(field_name="scheduled_time", lookup_expr="lte")
+    parent_id = django_filters.CharFilter(method="filter_parent", max_length=64,
+                                          help_text="Only the shards of this broadcast run.")
+    level = django_filters.ChoiceFilter(choices=[("run", "run"), ("shard", "shard")], method="filter_level")
 
     class Meta:
         model = TaskExecution
-        fields = ["task_id", "executor_id", "status", "start_time", "end_time"]
+        fields = ["task_id", "executor_id", "status", "start_time", "end_time", "parent_id", "level"]
+
+    def filter_parent(self, queryset, name, value):
+        """The shards share their run's fire key (task, scheduled time, trigger, node key): found through its
+        index."""
+        parent = TaskExecution.objects.filter(pk=value, shard=0).only("task_id", "scheduled_time", "trigger_type",
+                                                                      "node_key").first()
+        if parent is None:
+            return queryset.none()
+        return queryset.filter(**parent.fire_key(), shard__gt=0)
+
+    def filter_level(self, queryset, name, value):
+        return queryset.filter(shard=0) if value == "run" else queryset.filter(shard__gt=0)
 
     def filter_status(self, queryset, name, value):
         return queryset.filter(status__in=_status_list(value))

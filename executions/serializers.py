@@ -40,6 +40,7 @@ _BASE_FIELDS = [
     "id", "task_id", "executor_id", "scheduled_time", "start_time", "end_time", "status", "result", "logs",
     "retry_count", "created_at", "trigger_type", "parameters", "duration_ms", "retry_of_id",
     "progress_percent", "progress_step", "progress_updated_at", "workflow_run_id",
+    "parent_id", "shard_index", "shard_total",
 ]
 
 
@@ -50,6 +51,12 @@ class ExecutionSerializer(serializers.ModelSerializer):
     parameters = MaskedJSONField()
     task = _TaskSummary()
     executor = _ExecutorSummary(allow_null=True)
+    parent_id = serializers.CharField(allow_null=True, read_only=True,
+                                      help_text="Broadcast shards: the logical run they belong to.")
+    shard_index = serializers.IntegerField(allow_null=True, read_only=True,
+                                           help_text="Broadcast shards: 0-based index of this shard.")
+    shard_total = serializers.IntegerField(allow_null=True, read_only=True,
+                                           help_text="Broadcast runs and shards: how many shards the fire has.")
 
     class Meta:
         model = TaskExecution

@@ -35,7 +35,7 @@ from tasks.models import TaskExecutor
 
 MAX_PARALLEL_PROBES = 8
 MAX_LISTED_TASKS = 50
-IDENTITY_FIELDS = ("name", "instance_id", "base_url", "health_check_url", "metadata")
+IDENTITY_FIELDS = ("name", "instance_id", "base_url", "health_check_url", "metadata", "labels")
 
 
 def _count(queryset, by: str) -> Coalesce:
@@ -88,13 +88,14 @@ class ExecutorAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
         (None, {"fields": ["name", "instance_id", "base_url", "health_check_url"]}),
         ("Status", {"fields": ["status", "status_reason", "health_summary"]}),
         ("Assigned tasks", {"fields": ["tasks"]}),
+        ("Labels", {"fields": ["labels"]}),
         ("Metadata", {"fields": ["metadata"], "classes": ["collapse"]}),
         ("Record", {"fields": ["id", "signing_secret", "created_at", "updated_at"], "classes": ["collapse"]}),
     ]
     add_fieldsets = [
         (None, {"fields": ["name", "instance_id", "base_url", "health_check_url"]}),
         ("Status", {"fields": ["status", "status_reason"]}),
-        ("Metadata", {"fields": ["metadata"]}),
+        ("Labels and metadata", {"fields": ["labels", "metadata"]}),
     ]
     actions = ["set_online", "set_offline", "set_maintenance", "check_health_now", "rotate_secret", "revoke",
                "delete_selected"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from console.display import MaskedJSONFieldsMixin
-from console.forms import JSONObjectFormField, run_drf_validator
+from console.forms import JSONObjectFormField, LabelsFormField, run_drf_validator
 from executors.models import Executor
 from executors.serializers import validate_executor_url
 
@@ -13,10 +13,13 @@ from executors.serializers import validate_executor_url
 class ExecutorAdminForm(MaskedJSONFieldsMixin, forms.ModelForm):
     masked_json_fields = ("metadata",)  # executors may label themselves with credentials; never show them
     metadata = JSONObjectFormField(required=False, initial=dict, help_text="A JSON object (free-form labels).")
+    labels = LabelsFormField(required=False, initial=dict,
+                             help_text='Labels tasks can target with executor_labels, e.g. {"region": "eu"}.')
 
     class Meta:
         model = Executor
-        fields = ["name", "instance_id", "base_url", "health_check_url", "status", "status_reason", "metadata"]
+        fields = ["name", "instance_id", "base_url", "health_check_url", "status", "status_reason", "metadata",
+                  "labels"]
         help_texts = {
             "base_url": "Where the scheduler POSTs <code>/execute</code> and <code>/stop</code>.",
             "health_check_url": "Empty means <code>{base_url}/health</code>.",

@@ -9,7 +9,7 @@ from rest_framework import serializers
 from executors.choices import ExecutorStatus
 from executors.models import Executor
 from executors.netguard import RefusedURL, UnresolvableHost, check_url
-from scheduler_project.fields import JSONObjectField, MaskedJSONField, StrictSerializer
+from scheduler_project.fields import JSONObjectField, LabelsField, MaskedJSONField, StrictSerializer
 from scheduler_project.text import refuse_control_characters
 from tasks.choices import ExecutionMode, LoadBalanceStrategy, MisfirePolicy
 from tasks.models import MAX_RETRY_LIMIT, MAX_TIMEOUT_SECONDS, TaskExecutor
@@ -73,12 +73,13 @@ class ExecutorSerializer(serializers.ModelSerializer):
     """ExecutorResponse (spec 000 §3.2.2)."""
 
     metadata = MaskedJSONField()
+    labels = serializers.DictField(child=serializers.CharField(), help_text="Labels tasks can target.")
 
     class Meta:
         model = Executor
         fields = [
             "id", "name", "instance_id", "base_url", "health_check_url", "status", "status_reason", "is_healthy",
-            "last_health_check", "health_check_failures", "metadata", "created_at", "updated_at",
+            "last_health_check", "health_check_failures", "metadata", "labels", "created_at", "updated_at",
         ]
         read_only_fields = fields
 
@@ -136,6 +137,7 @@ class RegisterSerializer(StrictSerializer):
     base_url = HttpUrlField()
     health_check_url = HttpUrlField(required=False, allow_blank=True)
     metadata = JSONObjectField(required=False)
+    labels = LabelsField(required=False)
     tasks = RegisterTaskSerializer(many=True, required=False, max_length=MAX_TASKS_PER_REGISTRATION)
     # Reconciliation (README "Leases"): the runs the executor holds, as of an instant of its own clock.
     held_executions = serializers.ListField(child=HeldRunSerializer(), max_length=MAX_HELD_RUNS, required=False)
@@ -189,6 +191,7 @@ class ExecutorUpdateSerializer(StrictSerializer):
     base_url = HttpUrlField(required=False)
     health_check_url = HttpUrlField(required=False, allow_blank=True)
     metadata = JSONObjectField(required=False)
+    labels = LabelsField(required=False)
 
 
 class ExecutorStatusUpdateSerializer(StrictSerializer):

@@ -15,7 +15,7 @@ from executors.views import ExecutorShutdownView, ExecutorViewSet
 from monitoring.prometheus import metrics_view
 from monitoring.views import HealthView, RunningExecutionsView, SchedulerMetricsView, SchedulerStatusView
 from scheduler_project.errors import json_error_view
-from tasks.views import TaskViewSet
+from tasks.views import CalendarViewSet, TaskViewSet
 from workflows.views import WorkflowRunViewSet, WorkflowViewSet
 
 # An optional trailing slash. Written as a non-capturing group (not ``/?``) so that the OpenAPI schema,
@@ -33,6 +33,7 @@ class OptionalSlashRouter(SimpleRouter):
 
 router = OptionalSlashRouter()
 router.register("tasks", TaskViewSet, basename="task")
+router.register("calendars", CalendarViewSet, basename="calendar")
 router.register("executors", ExecutorViewSet, basename="executor")
 router.register("executions", ExecutionViewSet, basename="execution")
 router.register("workflows", WorkflowViewSet, basename="workflow")

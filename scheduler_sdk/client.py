@@ -304,6 +304,29 @@ class SchedulerClient:
     def resume_task(self, task_id: str) -> Any:
         return self.request("POST", f"/tasks/{_segment(task_id)}/resume")
 
+    def backfill_task(self, task_id: str, start_time: str, end_time: str) -> Any:
+        """Runs for every fire time in [start_time, end_time] (ISO 8601); asking again adds only missing ones."""
+        body = {"start_time": start_time, "end_time": end_time}
+        return self.request("POST", f"/tasks/{_segment(task_id)}/backfill", json=body)
+
+    def next_runs(self, task_id: str, count: int = 5) -> Any:
+        return self.request("GET", f"/tasks/{_segment(task_id)}/next-runs", params={"count": count})
+
+    # -- blackout calendars -------------------------------------------------------------------------------
+
+    def list_calendars(self, **params: Any) -> Any:
+        return self.request("GET", "/calendars", params=params)
+
+    def create_calendar(self, name: str, *, entries: list[str], timezone: str = "UTC", **fields: Any) -> Any:
+        return self.request("POST", "/calendars", json={"name": name, "entries": entries, "timezone": timezone,
+                                                         **fields})
+
+    def update_calendar(self, calendar_id: str, **fields: Any) -> Any:
+        return self.request("PUT", f"/calendars/{_segment(calendar_id)}", json=fields)
+
+    def delete_calendar(self, calendar_id: str) -> Any:
+        return self.request("DELETE", f"/calendars/{_segment(calendar_id)}")
+
     def task_stats(self, task_id: str, **params: Any) -> Any:
         return self.request("GET", f"/tasks/{_segment(task_id)}/stats", params=params)
 

@@ -128,6 +128,10 @@ class ExecutionContext:
     timeout_seconds: float | None = None
     retry_count: int = 0
     scheduled_time: datetime | None = None
+    # Broadcast tasks: every executor gets one shard of each fire, shard_index in 0..shard_total-1, so a
+    # handler can split its work (e.g. ``rows[shard_index::shard_total]``). None for any other task.
+    shard_index: int | None = None
+    shard_total: int | None = None
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger(TASK_LOGGER_NAME), repr=False)
     cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
     deadline: float | None = field(default=None, repr=False)

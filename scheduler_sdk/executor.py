@@ -90,6 +90,17 @@ class ExecuteRequest:
     accept_by: datetime | None = None
     renew_seconds: float | None = None
     lease_seconds: float | None = None
+    shard_index: int | None = None  # broadcast: this executor's shard, 0-based, of shard_total
+    shard_total: int | None = None
+
+
+def _parse_shard(body: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    index, total = body.get("shard_index"), body.get("shard_total")
+    if index is None and total is None:
+        return None, None
+    if any(isinstance(v, bool) or not isinstance(v, int) for v in (index, total)) or not 0 <= index < total:
+        raise BadRequest("shard_index and shard_total must be integers with 0 <= shard_index < shard_total")
+    return index, total
 
 
 def show_sdk_logs() -> None:
@@ -165,6 +176,7 @@ def parse_execute_request(body: Any) -> ExecuteRequest:
         accept_by=_parse_time(body.get("accept_by"), "accept_by"),
         renew_seconds=_parse_timeout(body.get("renew_seconds")),
         lease_seconds=_parse_timeout(body.get("lease_seconds")),
+        **dict(zip(("shard_index", "shard_total"), _parse_shard(body), strict=True)),
     )
 
 
@@ -742,6 +754,8 @@ class Executor:
             timeout_seconds=request.timeout_seconds,
             retry_count=request.retry_count,
             scheduled_time=request.scheduled_time,
+            shard_index=request.shard_index,
+            shard_total=request.shard_total,
             logger=new_execution_logger(request.execution_id, capture, self._log_level),
             cancelled=threading.Event(),
             deadline=None if request.timeout_seconds is None else now + request.timeout_seconds,

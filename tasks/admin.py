@@ -32,10 +32,11 @@ from core.clock import utc_now
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from executions.selectors import task_stats
+from scheduler_project.config import tunable
 from tasks import services
-from tasks.admin_forms import TaskAdminForm, TriggerForm
+from tasks.admin_forms import BackfillForm, CalendarAdminForm, TaskAdminForm, TriggerForm
 from tasks.choices import ScheduleType, TaskStatus
-from tasks.models import Task, TaskExecutor
+from tasks.models import BlackoutCalendar, Task, TaskExecutor
 from tasks.schedule_text import describe_cron, describe_schedule, preview
 
 RECENT_RUNS = 10
@@ -138,15 +139,16 @@ class TaskAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "status_badge", "next_run_time"]}),
         ("Schedule", {"fields": ["schedule_type", "cron_expression", "timezone", "interval_seconds", "start_at",
-                                 "run_at", "schedule_preview"]}),
-        ("Execution", {"fields": ["parameters", "execution_mode", "load_balance_strategy", "misfire_policy",
-                                  "max_retry", "timeout_seconds", "priority", "max_instances"]}),
+                                 "end_at", "run_at", "calendars", "jitter_seconds", "schedule_preview"]}),
+        ("Execution", {"fields": ["parameters", "execution_mode", "load_balance_strategy", "executor_labels",
+                                  "misfire_policy", "max_retry", "timeout_seconds", "priority", "max_instances"]}),
         ("Recent runs", {"fields": ["recent_runs"]}),
         ("Record", {"fields": ["id", "finished_at", "created_at", "created_by", "created_by_key", "updated_at"],
                     "classes": ["collapse"]}),
     ]
     add_fieldsets = [(None, {"fields": ["name"]}), fieldsets[1], fieldsets[2]]
-    actions = ["trigger_now", "pause", "resume", "soft_delete", "restore"]
+    actions = ["trigger_now", "backfill", "pause", "resume", "soft_delete", "restore"]
+    filter_horizontal = ["calendars"]
 
     class Media:
         js = ["console/schedule_preview.js"]
@@ -241,6 +243,8 @@ class TaskAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
     # --- writes ------------------------------------------------------------------------------------------
 
     def save_model(self, request, obj, form, change):
+        if "calendars" in form.cleaned_data:  # the services take ids
+            form.cleaned_data["calendars"] = [calendar.pk for calendar in form.cleaned_data["calendars"]]
         names = [name for name in form.fields if name in form.cleaned_data]
         if change:
             data = {name: form.cleaned_data[name] for name in form.changed_data if name in names}
@@ -293,6 +297,27 @@ class TaskAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
         return intermediate_page(self, request, queryset, form=form, action="trigger_now", title="Trigger now",
                                  submit="Trigger now",
                                  intro="Each selected task gets one manual run now, whatever its execution mode.")
+
+    @admin.action(description="Backfill a time range…", permissions=["change"])
+    def backfill(self, request, queryset):
+        form = BackfillForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            start, end, now = form.cleaned_data["start_time"], form.cleaned_data["end_time"], utc_now()
+            results = []
+            done = run_each(request, queryset, lambda task: results.append(services.task_backfill(
+                task_id=task.pk, start=start, end=end, now=now)), done="Backfilled")
+            if done:
+                created = sum(result.created for result in results)
+                existing = sum(result.existing for result in results)
+                skipped = sum(result.skipped for result in results)
+                messages.info(request, f"{created} run(s) created, {skipped} skipped in a blackout, {existing} "
+                                       "already backfilled earlier (left alone).")
+            return None
+        return intermediate_page(
+            self, request, queryset, form=form, action="backfill", title="Backfill", submit="Backfill",
+            intro="Each selected task gets a run (trigger type backfill, its original scheduled time) for every fire "
+                  "time of its schedule in the range, run with its execution mode and max_instances; at most "
+                  f"{tunable('BACKFILL_LIMIT')} per task. Asking again creates only the runs not recorded yet.")
 
     @admin.action(description="Pause", permissions=["change"])
     def pause(self, request, queryset):
@@ -428,8 +453,44 @@ def _unsaved_task(params) -> Task:
         cron_expression=" ".join(params.get("cron_expression", "").split()),
         timezone=params.get("timezone", "").strip() or "UTC",
         interval_seconds=interval if interval and interval > 0 else None,
-        start_at=when("start_at") or utc_now(), run_at=when("run_at"),
+        start_at=when("start_at") or utc_now(), end_at=when("end_at"), run_at=when("run_at"),
     )
+
+
+@admin.register(BlackoutCalendar)
+class BlackoutCalendarAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
+    form = CalendarAdminForm
+    list_display = ["name", "timezone", "entry_count", "task_count", "updated_at"]
+    search_fields = ["name"]
+    ordering = ["name"]
+    fields = ["name", "timezone", "entries_text", "description"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(tasks_using=Count("tasks"))
+
+    @admin.display(description="entries")
+    def entry_count(self, obj):
+        return len(obj.entries or [])
+
+    @admin.display(description="tasks", ordering="tasks_using")
+    def task_count(self, obj):
+        return obj.tasks_using
+
+    def save_model(self, request, obj, form, change):
+        data = {"name": form.cleaned_data["name"], "timezone": form.cleaned_data["timezone"],
+                "description": form.cleaned_data.get("description", ""), "entries": form.cleaned_data["entries_text"]}
+        calendar = (services.calendar_update(calendar_id=obj.pk, data=data) if change
+                    else services.calendar_create(data=data))
+        obj.pk = calendar.pk
+        obj._state.adding = False
+        obj.refresh_from_db()
+
+    def delete_model(self, request, obj):
+        services.calendar_delete(calendar_id=obj.pk)
+
+    def delete_queryset(self, request, queryset):
+        for calendar in queryset:
+            services.calendar_delete(calendar_id=calendar.pk)
 
 
 @admin.register(TaskExecutor)

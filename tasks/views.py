@@ -15,12 +15,16 @@ from scheduler_project.schema import PAGING_PARAMETERS, envelope, errors, list_e
 from tasks import services
 from tasks.choices import TaskStatus
 from tasks.models import TaskExecutor
-from tasks.selectors import preview_fires, task_get, task_list, task_must_exist
+from tasks.selectors import calendar_get, calendar_list, planned_fires, task_get, task_list, task_must_exist
 from tasks.serializers import (
     AssignCreateSerializer,
     AssignmentDetailSerializer,
     AssignmentSerializer,
     AssignUpdateSerializer,
+    BackfillRequestSerializer,
+    BackfillResultSerializer,
+    CalendarSerializer,
+    CalendarWriteSerializer,
     NextRunsQuery,
     NextRunsSerializer,
     TaskSerializer,
@@ -45,7 +49,8 @@ class TaskViewSet(viewsets.ViewSet):
     """Spec 000 §5: tasks, their triggers and their executor assignments."""
 
     lookup_value_regex = "[^/]+"
-    operator_actions = {"trigger", "pause", "resume"}  # reads need viewer, other writes admin (accounts.roles)
+    # Reads need viewer, other writes admin (accounts.roles).
+    operator_actions = {"trigger", "pause", "resume", "backfill"}
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -122,10 +127,23 @@ class TaskViewSet(viewsets.ViewSet):
         query = NextRunsQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         task = task_get(pk)
-        fires = preview_fires(task, utc_now(), query.validated_data["count"])
+        fires = planned_fires(task, utc_now(), query.validated_data["count"])
         preview = {"task_id": task.pk, "schedule_type": task.schedule_type, "timezone": task.timezone,
-                   "next_runs": fires}
+                   "next_runs": [fire.scheduled_time for fire in fires if fire.blackout is None], "fires": fires}
         return ok(NextRunsSerializer(preview).data)
+
+    @extend_schema(request=BackfillRequestSerializer,
+                   responses={200: envelope("TaskBackfilled", BackfillResultSerializer()), **errors(400, 404, 409)},
+                   description="Record a run (trigger_type backfill) for every fire time of the task's schedule "
+                               "in [start_time, end_time], at most SCHEDULER_BACKFILL_LIMIT; asking again "
+                               "creates only the runs not recorded yet.")
+    @action(detail=True, methods=["post"])
+    def backfill(self, request, pk=None):
+        body = BackfillRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = services.task_backfill(task_id=pk, start=body.validated_data["start_time"],
+                                        end=body.validated_data["end_time"], now=utc_now())
+        return ok(BackfillResultSerializer(result).data, message="任务补跑成功")
 
     @extend_schema(responses={200: envelope("TaskStats", TaskStatsSerializer()), **errors(404)})
     @action(detail=True, methods=["get"])
@@ -163,3 +181,44 @@ class TaskViewSet(viewsets.ViewSet):
         assignment = services.assignment_update(task_id=pk, executor_id=executor_id, data=body.validated_data)
         return ok(AssignmentSerializer(assignment).data, message="执行器分配更新成功")
 
+
+
+class CalendarViewSet(viewsets.ViewSet):
+    """Blackout calendars: named sets of dates, date ranges and weekly windows that tasks skip."""
+
+    lookup_value_regex = "[^/]+"
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        reject_impossible_ids(kwargs, {"pk": ErrorCode.NOT_FOUND})
+
+    @extend_schema(parameters=PAGING_PARAMETERS,
+                   responses={200: list_envelope("CalendarList", CalendarSerializer), **errors(400)})
+    def list(self, request):
+        page = paginate(calendar_list(), parse_page_request(request.query_params))
+        return ok(CalendarSerializer(page.items, many=True).data, **page.meta())
+
+    @extend_schema(request=CalendarWriteSerializer,
+                   responses={201: envelope("CalendarCreated", CalendarSerializer()), **errors(400, 409)})
+    def create(self, request):
+        body = CalendarWriteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        calendar = services.calendar_create(data=body.validated_data)
+        return created(CalendarSerializer(calendar_get(calendar.pk)).data, message="日历创建成功")
+
+    @extend_schema(responses={200: envelope("CalendarDetail", CalendarSerializer()), **errors(404)})
+    def retrieve(self, request, pk=None):
+        return ok(CalendarSerializer(calendar_get(pk)).data)
+
+    @extend_schema(request=CalendarWriteSerializer,
+                   responses={200: envelope("CalendarUpdated", CalendarSerializer()), **errors(400, 404, 409)})
+    def update(self, request, pk=None):
+        body = CalendarWriteSerializer(data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        services.calendar_update(calendar_id=pk, data=body.validated_data)
+        return ok(CalendarSerializer(calendar_get(pk)).data, message="日历更新成功")
+
+    @extend_schema(responses={200: envelope("CalendarDeleted"), **errors(404)})
+    def destroy(self, request, pk=None):
+        services.calendar_delete(calendar_id=pk)
+        return ok(message="日历删除成功")

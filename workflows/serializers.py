@@ -4,10 +4,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from scheduler_project.fields import JSONObjectField, StrictSerializer
-from tasks.choices import ExecutionMode, MisfirePolicy
+from tasks.choices import MisfirePolicy
 from tasks.models import MAX_INTERVAL_SECONDS
 from tasks.serializers import cron_field_validator, timezone_field_validator
-from workflows.choices import EdgeCondition, WorkflowRunStatus, WorkflowStatus
+from workflows.choices import EdgeCondition, OverlapPolicy, WorkflowRunStatus, WorkflowStatus
 from workflows.models import MAX_NODES, NODE_NAME, SCHEDULE_CHOICES, Workflow, WorkflowRun
 
 
@@ -66,7 +66,9 @@ class WorkflowWriteSerializer(StrictSerializer):
     run_at = serializers.DateTimeField(required=False, allow_null=True)
     timezone = serializers.CharField(max_length=64, required=False, validators=[timezone_field_validator])
     misfire_policy = serializers.ChoiceField(choices=MisfirePolicy.choices, required=False)
-    overlap_policy = serializers.ChoiceField(choices=ExecutionMode.choices, required=False)
+    overlap_policy = serializers.ChoiceField(choices=OverlapPolicy.choices, required=False, error_messages={
+        "invalid_choice": '"{input}" is not a workflow overlap policy: parallel, sequential or skip (a task\'s '
+                          'replace and queue modes do not apply between workflow runs).'})
     max_parallel_nodes = serializers.IntegerField(min_value=1, max_value=MAX_NODES, required=False, allow_null=True)
     parameters = JSONObjectField(required=False)
     nodes = WorkflowNodeSerializer(many=True, max_length=MAX_NODES)
