@@ -25,7 +25,7 @@ from accounts.services import api_key_create
 from alerts.models import AlertRule, Channel, Incident
 from executions.models import TaskExecution
 from executors.models import Executor
-from tasks.models import Task, TaskExecutor
+from tasks.models import BlackoutCalendar, Task, TaskExecutor
 from workflows.services import workflow_create, workflow_trigger
 
 _MISSING = object()
@@ -181,7 +181,7 @@ def make_executor(db) -> Callable[..., Executor]:
 @pytest.fixture
 def make_execution(db, make_task) -> Callable[..., TaskExecution]:
     """An execution row; ``task`` defaults to a new task. Each default ``scheduled_time`` is distinct (the
-    fire key ``task, scheduled_time, trigger_type, retry_count`` is unique)."""
+    fire key ``task, scheduled_time, trigger_type, retry_count, shard, node_key`` is unique)."""
 
     # One base per test, stepped back by a serial: distinct by construction (now() - serial ms was not, for
     # two calls exactly one millisecond apart).
@@ -332,21 +332,23 @@ def fake_dns(monkeypatch) -> dict[str, list[str]]:
 @dataclass
 class World:
     """A task assigned to an executor, and a running execution of it; a workflow of that task, and a run of it;
-    an alert channel, the task's alert rule and an open incident of the task."""
+    a blackout calendar; an alert channel, the task's alert rule and an open incident of the task."""
 
     task: str
     executor: str
     execution: str
     workflow: str = ""
     workflow_run: str = ""
+    calendar: str = ""
     channel: str = ""
     rule: str = ""
     incident: str = ""
 
     def path(self, template: str) -> str:
         """``template`` with ``{task}``, ``{executor}``, ``{execution}``, ``{workflow}``, ``{workflow_run}``,
-        ``{channel}``, ``{rule}``, ``{incident}``."""
-        for name in ("task", "executor", "execution", "workflow_run", "workflow", "channel", "rule", "incident"):
+        ``{calendar}``, ``{channel}``, ``{rule}``, ``{incident}``."""
+        for name in ("task", "executor", "execution", "workflow_run", "workflow", "calendar", "channel", "rule",
+                     "incident"):
             template = template.replace("{" + name + "}", getattr(self, name))
         return template
 
@@ -357,6 +359,7 @@ def world(make_task, make_executor, make_execution) -> World:
     executor = make_executor()
     TaskExecutor.objects.create(task=task, executor=executor)
     execution = make_execution(task=task, executor=executor, status="running", start_time=timezone.now())
+    calendar = BlackoutCalendar.objects.create(name="world calendar", entries=["Sun 02:00-04:00"])
     workflow = workflow_create(data={"name": f"workflow of {task.name}"}, nodes=[{"name": "only", "task_id": task.pk}],
                                edges=[], now=timezone.now())
     run = workflow_trigger(workflow_id=workflow.pk, parameters=None, now=timezone.now())
@@ -368,4 +371,4 @@ def world(make_task, make_executor, make_execution) -> World:
                                        summary=f"{task.name}: run failed", opened_at=timezone.now(),
                                        last_seen_at=timezone.now())
     return World(task=task.pk, executor=executor.pk, execution=execution.pk, workflow=workflow.pk,
-                 workflow_run=run.pk, channel=channel.pk, rule=rule.pk, incident=incident.pk)
+                 workflow_run=run.pk, calendar=calendar.pk, channel=channel.pk, rule=rule.pk, incident=incident.pk)

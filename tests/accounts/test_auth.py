@@ -33,6 +33,7 @@ OPERATOR = {
     ("POST", "/api/v1/tasks/{pk}/trigger"),
     ("POST", "/api/v1/tasks/{pk}/pause"),
     ("POST", "/api/v1/tasks/{pk}/resume"),
+    ("POST", "/api/v1/tasks/{pk}/backfill"),
     ("POST", "/api/v1/executions/{pk}/stop"),
     ("POST", "/api/v1/workflows/{pk}/trigger"),
     ("POST", "/api/v1/workflow-runs/{pk}/cancel"),
@@ -83,6 +84,7 @@ def filled(world: World, template: str) -> str:
              "{executor}" if template.startswith("/api/v1/executors") else
              "{workflow}" if template.startswith("/api/v1/workflows") else
              "{workflow_run}" if template.startswith("/api/v1/workflow-runs") else
+             "{calendar}" if template.startswith("/api/v1/calendars") else
              "{channel}" if template.startswith("/api/v1/alerts/channels") else
              "{rule}" if template.startswith("/api/v1/alerts/rules") else
              "{incident}" if template.startswith("/api/v1/alerts/incidents") else "{execution}")

@@ -680,8 +680,9 @@ def audit(cluster: Cluster, first_fire: dict[str, datetime], *, seed: int, storm
 
 
 def _check_workflows(result: Audit) -> None:
-    """Invariant 7. A node's attempt is its (node key, retry_count); executions started twice are already
-    caught by _check_runs, which reads every execution in the journals."""
+    """Invariant 7. A node's attempt is its (node key, retry_count, shard: a broadcast node's shards share its
+    key); executions started twice are already caught by _check_runs, which reads every execution in the
+    journals."""
     from django.db.models import Count
 
     from executions.models import TaskExecution
@@ -691,8 +692,9 @@ def _check_workflows(result: Audit) -> None:
     runs = list(WorkflowRun.objects.all())
     result.workflow_runs = Counter(run.status for run in runs)
     result.unfinished_runs = [f"{run.pk} {run.status}" for run in runs if run.status in ("pending", "running")]
-    result.duplicate_nodes = [f"{row['node_key']} attempt {row['retry_count']} x{row['n']}" for row in
-                              TaskExecution.objects.exclude(node_key="").values("node_key", "retry_count")
+    result.duplicate_nodes = [f"{row['node_key']} attempt {row['retry_count']} shard {row['shard']} x{row['n']}"
+                              for row in TaskExecution.objects.exclude(node_key="").values("node_key", "retry_count",
+                                                                                           "shard")
                               .annotate(n=Count("id")).filter(n__gt=1)]
     result.duplicate_workflow_runs = [f"{row['workflow_id']} @ {row['scheduled_time']}" for row in
                                       WorkflowRun.objects.values("workflow_id", "scheduled_time", "trigger_type")
@@ -774,13 +776,18 @@ def _account_gap(result: Audit, task: Any, row: dict, gap: list[datetime]) -> No
 
 def _check_runs(result: Audit, journal: list[dict]) -> None:
     """Executor side, for every attempt of every fire (first runs and retries): a handler started more than
-    once, on any executor, for one (task, scheduled time, retry) or one execution."""
-    fires = {e["execution_id"]: (e.get("task_id"), e.get("scheduled_time"), e.get("retry_count"))
-             for e in journal if e["event"] == "execute"}
+    once, on any executor, for one (task, scheduled time, retry[, broadcast shard]) or one execution."""
+    fires = {e["execution_id"]: _attempt_key(e) for e in journal if e["event"] == "execute"}
     starts = Counter(fires.get(e["execution_id"]) for e in journal if e["event"] == "start")
     by_execution = Counter(e["execution_id"] for e in journal if e["event"] == "start")
     result.duplicate_runs = [f"{key} started {n} times" for key, n in starts.items() if key is not None and n > 1]
     result.duplicate_runs += [f"execution {eid} started {n} times" for eid, n in by_execution.items() if n > 1]
+
+
+def _attempt_key(execute: dict) -> tuple:
+    """One attempt of one fire, from its dispatch: a broadcast fire's shards are attempts of their own."""
+    key = (execute.get("task_id"), execute.get("scheduled_time"), execute.get("retry_count"))
+    return key if execute.get("shard_index") is None else (*key, f"shard {execute['shard_index']}")
 
 
 def _check_started_on_two(result: Audit, journals: dict[str, list[dict]]) -> None:

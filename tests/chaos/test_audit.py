@@ -113,6 +113,18 @@ def test_an_attempt_started_twice_is_duplicate_work_for_retries_too():
                                              "execution d started 2 times"]
 
 
+def test_each_shard_of_a_broadcast_fire_is_an_attempt_of_its_own():
+    key = {"task_id": "t", "scheduled_time": "2030-01-01T12:00:00Z", "retry_count": 0}
+    journal = [{"event": "execute", "execution_id": "s0", "shard_index": 0, **key},
+               {"event": "execute", "execution_id": "s1", "shard_index": 1, **key},
+               {"event": "execute", "execution_id": "s1-again", "shard_index": 1, **key},
+               {"event": "start", "execution_id": "s0"}, {"event": "start", "execution_id": "s1"},
+               {"event": "start", "execution_id": "s1-again"}]
+    result = new_audit()
+    harness._check_runs(result, journal)
+    assert result.duplicate_runs == ["('t', '2030-01-01T12:00:00Z', 0, 'shard 1') started 2 times"]
+
+
 def test_a_success_refused_before_its_deadline_is_lost_work_unless_a_retry_replaced_it():
     deadline = T0 + timedelta(seconds=30)
     on_time, late = deadline.timestamp() - 1, deadline.timestamp() + 1

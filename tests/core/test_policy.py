@@ -8,11 +8,13 @@ from core.cron import parse_cron
 from core.policy import (
     FireAction,
     HealthState,
+    broadcast_outcome,
     decide_fire,
     may_dispatch,
     next_health,
     plan_fires,
     retry_delay_seconds,
+    shard_status,
 )
 
 EVERY_SECOND = parse_cron("*/1 * * * * *")
@@ -159,3 +161,71 @@ def test_fire_once_after_an_outage_still_runs_the_missed_window_besides_the_runs
     result = plan_ahead(at(0, 1), at(30, 5), horizon=at(30, 5) + timedelta(minutes=1), schedule=EVERY_MINUTE)
     assert result.run == [at(0, 5), at(0, 6)] and result.missed == 5
     assert result.next_run_time == at(0, 7)
+
+
+@pytest.mark.parametrize(
+    ("mode", "running", "waiting", "max_instances", "action"),
+    [
+        ("replace", 0, 0, None, FireAction.QUEUE),
+        ("replace", 1, 0, None, FireAction.REPLACE),  # cancels the run in progress
+        ("replace", 0, 1, None, FireAction.REPLACE),  # and a run still waiting
+        ("queue", 1, 5, None, FireAction.QUEUE),  # every fire waits its turn
+        ("queue", 1, 99, None, FireAction.SKIP),  # up to the default bound (100)
+        ("queue", 1, 1, 3, FireAction.QUEUE),
+        ("queue", 1, 2, 3, FireAction.SKIP),  # max_instances bounds the queue
+        ("parallel", 1, 1, 2, FireAction.SKIP),
+    ],
+)
+def test_replace_and_queue_modes(mode, running, waiting, max_instances, action):
+    decision = decide_fire(mode, running=running, waiting=waiting, max_instances=max_instances)
+    assert decision.action is action
+    assert (decision.reason != "") == (action is FireAction.SKIP)
+
+
+@pytest.mark.parametrize(
+    ("mode", "trigger", "running", "max_instances", "allowed"),
+    [
+        ("queue", "scheduled", 1, None, False),  # one at a time
+        ("queue", "scheduled", 0, None, True),
+        ("replace", "scheduled", 1, None, False),  # the replaced run must have stopped first
+        ("queue", "manual", 1, None, True),
+        ("parallel", "backfill", 1, 2, True),  # a backfill waits for max_instances, never skips
+        ("parallel", "backfill", 2, 2, False),
+        ("parallel", "backfill", 50, None, True),
+        ("skip", "backfill", 1, None, False),  # one at a time instead of skipping
+        ("sequential", "backfill", 0, None, True),
+    ],
+)
+def test_may_dispatch_controls(mode, trigger, running, max_instances, allowed):
+    assert may_dispatch(mode, trigger_type=trigger, running=running, max_instances=max_instances) is allowed
+
+
+@pytest.mark.parametrize(
+    ("shards", "outcome"),
+    [
+        ({1: "success", 2: "success", 3: "success"}, "success"),
+        ({1: "success", 2: "running", 3: "success"}, None),  # still running
+        ({1: "success", 2: "pending", 3: "failed"}, None),  # a shard's retry is pending
+        ({1: "success", 2: "failed", 3: "success"}, "failed"),
+        ({1: "timeout", 2: "success"}, "failed"),
+        ({1: "cancelled", 2: "success"}, "cancelled"),
+        ({1: "cancelled", 2: "failed"}, "failed"),
+        ({}, None),
+    ],
+)
+def test_a_broadcast_run_succeeds_when_every_shard_does(shards, outcome):
+    assert broadcast_outcome(shards) == outcome
+
+
+@pytest.mark.parametrize(
+    ("attempts", "status"),
+    [
+        ({0: "running"}, "running"),
+        ({0: "failed", 1: "pending"}, "pending"),  # its retry waits
+        ({0: "failed", 1: "timeout"}, "timeout"),  # the latest attempt's
+        ({0: "success", 1: "cancelled"}, "success"),  # lost, then its late result applied: the retry was cancelled
+        ({1: "success", 0: "failed"}, "success"),
+    ],
+)
+def test_a_shards_status_is_its_latest_attempts_unless_one_succeeded(attempts, status):
+    assert shard_status(attempts) == status

@@ -49,7 +49,8 @@ class JournalExecutor(Executor):
             execution_id = str(body.get("execution_id"))
             self.record("execute", execution_id=execution_id, task_id=body.get("task_id"),
                         task_name=body.get("task_name"), scheduled_time=body.get("scheduled_time"),
-                        retry_count=body.get("retry_count"), timeout_seconds=body.get("timeout_seconds"))
+                        retry_count=body.get("retry_count"), timeout_seconds=body.get("timeout_seconds"),
+                        shard_index=body.get("shard_index"))
             parameters = body.get("parameters")
             if isinstance(parameters, dict) and parameters.get("ignore_timeout"):
                 body = {**body, "timeout_seconds": None}
@@ -69,7 +70,8 @@ class JournalExecutor(Executor):
     # -- handlers -------------------------------------------------------------------------------------
 
     def _run(self, ctx: ExecutionContext, work: Any) -> Any:
-        self.record("start", execution_id=ctx.execution_id, task_name=ctx.task_name, retry_count=ctx.retry_count)
+        self.record("start", execution_id=ctx.execution_id, task_name=ctx.task_name, retry_count=ctx.retry_count,
+                    shard_index=ctx.shard_index, shard_total=ctx.shard_total)
         try:
             result = work(ctx)
         except ExecutionCancelled:

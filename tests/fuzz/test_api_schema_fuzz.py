@@ -48,7 +48,7 @@ from executors.models import Executor
 from scheduler_project.wsgi import application
 from scheduler_sdk.signing import signature_headers
 from tasks.choices import TaskStatus
-from tasks.models import Task, TaskExecutor
+from tasks.models import BlackoutCalendar, Task, TaskExecutor
 from tests.fuzz import tally
 from workflows.models import Workflow, WorkflowNode, WorkflowRun
 
@@ -65,6 +65,7 @@ EXECUTOR_ID = "fuzz-executor"
 EXECUTOR_SECRET = "fuzz-executor-signing-secret"  # noqa: S105 - a test executor's, in the test database only
 RUNNING_EXECUTION_ID = "fuzz-execution-running"
 FINISHED_EXECUTION_ID = "fuzz-execution-finished"
+CALENDAR_ID = "fuzz-calendar"
 USER_ID = 4242
 USERNAME = "fuzz-admin"
 PASSWORD = "fuzz-admin-password-0123"  # noqa: S105 - a test user's, in the test database only
@@ -82,7 +83,7 @@ RULE_ID = "fuzz-rule"
 INCIDENT_ID = "fuzz-incident"
 KNOWN_IDS = {
     "id": [TASK_ID, PAUSED_TASK_ID, EXECUTOR_ID, RUNNING_EXECUTION_ID, FINISHED_EXECUTION_ID, WORKFLOW_ID,
-           IDLE_WORKFLOW_ID, RUNNING_RUN_ID, FAILED_RUN_ID, CHANNEL_ID, RULE_ID, INCIDENT_ID],
+           IDLE_WORKFLOW_ID, RUNNING_RUN_ID, FAILED_RUN_ID, CALENDAR_ID, CHANNEL_ID, RULE_ID, INCIDENT_ID],
     "executor_id": [EXECUTOR_ID],
 }
 
@@ -100,6 +101,7 @@ def known_rows(db) -> None:
                                        base_url="http://127.0.0.1:9", health_check_url="http://127.0.0.1:9/health",
                                        secret=EXECUTOR_SECRET)
     TaskExecutor.objects.create(task=task, executor=executor)
+    BlackoutCalendar.objects.create(id=CALENDAR_ID, name="fuzz calendar", entries=["Sun 02:00-04:00"])
     TaskExecution.objects.create(id=RUNNING_EXECUTION_ID, task=task, executor=executor, status=ExecutionStatus.RUNNING,
                                  scheduled_time=now - timedelta(seconds=5), start_time=now - timedelta(seconds=4))
     TaskExecution.objects.create(id=FINISHED_EXECUTION_ID, task=task, executor=executor,
@@ -197,6 +199,8 @@ VALID_BODY_VALUES = {
     "base_url": ["http://127.0.0.1:9", "http://localhost:9/executor"],
     "health_check_url": ["http://127.0.0.1:9/health", ""],
     "executor_id": [EXECUTOR_ID],
+    "entries": [["Sun 02:00-04:00"], ["2026-12-25", "2026-12-24..2026-12-26"], []],
+    "calendars": [[CALENDAR_ID], []],
     "url": ["log://", "json://127.0.0.1:9/hook", "signed+http://127.0.0.1:9/hook"],
     "silence_windows": ["22:00-07:00", ""],
     "channel_ids": [[CHANNEL_ID], []],
@@ -241,6 +245,18 @@ KNOWN_GOOD_REQUESTS = {
     "GET /api/v1/tasks/{id}/stats": [{"path_parameters": {"id": TASK_ID}}],
     "GET /api/v1/tasks/{id}/next-runs": [{"path_parameters": {"id": TASK_ID}}],
     "GET /api/v1/tasks/{id}/executors": [{"path_parameters": {"id": TASK_ID}}],
+    "POST /api/v1/tasks/{id}/backfill": [
+        {"path_parameters": {"id": TASK_ID},
+         "body": {"start_time": "2026-11-01T00:00:00Z", "end_time": "2026-11-01T01:00:00Z"}},
+    ],
+    "GET /api/v1/calendars/{id}": [{"path_parameters": {"id": CALENDAR_ID}}],
+    "PUT /api/v1/calendars/{id}": [
+        {"path_parameters": {"id": CALENDAR_ID}, "body": {"name": "fuzz calendar", "entries": ["2026-12-25"]}},
+    ],
+    "DELETE /api/v1/calendars/{id}": [{"path_parameters": {"id": CALENDAR_ID}}],
+    "POST /api/v1/calendars": [
+        {"body": {"name": "fuzz holidays", "timezone": "Europe/Berlin", "entries": ["2026-12-24..2026-12-26"]}},
+    ],
     "POST /api/v1/tasks/{id}/executors": [
         {"path_parameters": {"id": PAUSED_TASK_ID}, "body": {"executor_id": EXECUTOR_ID, "weight": 2}},
     ],

@@ -7,7 +7,7 @@ from loadbalance.base import BalancerState, Candidate
 from loadbalance.selection import STRATEGIES, rank_executors, record_choice
 from tests.loadbalance.helpers import cand, cands, choose_many
 
-ALL_STRATEGIES = ["round_robin", "weighted_round_robin", "random", "sticky", "least_loaded"]
+ALL_STRATEGIES = ["round_robin", "weighted_round_robin", "random", "sticky", "least_loaded", "broadcast"]
 
 # Input deliberately not sorted by priority.
 TIERED = [
@@ -19,7 +19,7 @@ TIERED = [
 ]
 
 
-def test_registry_holds_exactly_the_five_strategies_under_their_names():
+def test_registry_holds_exactly_the_six_strategies_under_their_names():
     assert sorted(STRATEGIES) == sorted(ALL_STRATEGIES)
     assert all(strategy.name == name for name, strategy in STRATEGIES.items())
 

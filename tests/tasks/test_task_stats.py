@@ -100,7 +100,7 @@ def test_task_stats_field_names_and_types_follow_the_spec(api, history):
     task, _, _ = history
     data = assert_ok(*api.get(f"{TASKS}/{task.pk}/stats"))
     assert set(data) == {"success_rate_24h", "total_24h", "success_24h", "health_90d", "recent_executions",
-                         "daily_stats_90d"}
+                         "daily_stats_90d", "shards_24h"}  # shards_24h: broadcast tasks' shards (#20)
     assert isinstance(data["success_rate_24h"], float)
     assert is_int(data["total_24h"]) and is_int(data["success_24h"])
     assert set(data["health_90d"]) == {"health_score", "total_count", "success_count", "failed_count",
