@@ -90,6 +90,21 @@ def transition_many(execution_ids: list[str], to: str, *, expected: str, matchin
     return set(TaskExecution.objects.filter(pk__in=ids, status=to, **changes).values_list("pk", flat=True))
 
 
+def withdraw(execution_ids: list[str], *, now: datetime, logs: str) -> set[str]:
+    """Cancel pending runs that were never sent (their task paused, deleted or rescheduled). A broadcast shard
+    among them may be the last one its run waited for: that run settles in the same transaction (it has no
+    deadline or lease a sweep would find). Returns the ids this call cancelled."""
+    with transaction.atomic():
+        moved = transition_many(execution_ids, ExecutionStatus.CANCELLED, expected=ExecutionStatus.PENDING,
+                                end_time=now, logs=logs)
+        settled: set[tuple] = set()
+        for shard in TaskExecution.objects.filter(pk__in=list(moved), shard__gt=0):
+            if (key := tuple(shard.fire_key().items())) not in settled:
+                settled.add(key)
+                _settle_broadcast(shard, now=now)
+    return moved
+
+
 def release_unsent(execution_ids: list[str]) -> int:
     """Hand runs a leader claimed ahead of their time, and never POSTed, back to pending. Only those still
     running as claimed move: one stopped or timed out meanwhile keeps its final status."""

@@ -12,7 +12,7 @@ from core.calendars import blackout_at
 from core.controls import BackfillTooLarge, plan_backfill
 from executions.choices import ExecutionStatus, TriggerType
 from executions.models import TaskExecution
-from executions.services import retried_on_deadlock, transition_many
+from executions.services import retried_on_deadlock, withdraw
 from executors.models import Executor
 from scheduler_project.config import tunable
 from scheduler_project.errors import DomainError, ErrorCode
@@ -218,7 +218,7 @@ def _withdraw(pending, now: datetime, *, logs: str) -> None:
     # also lock the index gaps the leader inserts fired runs into, and deadlock with it on MariaDB.
     ids = list(pending.values_list("pk", flat=True))
     if ids:
-        transition_many(ids, ExecutionStatus.CANCELLED, expected=ExecutionStatus.PENDING, end_time=now, logs=logs)
+        withdraw(ids, now=now, logs=logs)
 
 
 @retried_on_deadlock

@@ -18,6 +18,7 @@ from executions.services import apply_callback, shards_of
 from scheduling.firing import fire_due
 from scheduling.leader import Deposed
 from tasks.models import BlackoutCalendar, Task
+from tasks.services import task_delete
 from tests.scheduling.conftest import T0
 from tests.scheduling.test_dispatch import dispatch, only_execution
 from tests.scheduling.test_leader_terms import elect, nodes  # noqa: F401 - the two nodes' fixture
@@ -107,6 +108,24 @@ def test_a_late_result_of_a_lost_shard_settles_its_broadcast_run(make_task, make
     assert shards_of(parent).get(retry_count=1).status == ExecutionStatus.CANCELLED
     parent.refresh_from_db()
     assert parent.status == ExecutionStatus.SUCCESS and "2/2 shards succeeded" in parent.logs
+
+
+def test_a_shards_retry_withdrawn_with_its_deleted_task_settles_its_broadcast_run(make_task, make_executor,
+                                                                                 dispatcher, transport):
+    parent, (lost, other), targets = broadcast(make_task, make_executor, dispatcher, executors=2, max_retry=1)
+    transport.states[targets[0].base_url] = {}
+    holding(transport, targets[1], other)
+    sweep(dispatcher, "sweep_leases", lost.lease_until + timedelta(seconds=1))
+    apply_callback(execution_id=other.pk, status="success", result=None, logs=None, end_time=None, now=T0)
+    assert shards_of(parent).get(retry_count=1).status == ExecutionStatus.PENDING
+
+    # The task goes while the lost shard's retry waits: the retry is withdrawn, and with it the last shard
+    # its run waited for. The run must end (it has no deadline or lease a sweep would find).
+    task_delete(task_id=parent.task_id, now=T0 + timedelta(seconds=30))
+
+    assert shards_of(parent).get(retry_count=1).status == ExecutionStatus.CANCELLED
+    parent.refresh_from_db()
+    assert parent.status == ExecutionStatus.CANCELLED and "1/2 shards succeeded" in parent.logs
 
 
 def test_a_timed_out_shard_ends_alone_and_its_run_with_the_last_shard(make_task, make_executor, dispatcher,
