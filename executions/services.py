@@ -662,6 +662,16 @@ def _lease_seconds() -> float:
     return tunable("LEASE_SECONDS")
 
 
+def _withdrew_retries(pending: list[TaskExecution]) -> bool:
+    """Cancel the retries (read pending) of a run whose late result is about to replace its presumed end. False
+    if one moved since it was read (the leader claimed it): it has started, and the result must not be applied
+    as well."""
+    cancelled = [transition(retry, ExecutionStatus.CANCELLED, expected=[ExecutionStatus.PENDING],
+                            logs=logs_with(retry.logs, "the run it retried reported its result late, in time"))
+                 for retry in pending]
+    return all(cancelled)
+
+
 def _took_late(row: TaskExecution, report: ResultReport, now: datetime) -> bool:
     """A result for a run the scheduler ended on its own verdict (timeout, lost), from the executor it was
     dispatched to (the caller checked), finished within the deadline (core.leases.late_result): applied if no
@@ -669,12 +679,14 @@ def _took_late(row: TaskExecution, report: ResultReport, now: datetime) -> bool:
     Returns whether it was applied. The row is locked by the caller."""
     if not may_correct(row.status, report.status):
         return False
-    retries = TaskExecution.objects.filter(retry_of_id=row.pk)
-    started = retries.exclude(status=ExecutionStatus.PENDING).exists()
+    retries = list(TaskExecution.objects.filter(retry_of_id=row.pk))
+    started = any(retry.status != ExecutionStatus.PENDING for retry in retries)
     verdict = late_result(end_time=report.end_time, deadline=row.deadline, ended_by_scheduler=row.ended_by_scheduler,
                           retry_started=started)
     if verdict == LateResult.REFUSE:
         return False
+    if verdict == LateResult.APPLY and not _withdrew_retries(retries):
+        verdict = LateResult.RECORD  # the leader claimed a retry meanwhile: it runs, so this result may not
     ended = f"{report.end_time:%Y-%m-%d %H:%M:%S} UTC"
     if verdict == LateResult.RECORD:
         note = f"late result: {report.status} (ended {ended}, within the deadline) arrived after a retry had started"
@@ -682,9 +694,6 @@ def _took_late(row: TaskExecution, report: ResultReport, now: datetime) -> bool:
         count_late_result("recorded")
         logger.warning("execution %s: %s", row.pk, note, extra=row.log_extra())
         return False
-    for retry in retries.filter(status=ExecutionStatus.PENDING):
-        transition(retry, ExecutionStatus.CANCELLED, logs=logs_with(retry.logs, "the run it retried "
-                                                                          "reported its result late, in time"))
     presumed = row.status
     changes = {**_ending(row, now=now, end_time=report.end_time), **_callback_changes(row, report.result, report.logs)}
     changes["logs"] = logs_with(changes.get("logs", row.logs),

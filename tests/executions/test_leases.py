@@ -122,6 +122,30 @@ def test_a_late_result_after_a_retry_started_is_recorded_on_the_run_not_applied(
     assert run.status == ExecutionStatus.FAILED and "arrived after a retry had started" in run.logs
 
 
+def test_a_retry_claimed_while_a_late_result_is_weighed_keeps_the_result_off_the_run(
+        signed, executor, running, make_execution, monkeypatch):
+    """The leader may claim the pending retry between the late result's check and its cancel (the chaos suite
+    saw both attempts of one fire succeed): the result is then recorded, not applied."""
+    import executions.services
+
+    run = presumed(running, status=ExecutionStatus.FAILED)  # lost
+    retry = make_execution(task=run.task, status=ExecutionStatus.PENDING, retry_of=run, retry_count=1,
+                           scheduled_time=run.scheduled_time)
+    weigh = executions.services.late_result
+
+    def claimed_meanwhile(**facts):
+        TaskExecution.objects.filter(pk=retry.pk).update(status=ExecutionStatus.RUNNING)  # the leader's claim
+        return weigh(**facts)
+
+    monkeypatch.setattr(executions.services, "late_result", claimed_meanwhile)
+    data = assert_ok(*late(signed, executor, run, run.deadline - timedelta(seconds=1)), message=CALLBACKS_OK)
+
+    assert data["results"][0]["outcome"] == "already_final"
+    assert reread(retry).status == ExecutionStatus.RUNNING
+    run = reread(run)
+    assert run.status == ExecutionStatus.FAILED and "arrived after a retry had started" in run.logs
+
+
 def test_a_result_finished_after_the_deadline_does_not_replace_the_timeout(signed, executor, running):
     run = presumed(running)
     data = assert_ok(*late(signed, executor, run, run.deadline + timedelta(seconds=1)), message=CALLBACKS_OK)
