@@ -102,7 +102,8 @@ class Ours:
     def __post_init__(self) -> None:
         env = {**PRODUCTION_TUNABLES, **self.tunables, "DEBUG": "false", "SECRET_KEY": "bench-" + "x" * 50,
                "SCHEDULER_REGISTRATION_KEY": REGISTRATION_KEY, "LOG_LEVEL": "WARNING",
-               "SECURE_SSL_REDIRECT": "false"}  # loopback: no TLS proxy in front
+               "SECURE_SSL_REDIRECT": "false",  # loopback: no TLS proxy in front
+               "SCHEDULER_EXECUTOR_ALLOWED_NETWORKS": "127.0.0.0/8"}  # the stub: production refuses loopback
         self.procs = Processes(self.database_url, log_dir=self.log_dir, env=env, lock_prefix="sched_bench")
         self.web: GunicornWeb | None = None
 
