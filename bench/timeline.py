@@ -47,7 +47,8 @@ def populate() -> None:
                 scheduled = naive_now - timedelta(seconds=n // BUSY_TASKS + 1)
             else:
                 task_id = ids[n % TASKS]
-                scheduled = naive_now - timedelta(seconds=rng.randrange(7 * 86400), milliseconds=n % 1000)
+                # A task's k-th run gets k ms past a random second: no two of a task's runs share a fire time.
+                scheduled = naive_now - timedelta(seconds=rng.randrange(7 * 86400), milliseconds=n // TASKS)
             duration = rng.randrange(100, 5000)
             yield {"id": f"tl-{n:09d}", "task_id": task_id, "scheduled_time": scheduled,
                    "start_time": scheduled, "end_time": scheduled + timedelta(milliseconds=duration),
