@@ -99,3 +99,18 @@ def intermediate_page(
         "media": modeladmin.media + form.media,
     }
     return TemplateResponse(request, "admin/console/action_form.html", context)
+
+
+class HistoryAdminMixin:
+    """A history the scheduler and executors write (runs, workflow runs): operators read it and act on it through
+    the changelist's actions (stop, cancel, re-run); nobody adds, edits or deletes a row by hand. The change
+    permission stays for the list, where the actions live."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -12,7 +12,7 @@ from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from console.actions import REFUSALS, refusal_text, run_each
+from console.actions import REFUSALS, HistoryAdminMixin, refusal_text, run_each
 from console.display import EMPTY, age_text, badge, duration_text, log_block, pretty_json, when
 from console.filters import InputFilter, RecentFilter
 from core.clock import utc_now
@@ -57,7 +57,7 @@ def rerun(execution: TaskExecution) -> TaskExecution:
 
 
 @admin.register(TaskExecution)
-class TaskExecutionAdmin(admin.ModelAdmin):
+class TaskExecutionAdmin(HistoryAdminMixin, admin.ModelAdmin):
     class Media:
         js = ["console/live_tail.js"]
 
@@ -88,16 +88,6 @@ class TaskExecutionAdmin(admin.ModelAdmin):
     readonly_fields = ["task_link", "executor_link", "status_badge", "attempt", "progress", "scheduled",
                        "dispatch_after_at", "started", "deadline_at", "ended", "duration",
                        "parameters_pretty", "result_pretty", "logs_block", "lineage", "workflow_run_link"]
-
-    # History is written by the scheduler and executors; operators read it, stop runs and re-run them.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return obj is None and super().has_change_permission(request)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     # --- columns -----------------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from console.actions import RefusalsAsMessagesMixin, run_each
+from console.actions import HistoryAdminMixin, RefusalsAsMessagesMixin, run_each
 from console.dag import DagNode, dag_svg
 from console.display import EMPTY, badge, pretty_json, when
 from core.clock import utc_now
@@ -138,7 +138,7 @@ def _execution_url(execution_id: str | None) -> str:
 
 
 @admin.register(WorkflowRun)
-class WorkflowRunAdmin(admin.ModelAdmin):
+class WorkflowRunAdmin(HistoryAdminMixin, admin.ModelAdmin):
     list_display = ["short_id", "workflow_link", "status_badge", "trigger_type", "scheduled", "started", "ended",
                     "round"]
     list_filter = ["status", "trigger_type"]
@@ -149,15 +149,6 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     fields = ["workflow_link", "status_badge", "trigger_type", "round", "scheduled", "started", "ended", "reason",
               "graph_svg", "node_table", "parameters_pretty"]
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return obj is None and super().has_change_permission(request)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Run", ordering="scheduled_time")
     def short_id(self, obj):
