@@ -98,18 +98,9 @@ def main() -> None:
     parser.add_argument("--executors", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scheduler_project.settings")
-    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
-    if args.reuse:
-        import django
+    from bench.ours import open_database
 
-        django.setup()
-    else:
-        from bench.ours import prepare_database
-
-        prepare_database(url)
+    if open_database(os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL), reuse=args.reuse):
         began = time.monotonic()
         populate(args.rows, args.executors)
         print(f"populated {args.executors:,} executors and {args.rows:,} executions in "

@@ -52,6 +52,21 @@ def prepare_database(url: str) -> None:
     flush()
 
 
+def open_database(url: str, *, reuse: bool) -> bool:
+    """Points this process's Django at the bench database ``url``: as it is (``reuse``, already populated), or
+    created, migrated and emptied. Returns whether the caller still has to populate it."""
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scheduler_project.settings")
+    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
+    if reuse:
+        import django
+
+        django.setup()
+        return False
+    prepare_database(url)
+    return True
+
+
 def flush() -> None:
     from django.core.management import call_command
     from django.db import close_old_connections

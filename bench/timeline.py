@@ -87,18 +87,9 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep the database as it is (already populated)")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scheduler_project.settings")
-    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
-    if args.reuse:
-        import django
+    from bench.ours import open_database
 
-        django.setup()
-    else:
-        from bench.ours import prepare_database
-
-        prepare_database(url)
+    if open_database(os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL), reuse=args.reuse):
         began = time.monotonic()
         populate()
         print(f"populated {TASKS + BUSY_TASKS:,} tasks and {ROWS:,} executions in {time.monotonic() - began:.0f} s")
