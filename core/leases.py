@@ -71,17 +71,19 @@ class LateResult(StrEnum):
     """What becomes of a result that arrives after the scheduler ended the run itself (timeout, lost)."""
 
     APPLY = "apply"  # done in time, nothing re-ran it: the result stands
-    RECORD = "record"  # done in time, but a retry has started: noted on the run, counted, not applied
+    RECORD = "record"  # done in time, but what followed the presumed end has happened: noted, counted, not applied
     REFUSE = "refuse"  # ended after the deadline (or the run was ended by an operator or the executor)
 
 
 def late_result(*, end_time: datetime | None, deadline: datetime | None, ended_by_scheduler: bool,
-                retry_started: bool) -> LateResult:
+                moved_on: bool) -> LateResult:
     """A late result counts when the scheduler only presumed the run's end and the executor's own ``end_time``
-    lies within the run's deadline; a retry that has started by then keeps the run's presumed status."""
+    lies within the run's deadline. If what followed the presumed end has happened by then (``moved_on``: a
+    retry started, a workflow run advanced past the node, a broadcast run ended), the presumed status stays:
+    undoing it would contradict what was built on it."""
     if not ended_by_scheduler or end_time is None or deadline is None or end_time > deadline:
         return LateResult.REFUSE
-    return LateResult.RECORD if retry_started else LateResult.APPLY
+    return LateResult.RECORD if moved_on else LateResult.APPLY
 
 
 def overdue_runs(policy: str, due_times: Sequence[datetime], *, now: datetime, threshold: timedelta,

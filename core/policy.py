@@ -195,13 +195,17 @@ def broadcast_outcome(shards: dict[int, str]) -> str | None:
     return ExecutionStatus.CANCELLED
 
 
-def shard_status(attempts: dict[int, str]) -> str:
-    """A shard's status from its attempts' (retry_count -> status): its latest attempt's, unless an earlier
-    one succeeded after all (a late result applied over a presumed timeout or loss, README "Leases", which
-    cancels the retry still waiting)."""
-    if ExecutionStatus.SUCCESS in attempts.values():
-        return ExecutionStatus.SUCCESS
-    return attempts[max(attempts)]
+def attempts_status(attempts: dict[int, str]) -> str:
+    """The status of one piece of work (a broadcast shard, a workflow node in one round) from its attempts'
+    (retry_count -> status): its latest attempt's, unless an earlier one succeeded after all (a late result
+    applied over a presumed timeout or loss, README "Leases", which cancels the retry still waiting)."""
+    return max(attempts.items(), key=lambda attempt: attempt_rank(*attempt))[1]
+
+
+def attempt_rank(retry_count: int, status: str) -> tuple[bool, int]:
+    """Orders the attempts of one piece of work so that the one deciding its status (``attempts_status``)
+    comes last."""
+    return status == ExecutionStatus.SUCCESS, retry_count
 
 
 # --- Executor health (spec 002 §4.2.2) ------------------------------------------------------------

@@ -25,7 +25,7 @@ from alerts.outbox import record_run_end
 from core import logtext
 from core.clock import utc_now
 from core.leases import LateResult, late_result, renewed_lease_until
-from core.policy import broadcast_outcome, shard_status
+from core.policy import attempts_status, broadcast_outcome
 from core.states import ACTIVE_STATUSES, ExecutionStatus, may_correct, may_move
 from executions.metrics import count_finished, count_late_result, count_lost
 from executions.models import TaskExecution
@@ -212,20 +212,22 @@ class CallbackOutcome:
 
 
 @retried_on_deadlock
-@transaction.atomic
 def apply_callback(*, execution_id: str, status: str, result: dict | None, logs: str | None,
                    end_time: datetime | None, now: datetime) -> CallbackOutcome:
-    """Apply an executor's report once. A report for a run already final changes nothing (30002)."""
-    execution = get_execution(execution_id, for_update=True)
-    previous = execution.status
-    if previous not in ACTIVE_STATUSES:
+    """Apply an executor's report once. A report for a run already final changes nothing (30002), except
+    the note a late result leaves on it (``_took_late``), which is committed before the refusal is raised."""
+    with transaction.atomic():
+        execution = get_execution(execution_id, for_update=True)
+        previous = execution.status
+        if previous in ACTIVE_STATUSES:
+            if not finish(execution, status, now=now, end_time=end_time,
+                          **_callback_changes(execution, result, logs)):
+                execution.refresh_from_db()
+                raise _forbid(execution, "report a result for", ACTIVE_STATUSES)
+            return CallbackOutcome(execution=execution, previous_status=previous)
         if _took_late(execution, ResultReport(execution_id, status, result, logs, end_time), now):
             return CallbackOutcome(execution=execution, previous_status=previous)
-        raise _forbid(execution, "report a result for", ACTIVE_STATUSES)
-    if not finish(execution, status, now=now, end_time=end_time, **_callback_changes(execution, result, logs)):
-        execution.refresh_from_db()
-        raise _forbid(execution, "report a result for", ACTIVE_STATUSES)
-    return CallbackOutcome(execution=execution, previous_status=previous)
+    raise _forbid(execution, "report a result for", ACTIVE_STATUSES)
 
 
 @retried_on_deadlock
@@ -314,7 +316,7 @@ def shards_of(parent: TaskExecution):
 
 def _settle_broadcast(shard: TaskExecution, *, now: datetime) -> None:
     """In the transaction of a shard's end (or of a late result applied to it): once no shard is pending or
-    running, the parent ends with ``core.policy.broadcast_outcome`` of each shard's ``shard_status``. The
+    running, the parent ends with ``core.policy.broadcast_outcome`` of each shard's ``attempts_status``. The
     parent row is locked first, so two shards ending at once are serialized and the second sees the first's
     end (read committed): the parent cannot be left running. A shard lost or timed out ends here like any
     other (its retry, if any, keeps the parent running)."""
@@ -325,7 +327,7 @@ def _settle_broadcast(shard: TaskExecution, *, now: datetime) -> None:
     attempts: dict[int, dict[int, str]] = defaultdict(dict)
     for shard_number, retry_count, status in shards_of(parent).values_list("shard", "retry_count", "status"):
         attempts[shard_number][retry_count] = status
-    latest = {number: shard_status(tries) for number, tries in attempts.items()}
+    latest = {number: attempts_status(tries) for number, tries in attempts.items()}
     outcome = broadcast_outcome(latest)
     if outcome is None:
         return
@@ -672,24 +674,40 @@ def _withdrew_retries(pending: list[TaskExecution]) -> bool:
     return all(cancelled)
 
 
+def _moved_on(row: TaskExecution, retries: list[TaskExecution]) -> str | None:
+    """What has followed the presumed end of ``row`` (locked by the caller) that a late result must not undo,
+    or None. A workflow node's end advanced its run in the same transaction (children started or skipped, or
+    the run ended) unless a retry of the node still waits; a shard's may have ended its broadcast run."""
+    if any(retry.status != ExecutionStatus.PENDING for retry in retries):
+        return "a retry had started"
+    if row.workflow_run_id is not None and not retries:
+        return "its workflow run had moved on"
+    if row.shard and not retries:
+        parent = (TaskExecution.objects.select_for_update().filter(**row.fire_key(), retry_count=0, shard=0)
+                  .values_list("status", flat=True).first())
+        if parent is not None and parent not in ACTIVE_STATUSES:
+            return "its broadcast run had ended"
+    return None
+
+
 def _took_late(row: TaskExecution, report: ResultReport, now: datetime) -> bool:
     """A result for a run the scheduler ended on its own verdict (timeout, lost), from the executor it was
-    dispatched to (the caller checked), finished within the deadline (core.leases.late_result): applied if no
-    retry of the run has started (a retry still pending is cancelled), else noted on the run and counted.
-    Returns whether it was applied. The row is locked by the caller."""
+    dispatched to (the caller checked), finished within the deadline (core.leases.late_result): applied unless
+    what followed the presumed end has happened (``_moved_on``; a retry still pending is cancelled), else
+    noted on the run and counted. Returns whether it was applied. The row is locked by the caller."""
     if not may_correct(row.status, report.status):
         return False
     retries = list(TaskExecution.objects.filter(retry_of_id=row.pk))
-    started = any(retry.status != ExecutionStatus.PENDING for retry in retries)
+    moved_on = _moved_on(row, retries)
     verdict = late_result(end_time=report.end_time, deadline=row.deadline, ended_by_scheduler=row.ended_by_scheduler,
-                          retry_started=started)
+                          moved_on=moved_on is not None)
     if verdict == LateResult.REFUSE:
         return False
     if verdict == LateResult.APPLY and not _withdrew_retries(retries):
-        verdict = LateResult.RECORD  # the leader claimed a retry meanwhile: it runs, so this result may not
+        verdict, moved_on = LateResult.RECORD, "a retry had started"  # the leader claimed it meanwhile
     ended = f"{report.end_time:%Y-%m-%d %H:%M:%S} UTC"
     if verdict == LateResult.RECORD:
-        note = f"late result: {report.status} (ended {ended}, within the deadline) arrived after a retry had started"
+        note = f"late result: {report.status} (ended {ended}, within the deadline) arrived after {moved_on}"
         TaskExecution.objects.filter(pk=row.pk).update(logs=logs_with(row.logs, note))
         count_late_result("recorded")
         logger.warning("execution %s: %s", row.pk, note, extra=row.log_extra())
@@ -704,6 +722,7 @@ def _took_late(row: TaskExecution, report: ResultReport, now: datetime) -> bool:
         _settle_broadcast(row, now=now)
     else:
         record_run_end(row, will_retry=False, now=now, force=True)  # the alert of its presumed end may recover
+        advance_after_node(row, now=now)  # a node whose retry waited: its run goes on from the success
     count_late_result("applied")
     logger.info("execution %s: late %s result applied over the presumed %s", row.pk, report.status, presumed,
                 extra=row.log_extra())

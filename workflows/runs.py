@@ -24,6 +24,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from alerts.outbox import record_workflow_run_end
+from core.policy import attempt_rank
 from core.states import ExecutionStatus
 from core.workflows import Advance, Dag, Edge, NodeState, RunStatus
 from executions.models import TaskExecution
@@ -115,12 +116,13 @@ def run_graph(run: WorkflowRun) -> RunGraph:
 
 
 def latest_executions(run: WorkflowRun) -> dict[str, TaskExecution]:
-    """Each node's latest execution in the run: the highest round, then the highest retry."""
-    latest: dict[str, tuple[tuple[int, int], TaskExecution]] = {}
+    """Each node's current execution in the run: in its highest round, the latest attempt, unless an earlier
+    one succeeded after all (``core.policy.attempts_status``)."""
+    latest: dict[str, tuple[tuple[int, bool, int], TaskExecution]] = {}
     for row in TaskExecution.objects.filter(workflow_run=run).only(
             "id", "node_key", "status", "retry_count", "task_id", "result", "end_time", "start_time"):
         round_, name = split_node_key(row.node_key)
-        rank = (round_, row.retry_count)
+        rank = (round_, *attempt_rank(row.retry_count, row.status))
         if name not in latest or rank > latest[name][0]:
             latest[name] = (rank, row)
     return {name: row for name, (_, row) in latest.items()}
@@ -133,14 +135,14 @@ def node_states(run: WorkflowRun, latest: dict[str, TaskExecution] | None = None
         rows = TaskExecution.objects.filter(workflow_run=run).values_list("node_key", "status", "retry_count")
     else:
         rows = [(row.node_key, row.status, row.retry_count) for row in latest.values()]
-    newest: dict[str, tuple[tuple[int, int], str]] = {}
+    newest: dict[str, tuple[tuple[int, bool, int], str]] = {}
     for key, status, retry_count in rows:
         round_, name = split_node_key(key)
-        rank = (round_, retry_count)
+        rank = (round_, *attempt_rank(retry_count, status))
         if name not in newest or rank > newest[name][0]:
             newest[name] = (rank, status)
     states = {}
-    for name, ((round_, _), status) in newest.items():
+    for name, ((round_, *_), status) in newest.items():
         state = NODE_STATE[status]
         if round_ < run.round and state in (NodeState.SKIPPED, NodeState.FAILED):
             state = NodeState.WAITING

@@ -58,7 +58,7 @@ def test_an_expired_lease_is_lost_unless_the_executor_holds_or_finished_the_run(
     assert expired_lease_verdict(answer) is verdict
 
 
-@pytest.mark.parametrize(("end", "deadline", "by_scheduler", "retry_started", "expected"), [
+@pytest.mark.parametrize(("end", "deadline", "by_scheduler", "moved_on", "expected"), [
     (at(9), at(10), True, False, LateResult.APPLY),
     (at(10), at(10), True, False, LateResult.APPLY),  # the deadline itself is in time
     (at(9), at(10), True, True, LateResult.RECORD),
@@ -67,10 +67,10 @@ def test_an_expired_lease_is_lost_unless_the_executor_holds_or_finished_the_run(
     (None, at(10), True, False, LateResult.REFUSE),
     (at(9), None, True, False, LateResult.REFUSE),
 ])
-def test_a_late_result_counts_only_within_the_deadline_and_before_a_retry_started(
-        end, deadline, by_scheduler, retry_started, expected):
+def test_a_late_result_counts_only_within_the_deadline_and_before_a_moved_on(
+        end, deadline, by_scheduler, moved_on, expected):
     assert late_result(end_time=end, deadline=deadline, ended_by_scheduler=by_scheduler,
-                       retry_started=retry_started) is expected
+                       moved_on=moved_on) is expected
 
 
 @pytest.mark.parametrize(("policy", "due", "missed", "send", "skip"), [

@@ -8,13 +8,13 @@ from core.cron import parse_cron
 from core.policy import (
     FireAction,
     HealthState,
+    attempts_status,
     broadcast_outcome,
     decide_fire,
     may_dispatch,
     next_health,
     plan_fires,
     retry_delay_seconds,
-    shard_status,
 )
 
 EVERY_SECOND = parse_cron("*/1 * * * * *")
@@ -228,4 +228,4 @@ def test_a_broadcast_run_succeeds_when_every_shard_does(shards, outcome):
     ],
 )
 def test_a_shards_status_is_its_latest_attempts_unless_one_succeeded(attempts, status):
-    assert shard_status(attempts) == status
+    assert attempts_status(attempts) == status

@@ -15,6 +15,7 @@ from core.controls import jitter
 from executions.choices import ExecutionStatus, TriggerType
 from executions.models import TaskExecution
 from executions.services import apply_callback, shards_of
+from scheduler_project.errors import DomainError, ErrorCode
 from scheduling.firing import fire_due
 from scheduling.leader import Deposed
 from tasks.models import BlackoutCalendar, Task
@@ -143,6 +144,28 @@ def test_a_timed_out_shard_ends_alone_and_its_run_with_the_last_shard(make_task,
     assert slow.status == ExecutionStatus.TIMEOUT
     assert parent.status == ExecutionStatus.FAILED and "not succeeded: shard_index 0" in parent.logs
     assert stopped == [slow.pk], "its executor, which still held it, is told to stop that shard"
+
+
+def test_a_late_result_of_a_shard_whose_broadcast_run_ended_is_recorded_not_applied(
+        make_task, make_executor, dispatcher, transport, monkeypatch):
+    monkeypatch.setattr("scheduling.sweeps.notify_executor_stop", lambda execution_id: True)
+    parent, (slow, quick), targets = broadcast(make_task, make_executor, dispatcher, executors=2, max_retry=0)
+    apply_callback(execution_id=quick.pk, status="success", result=None, logs=None, end_time=None, now=T0)
+    holding(transport, targets[0], slow)
+    sweep(dispatcher, "sweep_timeouts", T0 + timedelta(minutes=15))
+    parent.refresh_from_db()
+    assert parent.status == ExecutionStatus.FAILED
+
+    # Its success comes late but within its deadline: the run's failure (and its alert) already stand.
+    with pytest.raises(DomainError) as refused:
+        apply_callback(execution_id=slow.pk, status="success", result=None, logs=None,
+                       end_time=slow.deadline - timedelta(seconds=1), now=T0 + timedelta(minutes=16))
+    assert refused.value.code == ErrorCode.EXECUTION_STATE_FORBIDS
+
+    slow.refresh_from_db()
+    assert slow.status == ExecutionStatus.TIMEOUT and "arrived after its broadcast run had ended" in slow.logs
+    parent.refresh_from_db()
+    assert parent.status == ExecutionStatus.FAILED
 
 
 # --- replace goes through the stop path ---------------------------------------------------------------------

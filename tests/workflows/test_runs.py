@@ -299,3 +299,57 @@ def test_the_leaders_timeout_sweep_ends_a_node_and_advances_its_run(make_workflo
     finally:
         dispatcher.shutdown(wait=True)  # the sweep asks the executor and settles on a worker
     assert status_of(run) == {"a": "timeout", "b": "skipped", "fix": "pending"}
+
+
+def presume(run, name, executor, status=ExecutionStatus.TIMEOUT):
+    """The node's pending execution dispatched to ``executor``, then ended by the scheduler's own verdict
+    (a timeout or a lost run) with its deadline 5 s ago; returns it."""
+    row = [r for r in execs(run, name) if r.status == ExecutionStatus.PENDING][-1]
+    now = timezone.now()
+    transition_many([row.pk], ExecutionStatus.RUNNING, expected=ExecutionStatus.PENDING, executor=executor,
+                    start_time=now - timedelta(seconds=30), deadline=now - timedelta(seconds=5))
+    row.refresh_from_db()
+    assert finish(row, status, now=now, ended_by_scheduler=True)
+    run.refresh_from_db()
+    return row
+
+
+def late_success(row, executor):
+    from executions.services import ResultReport
+    report = ResultReport(row.pk, "success", {"late": True}, None, row.deadline - timedelta(seconds=1))
+    return apply_callbacks(executor_id=executor.pk, reports=[report], now=timezone.now())[0].outcome
+
+
+def test_a_late_success_after_the_run_moved_on_is_recorded_not_applied(make_workflow, make_executor):
+    """The chaos suite's run 'failed with no failed node': the presumed timeout had failed the run, and the
+    late success then turned the node green under it."""
+    executor = make_executor()
+    run = trigger(make_workflow("a>b"))
+    row = presume(run, "a", executor)
+    assert run.status == WorkflowRunStatus.FAILED and status_of(run) == {"a": "timeout", "b": "skipped"}
+
+    assert late_success(row, executor) == "already_final"
+
+    row.refresh_from_db()
+    assert row.status == ExecutionStatus.TIMEOUT and "arrived after its workflow run had moved on" in row.logs
+    run.refresh_from_db()
+    assert run.status == WorkflowRunStatus.FAILED and status_of(run) == {"a": "timeout", "b": "skipped"}
+
+
+def test_a_late_success_while_the_nodes_retry_waits_succeeds_the_node_and_advances_the_run(
+        make_workflow, make_executor, make_task):
+    executor = make_executor()
+    run = trigger(make_workflow("a>b", tasks={"a": make_task(max_retry=1)}))
+    row = presume(run, "a", executor)
+    first, retry = execs(run, "a")
+    assert retry.status == ExecutionStatus.PENDING and run.status == WorkflowRunStatus.RUNNING
+
+    assert late_success(row, executor) == "applied"
+
+    retry.refresh_from_db()
+    assert retry.status == ExecutionStatus.CANCELLED
+    run.refresh_from_db()
+    assert run.status == WorkflowRunStatus.RUNNING
+    assert [r.status for r in execs(run, "b")] == [ExecutionStatus.PENDING]
+    end(run, "b")
+    assert run.status == WorkflowRunStatus.SUCCESS
