@@ -113,8 +113,9 @@ def release_unsent(execution_ids: list[str]) -> int:
 
 
 def record_sent(execution_ids: list[str], sent_at: datetime) -> int:
-    """Runs claimed ahead of their time carry their due time as ``start_time`` until their POSTs leave; then
-    the moment they left. Only runs still running as claimed are touched (a callback may have come first)."""
+    """Runs claimed ahead of their time carry their due time as ``start_time``; the dispatcher calls this for
+    those whose POSTs left well after it, with the moment they left. Only runs still running as claimed are
+    touched (a callback may have come first)."""
     return TaskExecution.objects.filter(pk__in=execution_ids, status=ExecutionStatus.RUNNING).update(
         start_time=sent_at)
 

@@ -38,6 +38,9 @@ __all__ = ["QUEUED_PER_WORKER", "Dispatcher"]
 # Executions claimed per UPDATE when a step's claims are pipelined with the POSTs: the first POSTs of a
 # burst leave after one small UPDATE instead of after the whole step's.
 CLAIM_CHUNK = 100
+# A run claimed ahead carries its due time as start_time; one whose POST left later than this after it gets
+# the time it left instead (record_sent). Within it, the due time is the start time to the milliseconds.
+SENT_LATE = timedelta(milliseconds=500)
 
 
 class Dispatcher:
@@ -82,6 +85,7 @@ class Dispatcher:
                 started += self._start(ranked, now)
         self.staging.scan(now)
         self._claim_soon(now)
+        self._check_soon(now)
         return started
 
     def stage(self, written: list[TaskExecution], now: datetime) -> None:
@@ -107,21 +111,33 @@ class Dispatcher:
         """The due staged runs whose planned attempt can still be sent. A run whose accept-by is (nearly)
         past, because this leader stalled, would be refused: a claimed one is handed back (pending), and
         either way it is decided again from the database, by its misfire policy if it is late. A run claimed
-        ahead that something else ended meanwhile (the sweep, a stop) is never sent: this re-check and the
-        POST happen on this thread, after every step that could end it here."""
+        ahead that something else ended meanwhile (a stop, a pause) is never sent: it is read again within
+        ``staging.CHECK_AHEAD`` of its POST (by ``_check_soon``, or here), on this thread, after every step
+        that could end it here."""
         margin = timedelta(seconds=tunable("DISPATCH_TIMEOUT_SECONDS") / 2)
         stale = {item.execution.pk for item in due if item.accept_by is not None and item.accept_by - now < margin}
         if stale:
             release_unsent([item.execution.pk for item in due if item.claimed and item.execution.pk in stale])
             self._stale |= stale
         fresh = [item for item in due if item.execution.pk not in stale]
-        claimed = [item for item in fresh if item.claimed]
-        if claimed:
-            still = set(TaskExecution.objects.filter(
-                pk__in=[item.execution.pk for item in claimed], status=ExecutionStatus.RUNNING,
-            ).values_list("pk", "attempt"))
-            fresh = [item for item in fresh if not item.claimed or (item.execution.pk, item.attempt) in still]
+        unchecked = [item for item in fresh if item.needs_check()]
+        if unchecked:
+            still = self._still_claimed(unchecked)
+            fresh = [item for item in fresh if not item.needs_check() or (item.execution.pk, item.attempt) in still]
         return fresh
+
+    def _check_soon(self, now: datetime) -> None:
+        """Read again the runs claimed ahead that are due within ``staging.CHECK_AHEAD``, so that when they are
+        due only their POSTs remain (``_fresh`` reads the ones this missed)."""
+        soon = self.staging.soon_to_check(now)
+        if soon:
+            self.staging.checked(soon, self._still_claimed(soon), now)
+
+    @staticmethod
+    def _still_claimed(items: list[Staged]) -> set[tuple[str, int]]:
+        """(id, attempt) of those of ``items`` still running as claimed."""
+        return set(TaskExecution.objects.filter(pk__in=[item.execution.pk for item in items],
+                                                status=ExecutionStatus.RUNNING).values_list("pk", "attempt"))
 
     def _start(self, ranked: list[Staged], now: datetime) -> int:
         """Fail the unassignable, claim the rest a chunk at a time and send each chunk as soon as it is
@@ -133,8 +149,13 @@ class Dispatcher:
         if claimed_ahead:
             sent_at = self.clock()
             self._launch(claimed_ahead)
-            # After the POSTs are on their way, so it delays none of them.
-            record_sent([item.execution.pk for item in claimed_ahead], sent_at)
+            # After the POSTs are on their way, so it delays none of them; and only for runs that left well
+            # after their time (the leader stalled), whose start_time would otherwise say they started then.
+            # An UPDATE of a whole burst's rows while their callbacks arrive delayed the burst's tail.
+            late = [item.execution.pk for item in claimed_ahead
+                    if sent_at - item.execution.start_time > SENT_LATE]
+            if late:
+                record_sent(late, sent_at)
         assignable = [item for item in ranked if item.ranking.executors and not item.claimed]
         margin = timedelta(seconds=tunable("DISPATCH_TIMEOUT_SECONDS") / 2)
         for item in assignable:  # planned when staged, but claimed late: a new accept-by, signed again
@@ -153,7 +174,7 @@ class Dispatcher:
         """Claim the staged runs due within ``claim_ahead``, as many as the workers may have in flight."""
         soon = self.staging.soon_to_claim(now, self.delivery.room())
         if soon:
-            self.staging.claimed(soon, self._claim(soon))
+            self.staging.claimed(soon, self._claim(soon), now)
 
     def _capacity(self) -> int:
         """How many more executions one step may claim from the database now."""

@@ -477,17 +477,41 @@ def test_a_staged_run_is_claimed_ahead_of_its_time_and_posted_at_it(make_task, m
     # Its timeout counts from its time, not from the claim.
     assert execution.start_time == T0 + timedelta(seconds=1)
     assert execution.deadline == T0 + timedelta(seconds=31)
+    # Read again 50 ms before its time (a stop may have ended it since the claim), then POSTed at it.
+    assert not transport.calls and claiming_dispatcher.next_due() == T0 + timedelta(milliseconds=950)
+    recheck = 'SELECT "task_executions"."id" AS "pk", "task_executions"."attempt" AS "attempt" FROM'
+    clock.now = T0 + timedelta(milliseconds=955)
+    with CaptureQueriesContext(connection) as queries:
+        assert claiming_dispatcher.dispatch_pending(clock.now) == 0
+    assert len([q for q in queries.captured_queries if q["sql"].replace("`", '"').startswith(recheck)]) == 1
     assert not transport.calls and claiming_dispatcher.next_due() == T0 + timedelta(seconds=1)
 
-    clock.now = T0 + timedelta(seconds=1, milliseconds=250)  # the leader is a little late
+    clock.now = T0 + timedelta(seconds=1, milliseconds=20)  # the POSTs leave a few milliseconds after their time
     with CaptureQueriesContext(connection) as queries:
         assert dispatch(claiming_dispatcher, clock.now) == 1
     assert [payload["execution_id"] for _, payload in transport.calls] == [execution.pk]
+    # The POST, neither read again (done already) nor updated (it started at its time, which its row says).
+    sql = [q["sql"].replace("`", '"') for q in queries.captured_queries]
+    assert [statement for statement in sql if statement.startswith(("UPDATE", recheck))] == []
+    execution = only_execution(task)
+    assert execution.status == ExecutionStatus.RUNNING and claiming_dispatcher.next_due() is None
+    assert execution.start_time == T0 + timedelta(seconds=1)
+
+
+def test_a_run_claimed_ahead_and_sent_late_records_when_it_left(make_task, make_executor, claiming_dispatcher,
+                                                                 transport, clock):
+    task, _ = staged_run_at_t0_plus_1s(make_task, make_executor, claiming_dispatcher, timeout_seconds=30)
+    clock.now = T0 + timedelta(milliseconds=600)
+    claiming_dispatcher.dispatch_pending(clock.now)
+
+    clock.now = T0 + timedelta(seconds=2)  # the leader stalled for a second
+    with CaptureQueriesContext(connection) as queries:
+        assert dispatch(claiming_dispatcher, clock.now) == 1
+    assert len(transport.calls) == 1
     # The POST, then one UPDATE recording when it left: its start_time is when it was sent, not its time.
     assert len([q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]) == 1
     execution = only_execution(task)
-    assert execution.status == ExecutionStatus.RUNNING and claiming_dispatcher.next_due() is None
-    assert execution.start_time == T0 + timedelta(seconds=1, milliseconds=250)
+    assert execution.start_time == T0 + timedelta(seconds=2)
     assert execution.deadline == T0 + timedelta(seconds=31)  # still counted from its time
 
 

@@ -201,7 +201,10 @@ def test_the_loop_wakes_for_a_staged_run_instead_of_sleeping_a_whole_tick(node, 
     claim_at = T0 + timedelta(seconds=1) - node.dispatcher.staging.claim_ahead
     assert node.idle_seconds(claim_at - timedelta(milliseconds=100), idle=0.2) == pytest.approx(0.1)
     node.tick(claim_at)  # claims them ahead of their time
-    assert node.idle_seconds(T0 + timedelta(milliseconds=900), idle=0.2) == pytest.approx(0.1)
+    # Woken 50 ms before their time to read them again (CHECK_AHEAD), then at their time to POST them.
+    assert node.idle_seconds(T0 + timedelta(milliseconds=900), idle=0.2) == pytest.approx(0.05)
+    node.tick(T0 + timedelta(milliseconds=950))
+    assert node.idle_seconds(T0 + timedelta(milliseconds=960), idle=0.2) == pytest.approx(0.04)
     assert node.idle_seconds(T0, idle=0.2) == 0.2  # due later than a tick: the tick decides
     assert node.idle_seconds(T0 + timedelta(seconds=2), idle=0.2) == MIN_WAKE_SECONDS  # overdue: poll, not spin
 
