@@ -61,3 +61,20 @@ def make_executor(db):
 
 
 __all__ = ["T0", "FakeClock", "utc_now"]
+
+
+@pytest.fixture
+def transport():
+    """The executors of a dispatch test (``tests.scheduling.fakes``); a module may ask for ``Executors``."""
+    from tests.scheduling.fakes import FakeExecutors
+
+    return FakeExecutors()
+
+
+@pytest.fixture
+def dispatcher(clock, transport):
+    from tests.scheduling.fakes import make_dispatcher
+
+    instance = make_dispatcher(clock, transport)
+    yield instance
+    instance.shutdown()

@@ -1,5 +1,5 @@
 """The dispatch side of the controls: queue and replace modes, backfills under the task's mode and
-max_instances, executor labels. Executors are the fake transport of test_dispatch."""
+max_instances, executor labels. Executors are the fake transport of tests.scheduling.fakes."""
 
 from datetime import timedelta
 
@@ -8,33 +8,18 @@ import pytest
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from executions.services import shards_of, stop_replaced
-from scheduling.dispatch import Dispatcher
 from scheduling.firing import fire_due
 from tasks.models import Task
 from tasks.services import task_backfill
 from tests.scheduling.conftest import T0
-from tests.scheduling.test_dispatch import FakeExecutors, dispatch
+from tests.scheduling.fakes import dispatch, make_dispatcher
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def transport():
-    return FakeExecutors()
-
-
-@pytest.fixture
-def dispatcher(clock, transport):
-    instance = Dispatcher(clock=clock, workers=4)
-    transport.install(instance)
-    yield instance
-    instance.shutdown()
-
-
-@pytest.fixture
 def staging_dispatcher(clock, transport):
-    instance = Dispatcher(clock=clock, workers=4, stage_ahead=timedelta(seconds=2))
-    transport.install(instance)
+    instance = make_dispatcher(clock, transport, stage_ahead=timedelta(seconds=2))
     yield instance
     instance.shutdown()
 

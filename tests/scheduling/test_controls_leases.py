@@ -21,9 +21,8 @@ from scheduling.leader import Deposed
 from tasks.models import BlackoutCalendar, Task
 from tasks.services import task_delete
 from tests.scheduling.conftest import T0
-from tests.scheduling.test_dispatch import dispatch, only_execution
+from tests.scheduling.fakes import Executors, dispatch, make_dispatcher, only_execution, posts, sweep
 from tests.scheduling.test_leader_terms import elect, nodes  # noqa: F401 - the two nodes' fixture
-from tests.scheduling.test_leases import Executors, make_dispatcher, posts, sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,13 +30,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def transport():
     return Executors()
-
-
-@pytest.fixture
-def dispatcher(clock, transport):
-    instance = make_dispatcher(clock, transport)
-    yield instance
-    instance.shutdown()
 
 
 def broadcast(make_task, make_executor, dispatcher, *, executors=3, **fields):

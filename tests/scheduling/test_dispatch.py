@@ -1,7 +1,6 @@
 """dispatch_pending and sweep_timeouts against the database, with executors replaced by a fake transport."""
 
 import random
-from concurrent.futures import Future
 from datetime import timedelta
 
 import pytest
@@ -13,76 +12,16 @@ from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from executions.services import transition_many
 from executors.choices import ExecutorStatus
-from executors.client import Answer, Unreachable
-from executors.netguard import RefusedURL
+from executors.client import Unreachable
 from loadbalance.models import LoadBalanceState
 from loadbalance.services import Rankings
 from scheduling.dispatch import QUEUED_PER_WORKER, Dispatcher
 from scheduling.firing import fire_due
 from tests.scheduling.conftest import T0
+from tests.scheduling.fakes import dispatch, only_execution
 from tests.scheduling.loopback_executor import LoopbackExecutor
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class FakeExecutors:
-    """Answers POSTs by URL: a status code, or an exception to raise. Records every call."""
-
-    def __init__(self) -> None:
-        self.answers: dict[str, object] = {}
-        self.calls: list[tuple[str, dict]] = []
-
-    def __call__(self, executor, url: str, payload: dict, *, timeout: float):
-        assert url.startswith(executor.base_url)
-        self.calls.append((url, payload))
-        answer = self.answers.get(url.rsplit("/", 1)[0], 202)
-        if isinstance(answer, Exception):
-            raise answer
-        return Answer(answer, b"")
-
-    def install(self, dispatcher: Dispatcher) -> None:
-        """Replace the dispatcher's transport seams with this fake (the sweeps' questions too)."""
-        delivery = dispatcher.delivery
-        delivery.transport, delivery.transport_prepare, delivery.transport_soon = self, self.prepare, self.soon
-        dispatcher.sweeper.transport = self
-
-    def prepare(self, executor, url: str, payload: dict, *, checked=None) -> tuple:
-        return executor, url, payload
-
-    def soon(self, sends: list, *, timeout: float) -> list[Future]:
-        """The dispatcher's send-without-waiting: futures already holding the answers."""
-        futures = []
-        for executor, url, payload in sends:
-            future: Future = Future()
-            try:
-                future.set_result(self(executor, url, payload, timeout=timeout))
-            except (Unreachable, RefusedURL) as exc:
-                future.set_exception(exc)
-            futures.append(future)
-        return futures
-
-
-@pytest.fixture
-def transport():
-    return FakeExecutors()
-
-
-@pytest.fixture
-def dispatcher(clock, transport):
-    instance = Dispatcher(clock=clock, workers=4)
-    transport.install(instance)
-    yield instance
-    instance.shutdown()
-
-
-def dispatch(dispatcher, now):
-    started = dispatcher.dispatch_pending(now)
-    assert dispatcher.wait_idle(10)
-    return started
-
-
-def only_execution(task):
-    return TaskExecution.objects.get(task=task)
 
 
 def test_pending_execution_is_claimed_and_posted(make_task, make_executor, dispatcher, transport, clock):

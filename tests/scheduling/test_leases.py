@@ -4,65 +4,25 @@ policy of runs fired ahead and sent late, and the sweeps that ask the executor b
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
 
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
-from executors.client import Answer, Unreachable
-from scheduling.dispatch import Dispatcher
+from executors.client import Unreachable
 from scheduling.firing import fire_due
 from tests.scheduling.conftest import T0
-from tests.scheduling.test_dispatch import FakeExecutors, dispatch, only_execution
+from tests.scheduling.fakes import Executors, dispatch, make_dispatcher, only_execution, posts, sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
 AHEAD = timedelta(seconds=2)
-
-
-class Executors(FakeExecutors):
-    """Also answers POST /status with ``states[base_url]`` (execution id -> entry), and records sleeps."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.states: dict[str, dict] = {}
-        self.slept: list[float] = []
-
-    def __call__(self, executor, url: str, payload: dict, *, timeout: float):
-        if url.endswith("/status"):
-            self.calls.append((url, payload))
-            entries = self.states.get(executor.base_url)
-            if entries is None:
-                raise Unreachable("ConnectionRefusedError", maybe_received=False)
-            return Answer(200, json.dumps({"executions": list(entries.values())}).encode())
-        return super().__call__(executor, url, payload, timeout=timeout)
-
-    def install(self, dispatcher: Dispatcher) -> None:
-        super().install(dispatcher)
-        dispatcher.delivery.sleep = self.slept.append
 
 
 @pytest.fixture
 def transport():
     return Executors()
 
-
-def make_dispatcher(clock, transport, **options) -> Dispatcher:
-    instance = Dispatcher(clock=clock, workers=2, **options)
-    transport.install(instance)
-    return instance
-
-
-@pytest.fixture
-def dispatcher(clock, transport):
-    instance = make_dispatcher(clock, transport)
-    yield instance
-    instance.shutdown()
-
-
-def posts(transport) -> list[dict]:
-    return [payload for url, payload in transport.calls if url.endswith("/execute")]
 
 
 def test_an_unanswered_attempt_goes_elsewhere_only_once_its_executor_says_it_does_not_hold_it(
@@ -181,12 +141,6 @@ def dispatched(make_task, make_executor, dispatcher, **fields):
     fire_due(T0)
     dispatch(dispatcher, T0)
     return only_execution(task), executor
-
-
-def sweep(dispatcher, step, now):
-    found = getattr(dispatcher, step)(now)
-    dispatcher.pool.shutdown(wait=True)
-    return found
 
 
 def test_an_expired_lease_of_an_unreachable_executor_is_lost_and_retried(make_task, make_executor, dispatcher):

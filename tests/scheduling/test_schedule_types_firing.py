@@ -10,7 +10,7 @@ from scheduling.dispatch import Dispatcher
 from scheduling.firing import fire_due
 from tasks.services import task_create, task_pause, task_resume
 from tests.scheduling.conftest import T0
-from tests.scheduling.test_dispatch import FakeExecutors
+from tests.scheduling.fakes import FakeExecutors
 
 
 def statuses(task):

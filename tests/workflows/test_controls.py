@@ -18,7 +18,7 @@ from scheduling.firing import fire_due
 from tasks.models import BlackoutCalendar, Task, TaskExecutor
 from tests.helpers import assert_error, assert_ok
 from tests.scheduling.conftest import FakeClock
-from tests.scheduling.test_dispatch import FakeExecutors, dispatch
+from tests.scheduling.fakes import FakeExecutors, dispatch
 from workflows import services as workflow_services
 from workflows.choices import WorkflowRunStatus
 from workflows.runs import create_run
