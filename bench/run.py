@@ -1,8 +1,9 @@
 """The benchmark suite of issue #8: our scheduler against APScheduler 3.x and Celery beat, and raw limits.
 
-    make bench                                  # everything, full sizes (about 25 minutes)
+    make bench                                  # everything, full sizes (about 40 minutes)
     .venv/bin/python -m bench.run --quick       # small sizes, a smoke test
-    .venv/bin/python -m bench.run --only burst  # one workload: limits, burst, sustained, scale, failover, api
+    .venv/bin/python -m bench.run --only burst  # one workload: limits, burst, sustained, scale, failover, api,
+                                                # ramp (the saturation ramp: each system's knee)
 
 Everything runs on loopback: MariaDB 127.0.0.1:3306 (root, no password; databases ``scheduler_bench`` and
 ``bench_apscheduler``), Redis 127.0.0.1:6379 (database 7). Prints a table and appends it, with the date and
@@ -45,7 +46,7 @@ DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "mysql://root@127.0.0.1:3306
 LOG_ROOT = REPO / "var" / "bench-run"  # bench/failover.py empties var/bench-logs: not there
 RESULTS = REPO / "bench" / "RESULTS.md"
 EVERY_SECOND = "* * * * * *"
-WORKLOADS = ["limits", "burst", "sustained", "scale", "failover", "api"]
+WORKLOADS = ["limits", "burst", "sustained", "scale", "failover", "api", "ramp"]
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,15 @@ class Sizes:
     api_tasks: int = 100
     api_seconds: int = 10
     limit_seconds: float = 3
+    # Workload 6, the saturation ramp: offered rates (every-second tasks), each held for ramp_window seconds.
+    ramp_rates: tuple[int, ...] = (500, 1000, 1500, 2000, 3000, 4000, 5000)
+    ramp_window: float = 60
 
 
 QUICK = Sizes(burst=100, sustained_tasks=50, sustained_warmup=2, sustained_window=5, sustained_drain=3,
               scale_small=200, scale_large=5000, scale_busy=5, scale_measure=3, failover_kills=1, failover_stops=0,
-              api_rows=20_000, api_tasks=20, api_seconds=2, limit_seconds=1)
+              api_rows=20_000, api_tasks=20, api_seconds=2, limit_seconds=1, ramp_rates=(50, 100),
+              ramp_window=5)
 
 
 @dataclass
@@ -272,9 +277,10 @@ def run_sustained(bench: Bench) -> None:
     n = s.sustained_tasks
     print(f"2. sustained: {n} tasks every second for {s.sustained_window:g} s (offered {n} fires/s)", flush=True)
     failed = {"rate": None, "lost": None, "duplicates": None, "p99": None}
-    ours = attempt(bench, "sustained ours", _sustained_ours, bench) or failed
-    aps = attempt(bench, "sustained APScheduler", _sustained_peer, bench, "aps") or failed
-    celery = attempt(bench, "sustained Celery", _sustained_peer, bench, "celery") or failed
+    window = s.sustained_window
+    ours = attempt(bench, "sustained ours", _sustained_ours, bench, n, window) or failed
+    aps = attempt(bench, "sustained APScheduler", _sustained_peer, bench, "aps", n, window) or failed
+    celery = attempt(bench, "sustained Celery", _sustained_peer, bench, "celery", n, window) or failed
     rate_row = Row("2 sustained", f"end-to-end executions/s (offered {n}/s)", "≥ 500/s", ours=ours["rate"],
                    aps=aps["rate"], celery=celery["rate"], limit=bench.limits.get("session"), unit="/s",
                    met=ours["rate"] is not None and ours["rate"] >= 500 and ours["lost"] == 0
@@ -293,20 +299,20 @@ def run_sustained(bench: Bench) -> None:
         bench.notes.append(ours["note"])
 
 
-def _sustained_ours(bench: Bench) -> dict:
+def _sustained_ours(bench: Bench, n: int, window: float) -> dict:
+    """``n`` tasks firing every second, measured over ``window`` seconds after the warm-up."""
     from django.db.models import Count
 
     from executions.choices import ExecutionStatus
     from executions.models import TaskExecution
 
     s = bench.sizes
-    n = s.sustained_tasks
     ours, scheduler = running_ours(bench, "sustained-ours")
     try:
         ours.create_tasks({"name": f"sustained-{i}", "cron_expression": EVERY_SECOND} for i in range(n))
         start = math.ceil(time.time() + s.sustained_warmup)
-        end = start + s.sustained_window
-        profile = _maybe_profile(bench, scheduler.pid, "sustained-ours-scheduler", start, s.sustained_window)
+        end = start + window
+        profile = _maybe_profile(bench, scheduler.pid, "sustained-ours-scheduler", start, window)
         time.sleep(max(0.0, end + s.sustained_drain - time.time()))
         if profile is not None:
             profile.wait()
@@ -321,17 +327,16 @@ def _sustained_ours(bench: Bench) -> dict:
         note = (f"sustained ours: statuses of fires in the window {by_status}; stub callbacks {stats['callbacks']}"
                 + (f"; callback errors {stats['callback_errors'][:3]}" if stats["callback_errors"] else ""))
         print("   " + note, flush=True)
-        return {"rate": done_in_window / s.sustained_window, "lost": n * int(s.sustained_window) - success,
+        return {"rate": done_in_window / window, "lost": n * int(window) - success,
                 "duplicates": counts["duplicates"], "p99": counts["p99"], "note": note}
     finally:
         ours.close()
 
 
-def _sustained_peer(bench: Bench, which: str) -> dict:
+def _sustained_peer(bench: Bench, which: str, n: int, window: float) -> dict:
     s = bench.sizes
-    n = s.sustained_tasks
     bench.stub_reset()
-    total = s.sustained_warmup + s.sustained_window + s.sustained_drain
+    total = s.sustained_warmup + window + s.sustained_drain
     if which == "aps":
         aps = ApsRun(bench.stub_url, bench.log_dir("sustained-aps"))
         aps.setup("sustained", jobs=n)
@@ -347,11 +352,63 @@ def _sustained_peer(bench: Bench, which: str) -> dict:
             celery.close()
         system = "celery"
     start = math.ceil(spawned + 2 + s.sustained_warmup)  # ~2 s of process start before the warm-up
-    end = start + s.sustained_window
+    end = start + window
     counts = window_counts(bench.stub_records(system), start, end)
-    return {"rate": counts["received_in_window"] / s.sustained_window,
-            "lost": n * int(s.sustained_window) - counts["distinct"], "duplicates": counts["duplicates"],
-            "p99": counts["p99"]}
+    return {"rate": counts["received_in_window"] / window, "lost": n * int(window) - counts["distinct"],
+            "duplicates": counts["duplicates"], "p99": counts["p99"]}
+
+
+# A step of the ramp is held when nothing was lost or duplicated and the lateness p99 stayed within this.
+RAMP_P99_LIMIT_S = 1.0
+
+
+def run_ramp(bench: Bench) -> None:
+    """Workload 6 (issue #21): the offered rate stepped up (``Sizes.ramp_rates`` every-second tasks, each step
+    the sustained workload over ``ramp_window`` seconds) for each system until a step is not held (a fire lost
+    or duplicated, or lateness p99 over RAMP_P99_LIMIT_S). A system's knee is the highest rate it held."""
+    s = bench.sizes
+    print(f"6. ramp: offered {', '.join(map(str, s.ramp_rates))} fires/s, {s.ramp_window:g} s each, until a "
+          f"system loses a fire or its lateness p99 passes {RAMP_P99_LIMIT_S:g} s", flush=True)
+    measured: dict[str, dict[int, dict]] = {"ours": {}, "aps": {}, "celery": {}}
+    knees: dict[str, int | None] = {}
+    for which in measured:
+        knees[which] = None
+        for rate in s.ramp_rates:
+            if which == "ours":
+                step = attempt(bench, f"ramp ours {rate}/s", _sustained_ours, bench, rate, s.ramp_window)
+            else:
+                step = attempt(bench, f"ramp {which} {rate}/s", _sustained_peer, bench, which, rate, s.ramp_window)
+            measured[which][rate] = step or {}
+            held = bool(step) and step["lost"] == 0 and step["duplicates"] == 0 and step["p99"] is not None \
+                and step["p99"] <= RAMP_P99_LIMIT_S
+            print(f"   ramp {which} {rate}/s: {_ramp_step_note(step)} -> {'held' if held else 'NOT held'}",
+                  flush=True)
+            if not held:
+                break
+            knees[which] = rate
+    for rate in s.ramp_rates:
+        steps = {which: measured[which].get(rate) for which in measured}
+        if not any(steps.values()):
+            continue
+        bench.add(Row("6 ramp", f"offered {rate}/s: end-to-end executions/s", "(info)",
+                      ours=(steps["ours"] or {}).get("rate"), aps=(steps["aps"] or {}).get("rate"),
+                      celery=(steps["celery"] or {}).get("rate"), unit="/s",
+                      note="; ".join(f"{which}: {_ramp_step_note(step)}" for which, step in steps.items()
+                                     if step is not None)))
+    ours, peers = knees["ours"], (knees["aps"], knees["celery"])
+    bench.add(Row("6 ramp", f"knee: highest offered rate held (0 lost, p99 ≤ {RAMP_P99_LIMIT_S:g} s)",
+                  "≥ 3,000/s and ≥ 5× each peer", ours=ours, aps=knees["aps"], celery=knees["celery"], unit="/s",
+                  note="none: not even the first step was held; the last rate offered: held every step, "
+                       "the knee is above it",
+                  met=ours is not None and ours >= 3000 and all(peer is None or ours >= 5 * peer for peer in peers)))
+
+
+def _ramp_step_note(step: dict | None) -> str:
+    if not step:
+        return "failed"
+    p99 = step.get("p99")
+    return (f"{_fmt(step.get('rate'))}/s, lost {step.get('lost')}, dup {step.get('duplicates')}, p99 "
+            f"{_fmt(p99)} s" if p99 is not None else f"{_fmt(step.get('rate'))}/s, lost {step.get('lost')}")
 
 
 SCALE_ROUNDS = 2  # per size, for ours: enough for two rounds that disagree to show noise
@@ -714,7 +771,7 @@ def _maybe_profile(bench: Bench, pid: int, name: str, start: float, seconds: flo
 
 
 RUNNERS = {"limits": run_limits, "burst": run_burst, "sustained": run_sustained, "scale": run_scale,
-           "failover": run_failover, "api": run_api}
+           "failover": run_failover, "api": run_api, "ramp": run_ramp}
 
 
 def main() -> int:
