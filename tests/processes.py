@@ -116,11 +116,13 @@ def child_database_url() -> str:
 
 
 def child_log_dir(nodeid: str) -> Path:
-    """var/test-logs/<test database>/<test>/: runs on different databases (which may run at the same time)
-    never share, and so never wipe, each other's logs and journals."""
+    """var/test-logs/<vendor>-<test database>/<test>/: runs on different databases (which ``make test`` runs at
+    the same time, MariaDB's and PostgreSQL's under the same name) never share, and so never wipe or read,
+    each other's logs and journals."""
     from django.db import connection
 
-    return LOG_ROOT / slug(Path(str(connection.settings_dict["NAME"])).stem) / slug(nodeid)
+    name = Path(str(connection.settings_dict["NAME"])).stem
+    return LOG_ROOT / slug(f"{connection.vendor}-{name}") / slug(nodeid)
 
 
 def slug(text: str) -> str:

@@ -333,8 +333,11 @@ def test_missing_credentials_and_successes_are_not_counted(settings, api, anon_a
         assert api.get("/api/v1/tasks")[0] == 200
 
 
-def test_failed_token_requests_count_too(settings, make_user, anon_api):
+def test_failed_token_requests_count_too(settings, make_user, anon_api, monkeypatch):
+    from accounts.throttling import AuthFailureThrottle
+
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"auth_failure": "2/min"}}
+    monkeypatch.setattr(AuthFailureThrottle, "timer", lambda self: 1000.0)  # one fixed window, not the clock's
     make_user("oncall", "operator")
     wrong = {"username": "oncall", "password": "wrong"}
     assert [anon_api.post("/api/v1/auth/token", wrong)[0] for _ in range(3)] == [401, 401, 429]

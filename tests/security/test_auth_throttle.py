@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.test import RequestFactory
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 
-from accounts.throttling import counting_failures
+from accounts.throttling import AuthFailureThrottle, counting_failures
 from tests.conftest import Api
 from tests.security.conftest import REGISTER, registration
 
@@ -21,8 +21,11 @@ TASKS = "/api/v1/tasks"
 
 
 @pytest.fixture
-def rate_3(settings):
+def rate_3(settings, monkeypatch):
+    """3 failures a minute, in one window: the windows are fixed (``now // 60``), so a test's attempts on the
+    real clock would start counting again whenever they straddle a minute (CI saw four 409s, no 429)."""
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"auth_failure": "3/min"}}
+    monkeypatch.setattr(AuthFailureThrottle, "timer", lambda self: 1_000_000 * 60 + 30.0)
 
 
 def forwarded_for() -> dict[str, str]:
