@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,7 +40,7 @@ from executors.client import (
 )
 from executors.models import Executor
 from executors.netguard import RefusedURL
-from loadbalance.services import record_failover
+from loadbalance.services import Rankings, record_failover
 from scheduler_project.config import tunable
 from scheduling.metrics import observe_dispatch_latency
 from scheduling.status_query import ask_executor
@@ -176,6 +177,19 @@ class Delivery:
         for (execution, executors), answer in zip(sending, answers, strict=True):
             answer.add_done_callback(functools.partial(self._first_answered, execution, executors))
 
+    @staticmethod
+    def _candidates(execution: TaskExecution, executors: list[Executor]) -> Iterator[Executor]:
+        """The executors the run was ranked to, then, once each of them has refused, those eligible now that
+        were not among them. A staged run was ranked up to stage_ahead before its time: an executor that came
+        back meanwhile (a rolling restart) takes the run rather than the run failing. Never for a broadcast
+        shard, which belongs to its own executor."""
+        yield from executors
+        if execution.shard:
+            return
+        tried = {executor.pk for executor in executors}
+        yield from (executor for executor in Rankings([execution.task], random.Random()).rank(execution.task).executors
+                    if executor.pk not in tried)
+
     def _first_answered(self, execution: TaskExecution, executors: list[Executor], done: Future) -> None:
         """HTTP loop thread (keep it short, no database): accepted, or over to a worker for failover."""
         refusal = _refusal(done)
@@ -211,7 +225,7 @@ class Delivery:
         """
         start = execution.start_time
         refusals: list[str] = []
-        for position, executor in enumerate(executors):
+        for position, executor in enumerate(self._candidates(execution, executors)):
             if position == 0 and first_refusal is not None:
                 refusal = first_refusal
             else:

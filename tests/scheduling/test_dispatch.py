@@ -13,6 +13,7 @@ from executions.models import TaskExecution
 from executions.services import transition_many
 from executors.choices import ExecutorStatus
 from executors.client import Unreachable
+from executors.models import Executor
 from loadbalance.models import LoadBalanceState
 from loadbalance.services import Rankings
 from scheduling.dispatch import QUEUED_PER_WORKER, Dispatcher
@@ -507,3 +508,25 @@ def test_claims_ahead_stop_at_what_the_workers_may_have_in_flight(make_task, mak
         assert {row["status"]: row["n"] for row in statuses} == {"running": QUEUED_PER_WORKER, "pending": 3}
     finally:
         small.shutdown()
+
+
+def test_an_executor_back_since_the_run_was_staged_takes_it_when_the_ranked_ones_refuse(
+        make_task, make_executor, claiming_dispatcher, transport, clock):
+    """A run is ranked when it is staged, up to stage_ahead before its time. The deployment test saw an
+    executor restart meanwhile: the only one ranked refused when the run was due, and the run failed,
+    although the other had come back and was taking work."""
+    task = make_task(next_run_time=T0 + timedelta(seconds=1))
+    restarting = make_executor(tasks=[task], status=ExecutorStatus.OFFLINE)
+    ranked = make_executor(tasks=[task])
+    fire_due(T0, ahead=timedelta(seconds=1))
+    claiming_dispatcher.dispatch_pending(T0)  # staged, ranked to the one executor online
+    Executor.objects.filter(pk=restarting.pk).update(status=ExecutorStatus.ONLINE)  # registered again
+    transport.answers[ranked.base_url] = 503  # shutting down: it refuses new work
+
+    for now in (T0 + timedelta(milliseconds=800), T0 + timedelta(milliseconds=955), T0 + timedelta(seconds=1)):
+        clock.now = now
+        dispatch(claiming_dispatcher, now)
+
+    assert [url.rsplit("/", 1)[0] for url, _ in transport.calls] == [ranked.base_url, restarting.base_url]
+    execution = only_execution(task)
+    assert (execution.status, execution.executor_id, execution.attempt) == ("running", restarting.pk, 2)
