@@ -19,7 +19,7 @@ from loadbalance.services import Rankings
 from scheduling.dispatch import QUEUED_PER_WORKER, Dispatcher
 from scheduling.firing import fire_due
 from tests.scheduling.conftest import T0
-from tests.scheduling.fakes import dispatch, only_execution
+from tests.scheduling.fakes import dispatch, make_dispatcher, only_execution
 from tests.scheduling.loopback_executor import LoopbackExecutor
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -271,8 +271,7 @@ def test_a_step_claims_no_more_than_its_workers_can_start_soon(make_task, make_e
     tasks = [make_task() for _ in range(QUEUED_PER_WORKER + 4)]
     make_executor(tasks=tasks)
     fire_due(T0)
-    single = Dispatcher(clock=clock, workers=1)
-    transport.install(single)
+    single = make_dispatcher(clock, transport, workers=1)
     try:
         assert single.dispatch_pending(T0) == QUEUED_PER_WORKER
         assert single.wait_idle(10)
@@ -307,8 +306,7 @@ AHEAD = timedelta(seconds=2)
 
 @pytest.fixture
 def staging_dispatcher(clock, transport):
-    instance = Dispatcher(clock=clock, workers=4, stage_ahead=AHEAD)
-    transport.install(instance)
+    instance = make_dispatcher(clock, transport, stage_ahead=AHEAD)
     yield instance
     instance.shutdown()
 
@@ -390,8 +388,7 @@ CLAIM_AHEAD = timedelta(milliseconds=500)
 
 @pytest.fixture
 def claiming_dispatcher(clock, transport):
-    instance = Dispatcher(clock=clock, workers=4, stage_ahead=AHEAD, claim_ahead=CLAIM_AHEAD)
-    transport.install(instance)
+    instance = make_dispatcher(clock, transport, stage_ahead=AHEAD, claim_ahead=CLAIM_AHEAD)
     yield instance
     instance.shutdown()
 
@@ -465,8 +462,7 @@ def test_a_leader_stepping_down_hands_back_the_runs_it_claimed_and_never_sent(ma
     assert execution.status == ExecutionStatus.PENDING
     assert (execution.executor_id, execution.start_time, execution.deadline) == (None, None, None)
 
-    successor = Dispatcher(clock=clock, workers=4)
-    transport.install(successor)
+    successor = make_dispatcher(clock, transport)
     try:
         clock.now = T0 + timedelta(seconds=1)
         assert dispatch(successor, clock.now) == 1
@@ -496,8 +492,7 @@ def test_a_run_paused_before_its_claim_is_neither_claimed_nor_posted(make_task, 
 
 
 def test_claims_ahead_stop_at_what_the_workers_may_have_in_flight(make_task, make_executor, clock, transport):
-    small = Dispatcher(clock=clock, workers=1, stage_ahead=AHEAD, claim_ahead=CLAIM_AHEAD)
-    transport.install(small)
+    small = make_dispatcher(clock, transport, workers=1, stage_ahead=AHEAD, claim_ahead=CLAIM_AHEAD)
     try:
         tasks = [make_task(next_run_time=T0 + timedelta(seconds=1)) for _ in range(QUEUED_PER_WORKER + 3)]
         make_executor(tasks=tasks)

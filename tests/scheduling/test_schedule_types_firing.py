@@ -6,11 +6,10 @@ import pytest
 
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
-from scheduling.dispatch import Dispatcher
 from scheduling.firing import fire_due
 from tasks.services import task_create, task_pause, task_resume
 from tests.scheduling.conftest import T0
-from tests.scheduling.fakes import FakeExecutors
+from tests.scheduling.fakes import FakeExecutors, make_dispatcher
 
 
 def statuses(task):
@@ -66,8 +65,7 @@ def test_higher_priority_dispatches_first_in_a_burst(make_task, make_executor, c
     executor = make_executor(tasks=[*low, *high])
     fire_due(T0)
     transport = FakeExecutors()
-    dispatcher = Dispatcher(clock=clock, workers=1)  # one worker: submission order is delivery order
-    transport.install(dispatcher)
+    dispatcher = make_dispatcher(clock, transport, workers=1)  # one worker: submission order is delivery order
     try:
         dispatcher.dispatch_pending(T0)
         assert dispatcher.wait_idle(10)

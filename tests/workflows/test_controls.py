@@ -13,12 +13,11 @@ from django.utils import timezone
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
 from executions.services import apply_callback, shards_of
-from scheduling.dispatch import Dispatcher
 from scheduling.firing import fire_due
 from tasks.models import BlackoutCalendar, Task, TaskExecutor
 from tests.helpers import assert_error, assert_ok
 from tests.scheduling.conftest import FakeClock
-from tests.scheduling.fakes import FakeExecutors, dispatch
+from tests.scheduling.fakes import FakeExecutors, dispatch, make_dispatcher
 from workflows import services as workflow_services
 from workflows.choices import WorkflowRunStatus
 from workflows.runs import create_run
@@ -34,8 +33,7 @@ def transport():
 
 @pytest.fixture
 def dispatcher(transport):
-    instance = Dispatcher(clock=FakeClock(timezone.now()), workers=4)
-    transport.install(instance)
+    instance = make_dispatcher(FakeClock(timezone.now()), transport)
     yield instance
     instance.shutdown()
 
