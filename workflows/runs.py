@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, transaction
 
@@ -34,6 +34,7 @@ from workflows.choices import WorkflowRunStatus
 from workflows.models import Workflow, WorkflowRun
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NODE_STATE = {
     ExecutionStatus.PENDING: NodeState.ACTIVE,
@@ -115,17 +116,25 @@ def run_graph(run: WorkflowRun) -> RunGraph:
     return cached
 
 
+def _current_by_node(rows: Iterable[tuple[str, str, int, T]]) -> dict[str, tuple[int, T]]:
+    """Per node name, its highest round and the item of its current attempt there: the latest attempt, unless
+    an earlier one succeeded after all (``core.policy.attempts_status``). ``rows``: (node key, status,
+    retry_count, item)."""
+    best: dict[str, tuple[tuple[int, bool, int], T]] = {}
+    for key, status, retry_count, item in rows:
+        round_, name = split_node_key(key)
+        rank = (round_, *attempt_rank(retry_count, status))
+        if name not in best or rank > best[name][0]:
+            best[name] = (rank, item)
+    return {name: (rank[0], item) for name, (rank, item) in best.items()}
+
+
 def latest_executions(run: WorkflowRun) -> dict[str, TaskExecution]:
-    """Each node's current execution in the run: in its highest round, the latest attempt, unless an earlier
-    one succeeded after all (``core.policy.attempts_status``)."""
-    latest: dict[str, tuple[tuple[int, bool, int], TaskExecution]] = {}
-    for row in TaskExecution.objects.filter(workflow_run=run).only(
-            "id", "node_key", "status", "retry_count", "task_id", "result", "end_time", "start_time"):
-        round_, name = split_node_key(row.node_key)
-        rank = (round_, *attempt_rank(row.retry_count, row.status))
-        if name not in latest or rank > latest[name][0]:
-            latest[name] = (rank, row)
-    return {name: row for name, (_, row) in latest.items()}
+    """Each node's current execution in the run (``_current_by_node``)."""
+    rows = TaskExecution.objects.filter(workflow_run=run).only(
+        "id", "node_key", "status", "retry_count", "task_id", "result", "end_time", "start_time")
+    current = _current_by_node((row.node_key, row.status, row.retry_count, row) for row in rows)
+    return {name: row for name, (_, row) in current.items()}
 
 
 def node_states(run: WorkflowRun, latest: dict[str, TaskExecution] | None = None) -> dict[str, NodeState]:
@@ -135,14 +144,9 @@ def node_states(run: WorkflowRun, latest: dict[str, TaskExecution] | None = None
         rows = TaskExecution.objects.filter(workflow_run=run).values_list("node_key", "status", "retry_count")
     else:
         rows = [(row.node_key, row.status, row.retry_count) for row in latest.values()]
-    newest: dict[str, tuple[tuple[int, bool, int], str]] = {}
-    for key, status, retry_count in rows:
-        round_, name = split_node_key(key)
-        rank = (round_, *attempt_rank(retry_count, status))
-        if name not in newest or rank > newest[name][0]:
-            newest[name] = (rank, status)
+    current = _current_by_node((key, status, retry_count, status) for key, status, retry_count in rows)
     states = {}
-    for name, ((round_, *_), status) in newest.items():
+    for name, (round_, status) in current.items():
         state = NODE_STATE[status]
         if round_ < run.round and state in (NodeState.SKIPPED, NodeState.FAILED):
             state = NodeState.WAITING
