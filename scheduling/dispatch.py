@@ -123,7 +123,8 @@ class Dispatcher:
         unchecked = [item for item in fresh if item.needs_check()]
         if unchecked:
             still = self._still_claimed(unchecked)
-            fresh = [item for item in fresh if not item.needs_check() or (item.execution.pk, item.attempt) in still]
+            gone = {item.execution.pk for item in unchecked if (item.execution.pk, item.attempt) not in still}
+            fresh = [item for item in fresh if item.execution.pk not in gone]
         return fresh
 
     def _check_soon(self, now: datetime) -> None:
