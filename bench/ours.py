@@ -12,9 +12,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 
 import requests
@@ -36,6 +37,7 @@ PRODUCTION_TUNABLES = {
     "SCHEDULER_TIMEOUT_GRACE_SECONDS": "5",
 }
 WEB_WORKERS = "3"
+CREATE_CHUNK = 10_000
 WEB_THREADS = "4"
 
 
@@ -118,6 +120,7 @@ class Ours:
         env = {**PRODUCTION_TUNABLES, **self.tunables, "DEBUG": "false", "SECRET_KEY": "bench-" + "x" * 50,
                "SCHEDULER_REGISTRATION_KEY": REGISTRATION_KEY, "LOG_LEVEL": "WARNING",
                "SECURE_SSL_REDIRECT": "false",  # loopback: no TLS proxy in front
+               "SESSION_COOKIE_SECURE": "false", "CSRF_COOKIE_SECURE": "false",  # the console over plain HTTP
                "SCHEDULER_EXECUTOR_ALLOWED_NETWORKS": "127.0.0.0/8"}  # the stub: production refuses loopback
         self.procs = Processes(self.database_url, log_dir=self.log_dir, env=env, lock_prefix="sched_bench")
         self.web: GunicornWeb | None = None
@@ -179,8 +182,9 @@ class Ours:
     # -- data -----------------------------------------------------------------------------------------
 
     def create_tasks(self, specs: Iterable[dict], *, assign: bool = True) -> list[str]:
-        """Bulk-inserts active tasks. Each spec holds Task fields; next_run_time is computed by the
-        service's own ``next_fire_after`` (cached per schedule, as croniter costs ~0.1 ms a call)."""
+        """Bulk-inserts active tasks, CREATE_CHUNK at a time (a million model instances at once would hold
+        gigabytes). Each spec holds Task fields; next_run_time is computed by the service's own
+        ``next_fire_after`` (cached per schedule, as croniter costs ~0.1 ms a call)."""
 
         from tasks.choices import TaskStatus
         from tasks.models import Task, TaskExecutor
@@ -188,19 +192,29 @@ class Ours:
 
         now = utc_now()
         cache: dict[tuple, datetime | None] = {}
-        tasks = []
-        for spec in specs:
-            task = Task(status=TaskStatus.ACTIVE, max_retry=0, timeout_seconds=60, **spec)
-            key = (task.schedule_type, task.cron_expression, task.run_at)
-            if key not in cache:
-                cache[key] = next_fire_after(task, now)
-            task.next_run_time = cache[key]
-            tasks.append(task)
-        Task.objects.bulk_create(tasks, batch_size=2000)
-        if assign:
-            TaskExecutor.objects.bulk_create(
-                [TaskExecutor(task_id=task.pk, executor_id=self.executor_id) for task in tasks], batch_size=2000)
-        return [task.pk for task in tasks]
+        ids: list[str] = []
+        for chunk in batched(specs, CREATE_CHUNK):
+            tasks = []
+            for spec in chunk:
+                task = Task(status=TaskStatus.ACTIVE, max_retry=0, timeout_seconds=60, **spec)
+                key = (task.schedule_type, task.cron_expression, task.run_at)
+                if key not in cache:
+                    cache[key] = next_fire_after(task, now)
+                task.next_run_time = cache[key]
+                tasks.append(task)
+            Task.objects.bulk_create(tasks, batch_size=2000)
+            if assign:
+                TaskExecutor.objects.bulk_create(
+                    [TaskExecutor(task_id=task.pk, executor_id=self.executor_id) for task in tasks], batch_size=2000)
+            ids += [task.pk for task in tasks]
+        return ids
+
+
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    """``itertools.batched`` of Python 3.12, as lists."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 def _raise(message: str) -> bool:

@@ -18,6 +18,7 @@ database.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import statistics
@@ -46,7 +47,7 @@ DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "mysql://root@127.0.0.1:3306
 LOG_ROOT = REPO / "var" / "bench-run"  # bench/failover.py empties var/bench-logs: not there
 RESULTS = REPO / "bench" / "RESULTS.md"
 EVERY_SECOND = "* * * * * *"
-WORKLOADS = ["limits", "burst", "sustained", "scale", "failover", "api", "ramp"]
+WORKLOADS = ["limits", "burst", "sustained", "scale", "failover", "api", "ramp", "burst10k", "million"]
 
 
 @dataclass(frozen=True)
@@ -69,12 +70,15 @@ class Sizes:
     # Workload 6, the saturation ramp: offered rates (every-second tasks), each held for ramp_window seconds.
     ramp_rates: tuple[int, ...] = (500, 1000, 1500, 2000, 3000, 4000, 5000)
     ramp_window: float = 60
+    big_burst: int = 10_000  # workload 7
+    million: int = 1_000_000  # workload 8: tasks (scale_busy of them every second), against scale_small
+    million_api_seconds: int = 10
 
 
 QUICK = Sizes(burst=100, sustained_tasks=50, sustained_warmup=2, sustained_window=5, sustained_drain=3,
               scale_small=200, scale_large=5000, scale_busy=5, scale_measure=3, failover_kills=1, failover_stops=0,
               api_rows=20_000, api_tasks=20, api_seconds=2, limit_seconds=1, ramp_rates=(50, 100),
-              ramp_window=5)
+              ramp_window=5, big_burst=500, million=20_000, million_api_seconds=2)
 
 
 @dataclass
@@ -172,6 +176,11 @@ def window_counts(records, start: float, end: float) -> dict:
             "received_in_window": received_in_window, "p50": percentile(late, 50), "p99": percentile(late, 99)}
 
 
+def compared_systems() -> list[str]:
+    """Who runs the workloads that compare systems: BENCH_SYSTEMS (e.g. ``ours`` while tuning), else all."""
+    return os.environ.get("BENCH_SYSTEMS", "ours,aps,celery").split(",")
+
+
 def attempt(bench: Bench, label: str, function, *args):
     """Runs one system's part of a workload; a failure is noted and the others still run."""
     try:
@@ -199,22 +208,28 @@ def run_limits(bench: Bench) -> None:
                   limit=insert_rate, unit="rows/s"))
 
 
-def run_burst(bench: Bench) -> None:
-    n = bench.sizes.burst
-    print(f"1. burst: {n} tasks due in the same second", flush=True)
+def run_burst(bench: Bench, n: int | None = None, workload: str = "1 burst") -> None:
+    n = n or bench.sizes.burst
+    print(f"{workload.split()[0]}. burst: {n} tasks due in the same second", flush=True)
     failed = {"p50": None, "p99": None, "fires": 0, "duplicates": 0}
-    results = {"ours": attempt(bench, "burst ours", _burst_ours, bench, n) or failed,
-               "aps": attempt(bench, "burst APScheduler", _burst_aps, bench, n) or failed,
-               "celery": attempt(bench, "burst Celery", _burst_celery, bench, n) or failed}
+    runs = {"ours": ("burst ours", _burst_ours), "aps": ("burst APScheduler", _burst_aps),
+            "celery": ("burst Celery", _burst_celery)}
+    results = {which: (attempt(bench, label, function, bench, n) if which in compared_systems() else None) or failed
+               for which, (label, function) in runs.items()}
     for key, label, target, limit_s in (("p50", "lateness p50", "≤ 0.2 s", 0.2), ("p99", "lateness p99", "≤ 1 s", 1)):
         ours = results["ours"][key]
-        bench.add(Row("1 burst", f"{label} ({n} tasks)", target, ours=ours, aps=results["aps"][key],
+        bench.add(Row(workload, f"{label} ({n} tasks)", target, ours=ours, aps=results["aps"][key],
                       celery=results["celery"][key], unit="s", met=ours is not None and ours <= limit_s))
-    bench.add(Row("1 burst", "fires missing / duplicated", "0 / 0",
+    bench.add(Row(workload, "fires missing / duplicated", "0 / 0",
                   ours=n - results["ours"]["fires"], aps=n - results["aps"]["fires"],
                   celery=n - results["celery"]["fires"], unit="missing",
                   note="dup: " + "/".join(str(results[s]["duplicates"]) for s in ("ours", "aps", "celery")),
                   met=results["ours"]["fires"] == n and results["ours"]["duplicates"] == 0))
+
+
+def run_big_burst(bench: Bench) -> None:
+    """Workload 7 (issue #21): workload 1 at ``Sizes.big_burst`` tasks due in the same second."""
+    run_burst(bench, bench.sizes.big_burst, "7 burst")
 
 
 def running_ours(bench: Bench, name: str, *, scheduler: bool = True) -> tuple[Ours, Child | None]:
@@ -241,7 +256,7 @@ def _burst_ours(bench: Bench, n: int) -> dict:
 
     ours, _ = running_ours(bench, "burst-ours")
     try:
-        at = datetime.fromtimestamp(math.ceil(time.time()) + 3, UTC)
+        at = datetime.fromtimestamp(math.ceil(time.time()) + 3 + _setup_allowance(n), UTC)
         ours.create_tasks({"name": f"burst-{i}", "schedule_type": ScheduleType.DATE, "run_at": at}
                           for i in range(n))
         wait_for(lambda: bench.stub_count("ours") >= n or time.time() > at.timestamp() + 60, 90, interval=0.2)
@@ -250,10 +265,16 @@ def _burst_ours(bench: Bench, n: int) -> dict:
         ours.close()
 
 
+def _setup_allowance(n: int) -> int:
+    """Seconds more before a burst's due time, so that writing its ``n`` tasks or jobs (or a beat loading
+    them) is over before it: 1 s per 2,000 past the first 1,000."""
+    return max(0, n - 1000) // 2000
+
+
 def _burst_aps(bench: Bench, n: int) -> dict:
     bench.stub_reset()
     aps = ApsRun(bench.stub_url, bench.log_dir("burst-aps"))
-    at = math.ceil(time.time()) + 10
+    at = math.ceil(time.time()) + 10 + _setup_allowance(n)
     aps.setup("burst", jobs=n, at=at)
     aps.run("burst", max(5.0, at - time.time()) + 10, jobs=n, at=at)
     return lateness(bench.stub_records("apscheduler"))
@@ -264,7 +285,7 @@ def _burst_celery(bench: Bench, n: int) -> dict:
     celery = CeleryRun(bench.stub_url, bench.log_dir("burst-celery"))
     try:
         celery.start_worker("burst")
-        at = math.ceil(time.time()) + 6
+        at = math.ceil(time.time()) + 6 + _setup_allowance(n)
         celery.start_beat("burst", jobs=n, at=at)
         wait_for(lambda: bench.stub_count("celery") >= n or time.time() > at + 30, 60, interval=0.2)
         return lateness(bench.stub_records("celery"))
@@ -373,6 +394,8 @@ def run_ramp(bench: Bench) -> None:
     knees: dict[str, int | None] = {}
     for which in measured:
         knees[which] = None
+        if which not in compared_systems():
+            continue
         for rate in s.ramp_rates:
             if which == "ours":
                 step = attempt(bench, f"ramp ours {rate}/s", _sustained_ours, bench, rate, s.ramp_window)
@@ -422,7 +445,7 @@ def run_scale(bench: Bench) -> None:
     stages or dispatches the every-second tasks' runs is one in five), and the scheduler's CPU time misses
     what the database spends on its queries."""
     s = bench.sizes
-    systems = os.environ.get("BENCH_SCALE_SYSTEMS", "ours,aps,celery").split(",")
+    systems = compared_systems()
     print(f"3. scale: {s.scale_large} vs {s.scale_small} active tasks ({s.scale_busy} firing every second)",
           flush=True)
     large, small = s.scale_large, s.scale_small
@@ -478,6 +501,65 @@ def run_scale(bench: Bench) -> None:
                        f"Ours: {SCALE_ROUNDS} rounds per size, alternated; the tick figures are over all rounds' "
                        "ticks; its idle crons never fall due inside the window (the peers' spread over the whole "
                        "day: ~1 fire/s at the large size)")
+
+
+def run_million(bench: Bench) -> None:
+    """Workload 8 (issue #21): ``Sizes.million`` tasks, ``scale_busy`` of them every second, the rest idle
+    crons; against ``scale_small`` tasks in the same run for the tick. While the million-task node leads,
+    ``bench.million.measure_live`` changes a task and measures the task lists. The peers run workload 3's
+    round at the same size."""
+    from bench.million import measure_live
+
+    s = bench.sizes
+    systems = compared_systems()
+    print(f"8. a million: {s.million} tasks ({s.scale_busy} every second) vs {s.scale_small}", flush=True)
+    small = attempt(bench, f"million: ours {s.scale_small}", _scale_one, bench, "ours", s.scale_small) or {}
+
+    def live(ours, idle_ids):
+        return measure_live(bench, ours, idle_ids, s.million_api_seconds)
+
+    large = attempt(bench, f"million: ours {s.million}", _scale_ours, bench, s.scale_busy,
+                    s.million - s.scale_busy, live) or {}
+    peers, peers_small = {}, {}
+    for which in ("aps", "celery"):
+        run = which in systems
+        peers_small[which] = (attempt(bench, f"million: {which} {s.scale_small}", _scale_one, bench, which,
+                                      s.scale_small) or {}) if run else {}
+        peers[which] = (attempt(bench, f"million: {which} {s.million}", _scale_one, bench, which, s.million)
+                        or {}) if run else {}
+    tick_small, tick_large = (_scale_pooled([small]) if small else {}), (_scale_pooled([large]) if large else {})
+    ratio = (tick_large["tick"] / tick_small["tick"]) if tick_small and tick_large else None
+    n = f"{s.million:,}"
+    bench.add(Row("8 million", f"load time, start -> first tick/leadership ({n} tasks)", "≤ 10 s",
+                  ours=large.get("load"), aps=peers["aps"].get("load"), celery=peers["celery"].get("load"),
+                  unit="s", met=(large.get("load") or 99) <= 10))
+    bench.add(Row("8 million", f"scheduler RSS ({n} tasks)", "≤ 500 MB", ours=_mb(large.get("rss")),
+                  aps=_mb(peers["aps"].get("rss")), celery=_mb(peers["celery"].get("rss")), unit="MB",
+                  met=(_mb(large.get("rss")) or 1e9) <= 500))
+    peer_ratio = {which: peers[which]["tick"] / peers_small[which]["tick"]
+                  if peers[which].get("tick") and peers_small[which].get("tick") else None for which in peers}
+    bench.add(Row("8 million", f"tick cost {n} / {s.scale_small:,} tasks (mean wall time)", "≤ 1.5×", ours=ratio,
+                  aps=peer_ratio["aps"], celery=peer_ratio["celery"], unit="×", met=(ratio or 99) <= 1.5,
+                  note=f"(ours {_fmt(_ms(tick_small.get('tick')))} -> {_fmt(_ms(tick_large.get('tick')))} ms; "
+                       "each peer against its own round at the small size)"))
+    bench.add(Row("8 million", "a task change applies: API answer -> its first dispatch", "≤ 2 s",
+                  ours=large.get("change_applied"), unit="s", met=(large.get("change_applied") or 99) <= 2,
+                  note=f"(its first fire time came {_fmt(large.get('first_fire_lateness'))} s before the dispatch "
+                       "arrived; ours only)"))
+    for key, label in (("api_list", "API task list, page 1"), ("api_list_active_page_50",
+                                                               "API task list, status=active, page 50"),
+                       ("console_list", "console task list, page 1"),
+                       ("console_list_page_50", "console task list, page 50")):
+        result = large.get(key) or {}
+        p99 = result.get("p99_ms")
+        bench.add(Row("8 million", f"{label} p99 ({n} tasks)", "≤ 200 ms", ours=p99, unit="ms",
+                      met=p99 is not None and p99 <= 200 and not result.get("errors") and not result.get("timeouts"),
+                      note=f"p50 {_fmt(result.get('p50_ms'))} ms, {_fmt(result.get('rps'))} req/s, gunicorn CPU "
+                           f"{_fmt(result.get('cpu_ms'))} ms/request"
+                           + (f", {result['errors']} non-2xx" if result.get("errors") else "") + "; ours only"))
+    if large:
+        bench.notes.append(f"million: writing {n} tasks (and their executor links) took {large['setup']:.0f} s "
+                           f"before the run (not in load time); load average {large['loadavg']:.2f}")
 
 
 def _scale_pooled(rounds: list[dict]) -> dict:
@@ -537,9 +619,10 @@ def _scale_one(bench: Bench, which: str, size: int) -> dict:
         celery.close()
 
 
-def _scale_ours(bench: Bench, busy: int, idle: int) -> dict:
+def _scale_ours(bench: Bench, busy: int, idle: int, live=None) -> dict:
     """One size, one round: the node runs under bench/tick_probe.py, which logs every tick's wall and
-    loop-thread CPU; the window's process CPU comes from /proc."""
+    loop-thread CPU; the window's process CPU comes from /proc. ``live(ours, idle_task_ids)``, if given, then
+    measures more on the running system (its figures are added)."""
     import psutil
 
     from bench.scale import analyze_tables, idle_cron, in_window, start_probed_scheduler, summarize
@@ -549,8 +632,9 @@ def _scale_ours(bench: Bench, busy: int, idle: int) -> dict:
     try:
         began = time.monotonic()
         hour = datetime.now(UTC).hour
-        ours.create_tasks([{"name": f"busy-{i}", "cron_expression": EVERY_SECOND} for i in range(busy)]
-                          + [{"name": f"idle-{i}", "cron_expression": idle_cron(i, hour)} for i in range(idle)])
+        task_ids = ours.create_tasks(itertools.chain(
+            ({"name": f"busy-{i}", "cron_expression": EVERY_SECOND} for i in range(busy)),
+            ({"name": f"idle-{i}", "cron_expression": idle_cron(i, hour)} for i in range(idle))))
         if os.environ.get("BENCH_SCALE_ANALYZE"):  # an experiment: the cost of a plan chosen on stale statistics
             analyze_tables()
         setup = time.monotonic() - began
@@ -568,7 +652,8 @@ def _scale_ours(bench: Bench, busy: int, idle: int) -> dict:
         rss = psutil.Process(scheduler.pid).memory_info().rss
         ticks = in_window(scheduler.ticks(), start, end)
         load = min(leader_since.timestamp(), first_tick) - spawned
-        return {"load": load, "rss": rss, "setup": setup, "ticks": ticks, "process_cpu": cpu_end - cpu_start,
+        extra = live(ours, task_ids[busy:]) if live is not None else {}
+        return {**extra, "load": load, "rss": rss, "setup": setup, "ticks": ticks, "process_cpu": cpu_end - cpu_start,
                 "window": end - start,
                 "summary": summarize(ticks, cpu_end - cpu_start), "loadavg": os.getloadavg()[0],
                 "histogram_ticks": counted_end - counted_start,
@@ -771,7 +856,8 @@ def _maybe_profile(bench: Bench, pid: int, name: str, start: float, seconds: flo
 
 
 RUNNERS = {"limits": run_limits, "burst": run_burst, "sustained": run_sustained, "scale": run_scale,
-           "failover": run_failover, "api": run_api, "ramp": run_ramp}
+           "failover": run_failover, "api": run_api, "ramp": run_ramp, "burst10k": run_big_burst,
+           "million": run_million}
 
 
 def main() -> int:

@@ -3,7 +3,7 @@ from datetime import datetime, tzinfo
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, viewsets
+from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 
@@ -11,7 +11,7 @@ from core.clock import utc_now
 from executions import services
 from executions.filters import ExecutionFilter
 from executions.models import TaskExecution
-from executions.selectors import COUNT_AHEAD, broadcast_runs_of, execution_page, execution_stats, fire_key_of
+from executions.selectors import broadcast_runs_of, execution_page, execution_stats, fire_key_of
 from executions.serializers import (
     CallbackSerializer,
     ExecutionDetailSerializer,
@@ -23,7 +23,7 @@ from executors.channel import EXECUTOR_AUTHENTICATION, EXECUTOR_PERMISSIONS, app
 from scheduler_project.envelope import ok
 from scheduler_project.errors import ErrorCode, reject_impossible_ids
 from scheduler_project.fields import EmptyBodySerializer, as_shown, optional_body
-from scheduler_project.pagination import parse_page_request
+from scheduler_project.pagination import COUNT_AHEAD, parse_page_request
 from scheduler_project.schema import PAGING_PARAMETERS, envelope, errors, page_envelope
 
 _FILTERS = [
@@ -36,10 +36,6 @@ _FILTERS = [
     OpenApiParameter("level", str, enum=["run", "shard"],
                      description="run: no broadcast shards (each fire once); shard: broadcast shards only."),
 ]
-
-_TOTAL_IS_EXACT = serializers.BooleanField(
-    help_text=f"False when more than {COUNT_AHEAD} rows match past this page: `total` and `total_pages` are then "
-    "lower bounds (the next pages still answer).")
 
 
 def _iso(value: datetime | None, zone: tzinfo) -> str | None:
@@ -95,7 +91,7 @@ class ExecutionViewSet(viewsets.ViewSet):
 
     @extend_schema(
         parameters=[*_FILTERS, *PAGING_PARAMETERS],
-        responses={200: page_envelope("ExecutionList", ExecutionSerializer, total_is_exact=_TOTAL_IS_EXACT),
+        responses={200: page_envelope("ExecutionList", ExecutionSerializer),
                    **errors(400)},
         description="Newest scheduled first. `status` takes a comma-separated list; start_time/end_time "
         f"(ISO 8601) bound scheduled_time. `total` is exact up to {COUNT_AHEAD} rows past the page.",

@@ -14,6 +14,9 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 # Offsets beyond this are refused before they reach the database (OFFSET overflow, pointless scans).
 MAX_PAGE = 1_000_000
+# A list counts its matches exactly up to this many rows past the page; beyond, ``total`` is a lower bound
+# (``total_is_exact`` false). An exact COUNT(*) of a million rows took 0.4-1.6 s, longer than the page itself.
+COUNT_AHEAD = 10_000
 
 
 @dataclass(frozen=True)
@@ -59,16 +62,32 @@ class Page:
     total: int
     page: int
     page_size: int
+    total_is_exact: bool = True
 
     @property
     def total_pages(self) -> int:
         return math.ceil(self.total / self.page_size) if self.total else 0
 
-    def meta(self) -> dict[str, int]:
-        return {"total": self.total, "page": self.page, "page_size": self.page_size, "total_pages": self.total_pages}
+    def meta(self) -> dict[str, int | bool]:
+        return {"total": self.total, "page": self.page, "page_size": self.page_size, "total_pages": self.total_pages,
+                "total_is_exact": self.total_is_exact}
 
 
 def paginate(queryset: QuerySet, request: PageRequest) -> Page:
-    total = queryset.count()
-    items = list(queryset[request.offset : request.offset + request.page_size]) if request.offset < total else []
-    return Page(items=items, total=total, page=request.page, page_size=request.page_size)
+    items = list(queryset[request.offset : request.offset + request.page_size])
+    return counted_page(items, queryset, request)
+
+
+def counted_page(items: list[Any], queryset: QuerySet, request: PageRequest) -> Page:
+    """The page of ``items`` (those of ``queryset`` at ``request``), its total counted up to COUNT_AHEAD rows
+    past it."""
+    total, exact = bounded_count(queryset, up_to=request.offset + COUNT_AHEAD)
+    if items:  # rows added between the two reads: the page itself shows at least this many
+        total = max(total, request.offset + len(items))
+    return Page(items=items, total=total, page=request.page, page_size=request.page_size, total_is_exact=exact)
+
+
+def bounded_count(queryset: QuerySet, *, up_to: int) -> tuple[int, bool]:
+    """(count, exact): counts at most ``up_to`` + 1 rows, so the cost follows the page, not the table."""
+    seen = queryset.order_by()[: up_to + 1].count()
+    return (seen, True) if seen <= up_to else (up_to, False)

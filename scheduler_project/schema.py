@@ -7,6 +7,8 @@ from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
+from scheduler_project.pagination import COUNT_AHEAD
+
 _COMPONENTS: dict[str, serializers.Serializer] = {}
 
 
@@ -39,6 +41,9 @@ def _page_meta() -> dict:
         "page": serializers.IntegerField(),
         "page_size": serializers.IntegerField(),
         "total_pages": serializers.IntegerField(),
+        "total_is_exact": serializers.BooleanField(
+            help_text=f"False when more than {COUNT_AHEAD} rows match past this page: `total` and `total_pages` "
+            "are then lower bounds (the next pages still answer)."),
     }
 
 

@@ -132,7 +132,9 @@ class TaskAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
     list_per_page = 50
     # Facet counts would repeat the per-row subqueries once per filter choice.
     show_facets = admin.ShowFacets.NEVER
-    ordering = ["name"]
+    # With the id, the order is total: else the console adds "-pk", a direction idx_name (name, id) cannot
+    # serve, and a million tasks are sorted for every page.
+    ordering = ["name", "id"]
     inlines = [TaskExecutorInline]
     readonly_fields = ["id", "status_badge", "next_run_time", "finished_at", "created_at", "updated_at",
                        "schedule_preview", "recent_runs", "parameters_masked", "created_by", "created_by_key"]

@@ -35,7 +35,7 @@ def task_list(*, status: str | None = None, name: str | None = None) -> QuerySet
     tasks = tasks.filter(status=status) if status else tasks.exclude(status=TaskStatus.DELETED)
     if name:
         tasks = tasks.filter(name__icontains=name)
-    return tasks.order_by("-created_at", "id")
+    return tasks.order_by("-created_at", "-id")  # one direction: the created_at index (with its id) serves it
 
 
 def preview_fires(task: Task, now: datetime, count: int) -> list[datetime]:

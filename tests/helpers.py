@@ -45,7 +45,7 @@ EXECUTION_KEYS = {
     "retry_count", "created_at",
 }
 ASSIGNMENT_KEYS = {"id", "task_id", "executor_id", "priority", "weight", "created_at"}
-PAGE_KEYS = {"total", "page", "page_size", "total_pages"}
+PAGE_KEYS = {"total", "page", "page_size", "total_pages", "total_is_exact"}
 
 EXECUTION_MODES = {"sequential", "parallel", "skip"}
 STRATEGIES = {"round_robin", "weighted_round_robin", "random", "sticky", "least_loaded"}

@@ -177,6 +177,28 @@ def test_list_tasks_newest_first(api, make_task):
     assert [task["id"] for task in data] == [new.pk, old.pk]
 
 
+def test_list_tasks_created_in_the_same_instant_come_in_one_order_on_every_page(api, make_task):
+    # Newest first, then by id in the same direction: the order an index on created_at (with the row's id)
+    # gives without sorting the table.
+    ids = [make_task().pk for _ in range(4)]
+    Task.objects.filter(pk__in=ids).update(created_at=timezone.now())
+    pages = [assert_ok(*api.get(TASKS, {"page": page, "page_size": 2})) for page in (1, 2)]
+    assert [task["id"] for page in pages for task in page] == sorted(ids, reverse=True)
+
+
+def test_list_tasks_counts_exactly_only_up_to_a_bound_past_the_page(api, make_task, monkeypatch):
+    # A million tasks: an exact COUNT(*) cost more than the page. Beyond the bound, total is a lower bound.
+    monkeypatch.setattr("scheduler_project.pagination.COUNT_AHEAD", 2)
+    for _ in range(5):
+        make_task()
+    status, body = api.get(TASKS, {"page_size": 1})
+    assert len(assert_ok(status, body)) == 1
+    assert (body["total"], body["total_pages"], body["total_is_exact"]) == (2, 2, False)
+    status, body = api.get(TASKS, {"page_size": 1, "page": 4})  # the bound moves with the page
+    assert len(assert_ok(status, body)) == 1
+    assert (body["total"], body["total_is_exact"]) == (5, True)
+
+
 def test_list_tasks_hides_deleted_tasks_unless_asked_for_them(api, make_task):
     active = make_task(status="active")
     paused = make_task(status="paused")
