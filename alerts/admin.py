@@ -11,6 +11,7 @@ from alerts.channels import url_problem
 from alerts.models import GLOBAL_RULE_KEY, AlertRule, Channel, Incident, Notification
 from console.actions import RefusalsAsMessagesMixin, run_each
 from console.display import badge, when
+from console.paging import BoundedCountAdminMixin
 from core.alerting import parse_silence_windows
 from core.clock import utc_now
 
@@ -149,13 +150,12 @@ class IncidentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(BoundedCountAdminMixin, admin.ModelAdmin):
     list_display = ["title", "channel", "kind", "delivery", "attempts", "last_error", "created", "sent"]
     list_filter = ["status", "kind", "channel"]
     list_select_related = ["channel"]
     raw_id_fields = ["incident", "digest"]
     readonly_fields = [field.name for field in Notification._meta.fields]
-    show_full_result_count = False
 
     def has_add_permission(self, request):
         return False

@@ -15,6 +15,7 @@ from django.utils.html import format_html
 from console.actions import REFUSALS, HistoryAdminMixin, refusal_text, run_each
 from console.display import EMPTY, age_text, badge, duration_text, log_block, pretty_json, when
 from console.filters import InputFilter, RecentFilter
+from console.paging import BoundedCountAdminMixin
 from core.clock import utc_now
 from executions.choices import ACTIVE_STATUSES, ExecutionStatus
 from executions.models import TaskExecution
@@ -57,7 +58,7 @@ def rerun(execution: TaskExecution) -> TaskExecution:
 
 
 @admin.register(TaskExecution)
-class TaskExecutionAdmin(HistoryAdminMixin, admin.ModelAdmin):
+class TaskExecutionAdmin(HistoryAdminMixin, BoundedCountAdminMixin, admin.ModelAdmin):
     class Media:
         js = ["console/live_tail.js"]
 
@@ -68,8 +69,6 @@ class TaskExecutionAdmin(HistoryAdminMixin, admin.ModelAdmin):
     search_fields = ["=id", "=task__id"]
     search_help_text = "Exact execution id or task id. Filter by task name in the sidebar."
     date_hierarchy = "scheduled_time"
-    # Exact counts over a large history table are slow (XXL-Job's dashboard lesson).
-    show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     list_per_page = 50
     raw_id_fields = ["task", "executor", "retry_of"]

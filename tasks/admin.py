@@ -28,6 +28,7 @@ from console.actions import (
 )
 from console.charts import RatePoint, rate_bars
 from console.display import EMPTY, MaskedJSONFieldsMixin, badge, pretty_json, rate_text, when
+from console.paging import BoundedCountAdminMixin
 from core.clock import utc_now
 from executions.choices import ExecutionStatus
 from executions.models import TaskExecution
@@ -122,7 +123,7 @@ class MaskedTaskAdminForm(MaskedJSONFieldsMixin, TaskAdminForm):
 
 
 @admin.register(Task)
-class TaskAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
+class TaskAdmin(RefusalsAsMessagesMixin, BoundedCountAdminMixin, admin.ModelAdmin):
     form = MaskedTaskAdminForm
     list_display = ["name", "schedule", "mode", "strategy", "status_badge", "next_run", "last_run",
                     "success_rate_24h"]

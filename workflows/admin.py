@@ -16,6 +16,7 @@ from django.utils.safestring import mark_safe
 from console.actions import HistoryAdminMixin, RefusalsAsMessagesMixin, run_each
 from console.dag import DagNode, dag_svg
 from console.display import EMPTY, badge, pretty_json, when
+from console.paging import BoundedCountAdminMixin
 from core.clock import utc_now
 from core.workflows import Edge
 from workflows import services
@@ -138,13 +139,12 @@ def _execution_url(execution_id: str | None) -> str:
 
 
 @admin.register(WorkflowRun)
-class WorkflowRunAdmin(HistoryAdminMixin, admin.ModelAdmin):
+class WorkflowRunAdmin(HistoryAdminMixin, BoundedCountAdminMixin, admin.ModelAdmin):
     list_display = ["short_id", "workflow_link", "status_badge", "trigger_type", "scheduled", "started", "ended",
                     "round"]
     list_filter = ["status", "trigger_type"]
     list_select_related = ["workflow"]
     search_fields = ["=id", "=workflow__id", "workflow__name"]
-    show_full_result_count = False
     actions = ["cancel_selected", "rerun_selected"]
     fields = ["workflow_link", "status_badge", "trigger_type", "round", "scheduled", "started", "ended", "reason",
               "graph_svg", "node_table", "parameters_pretty"]

@@ -77,3 +77,30 @@ def test_large_lists_stay_within_a_query_budget(admin_client, make_task, run, dj
         run(make_task(), status="success", minutes_ago=index + 1)
     with django_assert_max_num_queries(8):
         assert admin_client.get(changelist("task")).status_code == 200
+
+
+def test_the_list_counts_only_up_to_a_bound_past_the_page_and_says_more_than(admin_client, make_task, monkeypatch):
+    # A million tasks: Django's exact COUNT(*)s (twice: filtered and in full) cost more than the page itself.
+    monkeypatch.setattr("scheduler_project.pagination.COUNT_AHEAD", 3)
+    monkeypatch.setattr("tasks.admin.TaskAdmin.list_per_page", 2)
+    names = sorted(make_task(name=f"task-{i}").name for i in range(7))
+    response = admin_client.get(changelist("task"))
+    cl = response.context["cl"]
+    assert (cl.result_count, cl.full_result_count, cl.paginator.count_is_exact) == (3, None, False)
+    page = response.content.decode()
+    assert "more than 3 tasks" in page and "Select all matching tasks (more than 3)" in page
+    response = admin_client.get(changelist("task") + "?p=3")  # the bound moves with the page: the end is in sight
+    cl = response.context["cl"]
+    assert (cl.result_count, cl.paginator.count_is_exact) == (7, True)
+    assert [task.name for task in cl.result_list] == names[4:6]
+    assert "7 tasks" in response.content.decode() and "more than" not in response.content.decode()
+
+
+def test_the_list_is_in_name_order_with_the_id_after_it(admin_client, make_task):
+    # A total order idx_name (name, id) serves: without the id the changelist appends "-pk", which it cannot.
+    make_task(name="b")
+    make_task(name="a")
+    cl = admin_client.get(changelist("task")).context["cl"]
+    assert [task.name for task in cl.result_list] == ["a", "b"]
+    order = tuple(cl.queryset.query.order_by)  # Django repeats the admin's ordering: same columns, same index
+    assert order[:2] == ("name", "id") and set(order) == {"name", "id"}
