@@ -13,7 +13,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
-OURS = re.compile(r"\((?:/work/main/)?(scheduling|executions|tasks|executors|loadbalance|accounts|scheduler_project)/")
+OURS = re.compile(r"\((?:[\w/.-]*/)?(scheduling|executions|tasks|executors|loadbalance|accounts|scheduler_project|core|"
+                  r"workflows|alerts)/")
 LEAVES = ("MySQLdb", "socket", "ssl", "select", "sleep", "wait")
 
 
@@ -31,7 +32,8 @@ def summarise(path: Path, top: int) -> str:
         seen = set()
         for frame in frames[1:]:
             name = frame.split(" (")[0]
-            key = f"{name} ({frame.split('(')[-1].rstrip(')')})" if OURS.search(frame) else None
+            ours = OURS.search(frame) and "site-packages" not in frame and "/lib/python" not in frame
+            key = f"{name} ({frame.split('(')[-1].rstrip(')')})" if ours else None
             if key is None and any(leaf in frame for leaf in ("Connection.query", "cursors.py", "_send_output",
                                                                 "readinto", "commit", "Cursor.execute")):
                 key = name

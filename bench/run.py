@@ -18,6 +18,7 @@ database.
 from __future__ import annotations
 
 import argparse
+import collections
 import itertools
 import math
 import os
@@ -333,10 +334,14 @@ def _sustained_ours(bench: Bench, n: int, window: float) -> dict:
         ours.create_tasks({"name": f"sustained-{i}", "cron_expression": EVERY_SECOND} for i in range(n))
         start = math.ceil(time.time() + s.sustained_warmup)
         end = start + window
-        profile = _maybe_profile(bench, scheduler.pid, "sustained-ours-scheduler", start, window)
+        name = f"sustained-ours-{n}"
+        profiles = [_maybe_profile(bench, scheduler.pid, f"{name}-scheduler", start, window),
+                    _maybe_profile(bench, ours.web.pid, f"{name}-web", start, window, subprocesses=True),
+                    _maybe_sample_processlist(bench, f"{name}-mariadb", start, window)]
         time.sleep(max(0.0, end + s.sustained_drain - time.time()))
-        if profile is not None:
-            profile.wait()
+        for profile in profiles:
+            if profile is not None:
+                profile.wait()
         first, last = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
         in_window = TaskExecution.objects.filter(scheduled_time__gte=first, scheduled_time__lt=last)
         by_status = dict(in_window.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
@@ -843,16 +848,55 @@ def _get_ok(url: str) -> bool:
         return False
 
 
-def _maybe_profile(bench: Bench, pid: int, name: str, start: float, seconds: float):
-    """With --profile, py-spy records the process during the window (collapsed stacks, for the report)."""
+def _maybe_profile(bench: Bench, pid: int, name: str, start: float, seconds: float, *, subprocesses: bool = False):
+    """With --profile, py-spy records the process (and, with ``subprocesses``, its children: gunicorn's
+    workers) during the window (raw collapsed stacks: ``python -m bench.profile_summary``)."""
     if not getattr(bench, "profile", False):
         return None
     time.sleep(max(0.0, start - time.time()))
     out = bench.log_dir("profiles") / f"{name}.txt"
     py_spy = str(Path(sys.executable).with_name("py-spy"))
     return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),  # noqa: S603
-                             "--format", "raw", "--output", str(out), "--nonblocking", "--threads"],
+                             "--format", "raw", "--output", str(out), "--nonblocking", "--threads",
+                             *(["--subprocesses"] if subprocesses else [])],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _maybe_sample_processlist(bench: Bench, name: str, start: float, seconds: float):
+    """With --profile, MariaDB's processlist every 0.2 s of the window: what the server's threads were doing
+    (state and statement, counted over the samples), written to profiles/<name>.txt. Returns an object with
+    ``wait()``."""
+    if not getattr(bench, "profile", False):
+        return None
+    import threading
+
+    import MySQLdb
+
+    out = bench.log_dir("profiles") / f"{name}.txt"
+
+    def sample() -> None:
+        connection = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", password="")
+        seen: collections.Counter = collections.Counter()
+        samples = 0
+        time.sleep(max(0.0, start - time.time()))
+        while time.time() < start + seconds:
+            cursor = connection.cursor()
+            cursor.execute("SELECT COMMAND, STATE, LEFT(INFO, 70) FROM information_schema.PROCESSLIST "
+                           "WHERE COMMAND != 'Sleep' AND ID != CONNECTION_ID()")
+            for command, state, info in cursor.fetchall():
+                seen[(command, state or "", " ".join((info or "").split()))] += 1
+            samples += 1
+            time.sleep(0.2)
+        connection.close()
+        lines = [f"{samples} samples of MariaDB's processlist; busy threads per sample, by command/state/statement:"]
+        lines += [f"{n / samples:7.2f}  {command} | {state} | {info}"
+                  for (command, state, info), n in seen.most_common(40)]
+        out.write_text("\n".join(lines) + "\n")
+
+    thread = threading.Thread(target=sample, name="processlist", daemon=True)
+    thread.start()
+    thread.wait = lambda: thread.join(seconds + 30)
+    return thread
 
 
 RUNNERS = {"limits": run_limits, "burst": run_burst, "sustained": run_sustained, "scale": run_scale,
@@ -864,7 +908,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test of the harness")
     parser.add_argument("--only", action="append", choices=WORKLOADS, help="run only this workload (repeatable)")
-    parser.add_argument("--profile", action="store_true", help="py-spy the scheduler during the sustained window")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the scheduler and the web workers, sample MariaDB's processlist (sustained)")
     parser.add_argument("--no-save", action="store_true", help="print the table, do not append to RESULTS.md")
     parser.add_argument("--sustained-tasks", type=int, help="override the offered rate of workload 2 (fires/s)")
     parser.add_argument("--burst-tasks", type=int, help="override the size of workload 1")
