@@ -126,6 +126,7 @@ class Ours:
     # -- children -------------------------------------------------------------------------------------
 
     def start_web(self) -> GunicornWeb:
+        collect_static(self.procs.env)
         web = GunicornWeb(free_port(), self.procs.env, self.log_dir / "web.log")
         self.procs.children.append(web)
         self.procs.env["SCHEDULER_CALLBACK_BASE_URL"] = web.url
@@ -210,6 +211,20 @@ class Ours:
             insert_rows(TaskExecutor, ({"id": new_id(), "task_id": task_id, "executor_id": self.executor_id,
                                         "created_at": now} for task_id in ids))
         return ids
+
+
+_collected: list[bool] = []
+
+
+def collect_static(env: dict[str, str]) -> None:
+    """``collectstatic`` once per bench process, as ``manage.py serve`` does before gunicorn starts: with DEBUG
+    off, the console's pages need its manifest (without it they answer 500), and a worker that rendered one
+    before it existed keeps failing."""
+    if _collected:
+        return
+    subprocess.run([sys.executable, str(REPO / "manage.py"), "collectstatic", "--noinput", "-v", "0"],  # noqa: S603
+                   cwd=REPO, env=env, check=True, capture_output=True, timeout=300)
+    _collected.append(True)
 
 
 def _raise(message: str) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import itertools
 import math
 import os
@@ -217,10 +218,12 @@ def run_burst(bench: Bench, n: int | None = None, workload: str = "1 burst") -> 
             "celery": ("burst Celery", _burst_celery)}
     results = {which: (attempt(bench, label, function, bench, n) if which in compared_systems() else None) or failed
                for which, (label, function) in runs.items()}
-    for key, label, target, limit_s in (("p50", "lateness p50", "≤ 0.2 s", 0.2), ("p99", "lateness p99", "≤ 1 s", 1)):
+    p50_target = ("≤ 0.2 s", 0.2) if n <= 1000 else ("(info)", None)  # issue #21 sets only p99 for 10,000
+    for key, label, (target, limit_s) in (("p50", "lateness p50", p50_target), ("p99", "lateness p99", ("≤ 1 s", 1))):
         ours = results["ours"][key]
         bench.add(Row(workload, f"{label} ({n} tasks)", target, ours=ours, aps=results["aps"][key],
-                      celery=results["celery"][key], unit="s", met=ours is not None and ours <= limit_s))
+                      celery=results["celery"][key], unit="s",
+                      met=None if limit_s is None else ours is not None and ours <= limit_s))
     bench.add(Row(workload, "fires missing / duplicated", "0 / 0",
                   ours=n - results["ours"]["fires"], aps=n - results["aps"]["fires"],
                   celery=n - results["celery"]["fires"], unit="missing",
@@ -301,8 +304,9 @@ def run_sustained(bench: Bench) -> None:
     failed = {"rate": None, "lost": None, "duplicates": None, "p99": None}
     window = s.sustained_window
     ours = attempt(bench, "sustained ours", _sustained_ours, bench, n, window) or failed
-    aps = attempt(bench, "sustained APScheduler", _sustained_peer, bench, "aps", n, window) or failed
-    celery = attempt(bench, "sustained Celery", _sustained_peer, bench, "celery", n, window) or failed
+    aps, celery = ((attempt(bench, f"sustained {label}", _sustained_peer, bench, which, n, window)
+                    if which in compared_systems() else None) or failed
+                   for which, label in (("aps", "APScheduler"), ("celery", "Celery")))
     rate_row = Row("2 sustained", f"end-to-end executions/s (offered {n}/s)", "≥ 500/s", ours=ours["rate"],
                    aps=aps["rate"], celery=celery["rate"], limit=bench.limits.get("session"), unit="/s",
                    met=ours["rate"] is not None and ours["rate"] >= 500 and ours["lost"] == 0
@@ -523,15 +527,22 @@ def run_million(bench: Bench) -> None:
     def live(ours, idle_ids):
         return measure_live(bench, ours, idle_ids, s.million_api_seconds)
 
-    large = attempt(bench, f"million: ours {s.million}", _scale_ours, bench, s.scale_busy,
-                    s.million - s.scale_busy, live) or {}
-    peers, peers_small = {}, {}
-    for which in ("aps", "celery"):
-        run = which in systems
-        peers_small[which] = (attempt(bench, f"million: {which} {s.scale_small}", _scale_one, bench, which,
+    with buffer_pool_of_at_least(MILLION_BUFFER_POOL) as pool_before:
+        if pool_before < MILLION_BUFFER_POOL >> 20:
+            bench.notes.append(f"million: MariaDB's InnoDB buffer pool was raised from {pool_before} MB to "
+                               f"{MILLION_BUFFER_POOL >> 20} MB for the million-task round (and restored after)")
+        large = attempt(bench, f"million: ours {s.million}", _scale_ours, bench, s.scale_busy,
+                        s.million - s.scale_busy, live) or {}
+        peers, peers_small = {"celery": {}}, {"celery": {}}
+        run = "aps" in systems
+        peers_small["aps"] = (attempt(bench, f"million: aps {s.scale_small}", _scale_one, bench, "aps",
                                       s.scale_small) or {}) if run else {}
-        peers[which] = (attempt(bench, f"million: {which} {s.million}", _scale_one, bench, which, s.million)
+        peers["aps"] = (attempt(bench, f"million: aps {s.million}", _scale_one, bench, "aps", s.million)
                         or {}) if run else {}
+    if "celery" in systems:
+        bench.notes.append("million: Celery beat is not run at this size: it builds its whole schedule in memory "
+                           "at start-up (workload 3: 1.3 GB and 23 s at 100,000 entries, growing with them), "
+                           "~13 GB here on a 24 GB machine that also holds the database")
     tick_small, tick_large = (_scale_pooled([small]) if small else {}), (_scale_pooled([large]) if large else {})
     ratio = (tick_large["tick"] / tick_small["tick"]) if tick_small and tick_large else None
     n = f"{s.million:,}"
@@ -565,6 +576,34 @@ def run_million(bench: Bench) -> None:
     if large:
         bench.notes.append(f"million: writing {n} tasks (and their executor links) took {large['setup']:.0f} s "
                            f"before the run (not in load time); load average {large['loadavg']:.2f}")
+
+
+# A million tasks with their indexes are ~1 GB of InnoDB pages. MariaDB's default buffer pool (128 MB) holds an
+# eighth of it: inserting them then took minutes of random reads, and no production server holding a million
+# tasks runs that way. Workload 8 raises the pool to this for its run (SET GLOBAL, online) and restores it.
+MILLION_BUFFER_POOL = 2 * 1024 ** 3
+
+
+@contextlib.contextmanager
+def buffer_pool_of_at_least(size: int):
+    """Yields the pool's size before (MB), restored on the way out."""
+    from django.db import connection
+
+    def pool(set_to: int | None = None) -> int:
+        with connection.cursor() as cursor:
+            if set_to is not None:
+                cursor.execute(f"SET GLOBAL innodb_buffer_pool_size = {int(set_to)}")
+            cursor.execute("SELECT @@innodb_buffer_pool_size")
+            return int(cursor.fetchone()[0])
+
+    before = pool()
+    if before < size:
+        pool(size)
+    try:
+        yield before >> 20
+    finally:
+        if before < size:
+            pool(before)
 
 
 def _scale_pooled(rounds: list[dict]) -> dict:

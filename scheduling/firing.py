@@ -25,6 +25,7 @@ from executions.choices import ExecutionStatus, TriggerType
 from executions.models import TaskExecution
 from executions.services import Replacement, cancel_replaced, retried_on_deadlock, stop_replaced
 from scheduler_project.config import tunable
+from scheduler_project.inserts import insert_new
 from scheduling.leader import UNFENCED, Fence, Unfenced
 from scheduling.metrics import observe_fire_lateness
 from tasks.choices import ONE_SHOT_TYPES, ExecutionMode, TaskStatus
@@ -263,7 +264,7 @@ def _write_together(fires: list[Fire], now: datetime, fence: Fence | Unfenced) -
         if _advance_all(fires, now) != len(fires):
             raise ChunkChanged
         rows = [row for fire in fires for row in fire.rows]
-        TaskExecution.objects.bulk_create(rows)
+        insert_new(rows)
         record_skips(_alerted(rows), now=now)
         _cancel_replaced(fires, now)
     return fires
@@ -284,7 +285,7 @@ def _write_one_by_one(fires: list[Fire], now: datetime, fence: Fence | Unfenced)
             try:
                 with transaction.atomic():
                     if _advance(fire, now):
-                        TaskExecution.objects.bulk_create(fire.rows)
+                        insert_new(fire.rows)
                         record_skips(_alerted(fire.rows), now=now)
                         _cancel_replaced([fire], now)
                         advanced.append(fire)
