@@ -88,7 +88,7 @@ def insert_executions(rows) -> None:
 
 def insert_rows(model, rows, *, analyze: bool = False) -> None:
     """Inserts ``rows`` (dicts of column values by attname; columns left out take their model default) with
-    multi-row INSERTs (mysqlclient's executemany), CHUNK at a time, without building model instances: a
+    the driver's executemany, CHUNK at a time, without building model instances: a
     million ORM objects cost minutes. Datetimes go in as naive UTC, dicts and lists as JSON text."""
     from django.db import connection
 
@@ -97,9 +97,11 @@ def insert_rows(model, rows, *, analyze: bool = False) -> None:
     sql = (f"INSERT INTO {model._meta.db_table} ({columns}) "  # noqa: S608 - model metadata only
            f"VALUES ({', '.join(['%s'] * len(fields))})")
     batch: list[tuple] = []
+    mysql = connection.vendor == "mysql"
     with connection.cursor() as cursor:
-        raw = cursor.cursor  # the mysqlclient cursor: executemany becomes multi-row INSERT statements
-        raw.execute("SET SESSION unique_checks = 0, foreign_key_checks = 0")
+        raw = cursor.cursor  # mysqlclient's executemany sends multi-row INSERTs; psycopg's pipelines them
+        if mysql:
+            raw.execute("SET SESSION unique_checks = 0, foreign_key_checks = 0")
         for values in rows:
             batch.append(tuple(_column_value(values[f.attname]) if f.attname in values else _default(f)
                                for f in fields))
@@ -108,9 +110,10 @@ def insert_rows(model, rows, *, analyze: bool = False) -> None:
                 batch.clear()
         if batch:
             raw.executemany(sql, batch)
-        raw.execute("SET SESSION unique_checks = 1, foreign_key_checks = 1")
+        if mysql:
+            raw.execute("SET SESSION unique_checks = 1, foreign_key_checks = 1")
         if analyze:
-            raw.execute(f"ANALYZE TABLE {model._meta.db_table}")
+            raw.execute(f"ANALYZE {'TABLE ' if mysql else ''}{model._meta.db_table}")
 
 
 def _column_value(value):
