@@ -430,8 +430,8 @@ def run_ramp(bench: Bench) -> None:
     ours, peers = knees["ours"], (knees["aps"], knees["celery"])
     bench.add(Row("6 ramp", f"knee: highest offered rate held (0 lost, p99 ≤ {RAMP_P99_LIMIT_S:g} s)",
                   "≥ 3,000/s and ≥ 5× each peer", ours=ours, aps=knees["aps"], celery=knees["celery"], unit="/s",
-                  note="none: not even the first step was held; the last rate offered: held every step, "
-                       "the knee is above it",
+                  note=("(none held: not even the first step)" if ours is None else
+                        "(the last rate offered was held: the knee is above it)" if ours == s.ramp_rates[-1] else ""),
                   met=ours is not None and ours >= 3000 and all(peer is None or ours >= 5 * peer for peer in peers)))
 
 
