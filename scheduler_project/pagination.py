@@ -88,6 +88,8 @@ def counted_page(items: list[Any], queryset: QuerySet, request: PageRequest) -> 
 
 
 def bounded_count(queryset: QuerySet, *, up_to: int) -> tuple[int, bool]:
-    """(count, exact): counts at most ``up_to`` + 1 rows, so the cost follows the page, not the table."""
-    seen = queryset.order_by()[: up_to + 1].count()
+    """(count, exact): counts at most ``up_to`` + 1 rows, so the cost follows the page, not the table. Only the
+    ids are counted: a list's per-row figures (the console's subqueries) would otherwise be computed for every
+    row counted (58 ms over 10,000 tasks without any history)."""
+    seen = queryset.order_by().values("pk")[: up_to + 1].count()
     return (seen, True) if seen <= up_to else (up_to, False)

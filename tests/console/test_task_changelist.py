@@ -3,6 +3,9 @@ filters and search, and a constant number of queries whatever the number of rows
 
 from __future__ import annotations
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
 from tests.console.conftest import changelist
 
 
@@ -104,3 +107,21 @@ def test_the_list_is_in_name_order_with_the_id_after_it(admin_client, make_task)
     assert [task.name for task in cl.result_list] == ["a", "b"]
     order = tuple(cl.queryset.query.order_by)  # Django repeats the admin's ordering: same columns, same index
     assert order[:2] == ("name", "id") and set(order) == {"name", "id"}
+
+
+def test_a_later_page_reads_its_ids_first_and_its_figures_for_its_rows_only(admin_client, make_task, run,
+                                                                            monkeypatch):
+    # Over OFFSET the database computed every skipped row's last run and success rate: a million tasks, page 50
+    # took 227 ms for the rows and 9 ms for their ids. The page's ids come first, then its rows with figures.
+    monkeypatch.setattr("tasks.admin.TaskAdmin.list_per_page", 2)
+    tasks = [make_task(name=f"task-{i}") for i in range(5)]
+    run(tasks[2], status="failed")
+    run(tasks[3], status="success")
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(changelist("task") + "?p=2")
+    rows = response.context["cl"].result_list
+    assert [(t.name, t.last_run_status, t.runs_24h) for t in rows] == [("task-2", "failed", 1),
+                                                                        ("task-3", "success", 1)]
+    with_figures = [q["sql"] for q in queries.captured_queries
+                    if "task_executions" in q["sql"] and 'FROM "tasks"' in q["sql"].replace("`", '"')]
+    assert with_figures and all("OFFSET" not in sql.upper() for sql in with_figures)
