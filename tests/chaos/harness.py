@@ -438,11 +438,14 @@ class Storm:
 def pause_all(task_ids: list[str]) -> None:
     """Stops firing without touching ``next_run_time``: after this, a task's next_run_time is exactly how
     far firing got (the pause service clears it; firing's compare-and-set needs status 'active')."""
+    from executions.services import retried_on_deadlock
     from tasks.models import Task
     from workflows.models import Workflow
 
-    Task.objects.filter(pk__in=task_ids).update(status="paused")
-    Workflow.objects.update(status="paused")  # runs in progress go on to their end
+    # A bulk UPDATE of the tasks' status meets the leader's firing on the same rows and index ranges: the
+    # database may pick it as a deadlock victim (it did, once, in CI), and like any client it runs it again.
+    retried_on_deadlock(Task.objects.filter(pk__in=task_ids).update)(status="paused")
+    retried_on_deadlock(Workflow.objects.update)(status="paused")  # runs in progress go on to their end
 
 
 def active_executions() -> int:
