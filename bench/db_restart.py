@@ -33,7 +33,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scheduler_project.settings")
 URLS = {"mariadb": "mysql://root@127.0.0.1:3306/sched_db_restart",
         "postgresql": "postgres://postgres@127.0.0.1:5432/sched_db_restart"}
 POLICIES = ("fire_once", "fire_all", "skip")
-EVERY_SECOND = "* * * * * *"
 
 
 def stop_server(which: str) -> None:
@@ -79,7 +78,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from bench.ours import Ours, prepare_database
-    from bench.run import LOG_ROOT, Bench, Sizes, lateness
+    from bench.run import EVERY_SECOND, LOG_ROOT, Bench, Sizes, lateness
     from tests.processes import wait_for
 
     url = URLS[args.database]

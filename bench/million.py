@@ -15,9 +15,9 @@ from urllib.parse import urlencode
 import requests
 
 from bench import api_load
+from bench.run import EVERY_SECOND
 from tests.processes import wait_for
 
-EVERY_SECOND = "* * * * * *"
 CONSOLE_USER = ("bench-console", "bench-console-password-0123")
 
 
@@ -48,16 +48,10 @@ def measure_live(bench, ours, task_ids: list[str], seconds: int) -> dict:
 
 def change_applies(bench, ours, task_id: str) -> dict:
     """Seconds from the API's answer to a cron change until the changed task's first dispatch arrives."""
-    answered_at = None
-
-    def change() -> None:
-        nonlocal answered_at
-        response = requests.put(f"{ours.web.url}/api/v1/tasks/{task_id}", json={"cron_expression": EVERY_SECOND},
-                                headers=ours.auth_headers(), timeout=30)
-        response.raise_for_status()
-        answered_at = time.time()
-
-    change()
+    response = requests.put(f"{ours.web.url}/api/v1/tasks/{task_id}", json={"cron_expression": EVERY_SECOND},
+                            headers=ours.auth_headers(), timeout=30)
+    response.raise_for_status()
+    answered_at = time.time()
     first = wait_for(lambda: _first_record(bench, task_id), 30, interval=0.05,
                      message="the changed task's first dispatch")
     _, scheduled, received = first
