@@ -25,6 +25,8 @@ from tests.processes import Child, Processes, free_port, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 REGISTRATION_KEY = "bench-registration-key-0123456789"
+# The stub takes batched dispatch (POST /execute/batch) with the SDK's default limit, as an SDK executor would.
+STUB_EXECUTE_BATCH = 100
 # README defaults (production settings), not the tests' fast tunables; the bench states what it changes.
 PRODUCTION_TUNABLES = {
     "SCHEDULER_TICK_SECONDS": "0.2",
@@ -141,7 +143,8 @@ class Ours:
         response = requests.post(
             f"{self.web.url}/api/v1/executors/register", timeout=10,
             headers={"Authorization": f"Bearer {REGISTRATION_KEY}"},
-            json={"name": "bench-stub", "instance_id": "bench-stub-1", "base_url": self.stub_url},
+            json={"name": "bench-stub", "instance_id": "bench-stub-1", "base_url": self.stub_url,
+                  "execute_batch_limit": STUB_EXECUTE_BATCH},
         )
         response.raise_for_status()
         data = response.json()["data"]

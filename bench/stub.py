@@ -9,6 +9,8 @@ measures its capacity alone). Endpoints:
   answers 200 at once, then reports ``success`` to the scheduler that sent the ``callback_url``: the results
   queued meanwhile go together (up to CALLBACK_BATCH) to ``POST /api/v1/executions/callbacks`` over one
   persistent connection, signed with the executor's secret when ``scheduler_sdk.signing`` exists.
+- ``POST /execute/batch``: the same for each run of ``{"executions": [...]}`` (the stub registers with
+  ``execute_batch_limit``, as the SDK does by default), answered ``{"results": [{"execution_id", "status"}]}``.
 - ``POST /fire`` (APScheduler's and Celery's job function): body ``{"system", "job", "scheduled"}``; records.
   System ``selftest`` is counted but not stored (capacity measurements).
 - ``POST /stop``, ``GET /health``: 200.
@@ -206,14 +208,22 @@ class StubServer:
         finally:
             writer.close()
 
+    def accept(self, job: dict, received: float) -> None:
+        self.recorder.record("ours", job["task_id"], epoch(job["scheduled_time"]), received)
+        self.callbacks.submit(job["callback_url"], job["execution_id"])
+
     def route(self, method: str, target: str, body: bytes, received: float) -> tuple[int, object]:
         parts = urlsplit(target)
         path = parts.path.rstrip("/")
         if method == "POST" and path == "/execute":
             job = json.loads(body)
-            self.recorder.record("ours", job["task_id"], epoch(job["scheduled_time"]), received)
-            self.callbacks.submit(job["callback_url"], job["execution_id"])
+            self.accept(job, received)
             return 200, {"code": 200, "message": "accepted", "data": {"execution_id": job["execution_id"]}}
+        if method == "POST" and path == "/execute/batch":
+            jobs = json.loads(body)["executions"]
+            for job in jobs:
+                self.accept(job, received)
+            return 200, {"results": [{"execution_id": job["execution_id"], "status": 202} for job in jobs]}
         if method == "POST" and path == "/fire":
             job = json.loads(body)
             self.recorder.record(job["system"], str(job["job"]), float(job["scheduled"]), received)

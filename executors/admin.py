@@ -83,12 +83,15 @@ class ExecutorAdmin(RefusalsAsMessagesMixin, admin.ModelAdmin):
     list_filter = ["status", HealthFilter]
     search_fields = ["name", "instance_id", "base_url", "=id"]
     list_per_page = 50
-    readonly_fields = ["id", "health_summary", "tasks", "signing_secret", "created_at", "updated_at"]
+    readonly_fields = ["id", "health_summary", "tasks", "execute_batch_limit", "signing_secret", "created_at",
+                       "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "instance_id", "base_url", "health_check_url"]}),
         ("Status", {"fields": ["status", "status_reason", "health_summary"]}),
         ("Assigned tasks", {"fields": ["tasks"]}),
         ("Labels", {"fields": ["labels"]}),
+        ("Dispatch", {"fields": ["execute_batch_limit"], "description": "Declared by the executor when it "
+                      "registers: the most runs one POST /execute/batch may carry (0: one run per /execute)."}),
         ("Metadata", {"fields": ["metadata"], "classes": ["collapse"]}),
         ("Record", {"fields": ["id", "signing_secret", "created_at", "updated_at"], "classes": ["collapse"]}),
     ]

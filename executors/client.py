@@ -78,11 +78,17 @@ class Prepared:
     server_name: str | None  # https: the name TLS presents and verifies
 
 
+def encoded(payload: Any) -> bytes:
+    """A JSON body as the scheduler sends it (compact)."""
+    return jsonlib.dumps(payload, separators=(",", ":")).encode()
+
+
 def prepare(executor: Executor, method: str, url: str, payload: Any = None, *,
-            checked: dict[str, Target] | None = None) -> Prepared:
+            checked: dict[str, Target] | None = None, body: bytes | None = None) -> Prepared:
     """Check and sign a request to ``url`` of ``executor``. Raises netguard.RefusedURL if the address guard
     refuses it or the executor has no secret: nothing is sent then. ``checked`` lets a batch of requests
-    check each executor address once (scheme and host:port -> the checked target)."""
+    check each executor address once (scheme and host:port -> the checked target). ``body``: the JSON body
+    already encoded (``payload`` is then ignored)."""
     if not executor.secret:  # never send an unsigned request: fail closed
         raise RefusedURL(f"executor {executor.instance_id} has no signing secret (it must register)")
     parts = urlsplit(url)
@@ -93,10 +99,11 @@ def prepare(executor: Executor, method: str, url: str, payload: Any = None, *,
         if checked is not None:
             checked[where] = target
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    body = b"" if payload is None else jsonlib.dumps(payload, separators=(",", ":")).encode()
+    if body is None:
+        body = b"" if payload is None else encoded(payload)
     headers = {"Host": target.host_header, "Accept": "application/json",
                **signature_headers(executor.secret, method, path, body)}
-    if payload is not None:
+    if body:
         headers["Content-Type"] = "application/json"
     # encoded=True: the path goes out exactly as signed, never re-quoted.
     return Prepared(method, URL(target.pinned_url(path), encoded=True), headers, body,
@@ -227,6 +234,12 @@ def http_loop() -> HttpLoop:
 def prepare_post(executor: Executor, url: str, payload: dict[str, Any], *,
                  checked: dict[str, Target] | None = None) -> Prepared:
     return prepare(executor, "POST", url, payload, checked=checked)
+
+
+def prepare_batch(executor: Executor, url: str, items: list[bytes], *,
+                  checked: dict[str, Target] | None = None) -> Prepared:
+    """One signed POST whose body is ``{"executions": [...]}`` made of the already encoded ``items``."""
+    return prepare(executor, "POST", url, checked=checked, body=b'{"executions":[' + b",".join(items) + b"]}")
 
 
 def post_soon(requests: list[Prepared], *, timeout: float) -> list[Future[Answer]]:

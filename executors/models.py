@@ -22,6 +22,9 @@ class Executor(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     # Labels a task can target (``Task.executor_labels``), e.g. {"region": "eu"}: strings to strings.
     labels = models.JSONField(default=dict, blank=True)
+    # The most runs one POST {base_url}/execute/batch may carry (declared when it registers); 0: it takes one
+    # run per POST /execute. A batch carries runs due together in one signed request (scheduling.delivery).
+    execute_batch_limit = models.PositiveIntegerField(default=0)
     # Signs every message between the scheduler and this executor (scheduler_sdk.signing). Handed to the
     # executor in its registration response only; never listed, logged or shown in full.
     secret = models.CharField(max_length=128, default=new_secret, editable=False)
@@ -46,6 +49,10 @@ class Executor(models.Model):
     def is_eligible(self) -> bool:
         """Whether dispatches may go here: online and healthy (spec 002 §4.2.2-4.2.3)."""
         return self.status == ExecutorStatus.ONLINE and self.is_healthy
+
+    @property
+    def takes_batches(self) -> bool:
+        return self.execute_batch_limit > 1
 
 
 class SeenNonce(models.Model):

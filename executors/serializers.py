@@ -79,7 +79,8 @@ class ExecutorSerializer(serializers.ModelSerializer):
         model = Executor
         fields = [
             "id", "name", "instance_id", "base_url", "health_check_url", "status", "status_reason", "is_healthy",
-            "last_health_check", "health_check_failures", "metadata", "labels", "created_at", "updated_at",
+            "last_health_check", "health_check_failures", "metadata", "labels", "execute_batch_limit", "created_at",
+            "updated_at",
         ]
         read_only_fields = fields
 
@@ -122,6 +123,7 @@ class RegisterTaskSerializer(StrictSerializer):
 
 
 MAX_HELD_RUNS = 1000  # runs one lease renewal or registration may name
+MAX_EXECUTE_BATCH = 1000  # runs one POST /execute/batch may be declared to take
 
 
 class HeldRunSerializer(StrictSerializer):
@@ -139,6 +141,10 @@ class RegisterSerializer(StrictSerializer):
     metadata = JSONObjectField(required=False)
     labels = LabelsField(required=False)
     tasks = RegisterTaskSerializer(many=True, required=False, max_length=MAX_TASKS_PER_REGISTRATION)
+    execute_batch_limit = serializers.IntegerField(
+        min_value=0, max_value=MAX_EXECUTE_BATCH, required=False,
+        help_text="The most runs one POST {base_url}/execute/batch may carry (README \"Batched dispatch\"); 0 or "
+                  "absent: one run per POST /execute.")
     # Reconciliation (README "Leases"): the runs the executor holds, as of an instant of its own clock.
     held_executions = serializers.ListField(child=HeldRunSerializer(), max_length=MAX_HELD_RUNS, required=False)
     held_as_of = serializers.DateTimeField(required=False)

@@ -155,6 +155,7 @@ def executor_register(*, data: dict[str, Any], now: datetime, by_admin: bool = F
     executor.health_check_url = health_url
     executor.metadata = data.get("metadata", executor.metadata or {})
     executor.labels = data.get("labels", executor.labels or {})
+    executor.execute_batch_limit = data.get("execute_batch_limit", 0)  # what this process of it takes
     if executor.status == ExecutorStatus.OFFLINE and executor.status_reason == SHUT_DOWN_BY_EXECUTOR:
         # It said it was stopping (executor_shut_down): registering again brings it back. An admin's offline stays.
         executor.status = ExecutorStatus.ONLINE

@@ -1,5 +1,5 @@
-"""The executor's HTTP face: ``POST /execute``, ``POST /stop``, ``POST /status`` and ``GET /health`` on the
-standard library."""
+"""The executor's HTTP face: ``POST /execute``, ``POST /execute/batch``, ``POST /stop``, ``POST /status`` and
+``GET /health`` on the standard library."""
 
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ class Endpoints(Protocol):
 
     def http_execute(self, body: Any) -> Reply: ...
 
+    def http_execute_batch(self, body: Any) -> Reply: ...
+
     def http_stop(self, body: Any) -> Reply: ...
 
     def http_status(self, body: Any) -> Reply: ...
@@ -54,7 +56,8 @@ class Endpoints(Protocol):
     def http_health(self) -> Reply: ...
 
 
-_POSTS = {"/execute": "http_execute", "/stop": "http_stop", "/status": "http_status"}
+_POSTS = {"/execute": "http_execute", "/execute/batch": "http_execute_batch", "/stop": "http_stop",
+          "/status": "http_status"}
 
 
 class ExecutorHTTPServer(ThreadingHTTPServer):

@@ -356,12 +356,16 @@ class SchedulerClient:
         tasks: Iterable[Mapping[str, Any]] | None = None,
         held_executions: Iterable[Mapping[str, Any]] | None = None,
         held_as_of: datetime | None = None,
+        execute_batch_limit: int | None = None,
     ) -> Any:
         """Registers (or re-registers, same instance_id) an executor; returns it, including its ``id``.
 
         ``held_executions`` (``{execution_id, attempt}`` each) with ``held_as_of`` (an instant of this host's
-        clock) reconcile the runs it holds: the answer's ``stop_executions`` are not its to run any more."""
+        clock) reconcile the runs it holds: the answer's ``stop_executions`` are not its to run any more.
+        ``execute_batch_limit``: it also serves ``POST /execute/batch`` with up to that many runs."""
         body: dict[str, Any] = {"name": name, "instance_id": instance_id, "base_url": base_url}
+        if execute_batch_limit:
+            body["execute_batch_limit"] = execute_batch_limit
         if held_executions is not None:
             body["held_executions"] = [dict(run) for run in held_executions]
             body["held_as_of"] = (held_as_of or datetime.now(UTC)).isoformat()

@@ -12,6 +12,9 @@ Life of an execution::
     outcome        -> queued in the outbox (a file, with ``outbox_path``), re-sent until the scheduler
                       acknowledges or refuses it
 
+``POST /execute/batch`` carries many dispatches at once (up to ``execute_batch_limit``, declared when
+registering): each is decided as its own ``/execute`` would be, and answered with its own status.
+
 Results always go to the configured ``scheduler_url``; the ``callback_url`` of a dispatch body is not
 used, so credentials added by an ``auth`` hook are never sent to an address taken from a request. Several
 web nodes' addresses (a list, or commas) make the executor move to the next node when one goes down
@@ -28,6 +31,7 @@ handler still occupies a thread, and admitting more work than threads would only
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -67,6 +71,10 @@ Handler = Callable[[ExecutionContext], Any]
 SUCCESS, FAILED, TIMEOUT, CANCELLED = "success", "failed", "timeout", "cancelled"
 # How many finished execution ids are remembered to answer a re-sent /execute idempotently.
 RECENT_LIMIT = 4096
+# Runs one POST /execute/batch may carry (declared when registering); the scheduler sends the runs due together
+# in as few of them as this allows. 0 declares no batches: one run per POST /execute.
+DEFAULT_EXECUTE_BATCH = 100
+MAX_EXECUTE_BATCH = 1000
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::"}  # noqa: S104 - compared against, not bound
 
 
@@ -244,6 +252,15 @@ class _Run:
         return True
 
 
+def _start_all(starts: list[Callable[[], None]]) -> None:
+    """Start every run a batch accepted, even if starting one of them fails (each holds a worker slot)."""
+    for start in starts:
+        try:
+            start()
+        except Exception:
+            log.exception("could not start an accepted run")
+
+
 class Executor:
     """A task executor process: register handlers, then ``start()`` or ``serve_forever()``.
 
@@ -265,6 +282,9 @@ class Executor:
     While a handler runs, its log lines are streamed to the scheduler every ``live_flush_interval``
     seconds (``stream_logs=False``: they only travel with the result) and ``ctx.progress()`` reports at
     most every ``progress_interval`` seconds; lines not streamed still go with the result.
+
+    ``execute_batch_limit`` (default 100; 0: none) is declared when registering: the scheduler may then send
+    up to that many runs in one ``POST /execute/batch``, each decided as its own ``/execute`` would be.
     """
 
     def __init__(
@@ -297,9 +317,13 @@ class Executor:
         outbox_path: str | os.PathLike | None = None,
         lease_renew_interval: float = 5.0,
         wall_clock: Callable[[], float] = time.time,
+        execute_batch_limit: int = DEFAULT_EXECUTE_BATCH,
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
+        if not 0 <= execute_batch_limit <= MAX_EXECUTE_BATCH:
+            raise ValueError(f"execute_batch_limit must be between 0 and {MAX_EXECUTE_BATCH}")
+        self.execute_batch_limit = execute_batch_limit
         self.name = name
         self.instance_id = instance_id
         self.host = host
@@ -524,7 +548,7 @@ class Executor:
             data = self._client.register_executor(
                 self.name, self.instance_id, self.url, health_check_url=f"{self.url}/health",
                 metadata=self._registration_metadata(), tasks=self._tasks or None,
-                held_executions=self._held(), held_as_of=as_of,
+                held_executions=self._held(), held_as_of=as_of, execute_batch_limit=self.execute_batch_limit,
             )
         except SchedulerAPIError as exc:
             if exc.http_status in (401, 403):
@@ -644,6 +668,24 @@ class Executor:
             run = self._new_run(request, handler)
             self._active[run.key] = run
         return Reply(202, {"accepted": True, "execution_id": run.key}, after=lambda: self._launch(run))
+
+    def http_execute_batch(self, body: Any) -> Reply:
+        """Many dispatches in one request (declared with ``execute_batch_limit`` when registering): each is
+        decided exactly as its own ``/execute`` would be, and the answer gives each its status and body, in
+        order. The runs accepted start once the answer is on the wire."""
+        items = body.get("executions") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not items:
+            return error_reply(400, "bad_request", "executions must be a non-empty list of /execute bodies")
+        if len(items) > max(1, self.execute_batch_limit):
+            return error_reply(400, "bad_request", f"at most {self.execute_batch_limit} executions per batch")
+        results, starts = [], []
+        for item in items:
+            reply = self.http_execute(item)
+            execution_id = item.get("execution_id") if isinstance(item, dict) else None
+            results.append({**reply.body, "execution_id": execution_id, "status": reply.status})
+            if reply.after is not None:
+                starts.append(reply.after)
+        return Reply(200, {"results": results}, after=functools.partial(_start_all, starts))
 
     def _lease_refusal(self, request: ExecuteRequest) -> Reply | None:
         """A dispatch read after its accept_by, or of an attempt older than one seen, is refused and never

@@ -27,6 +27,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from scheduler_sdk.batching import batches
 from scheduler_sdk.client import MAX_CALLBACK_BATCH, SchedulerClient, callback_body
 from scheduler_sdk.errors import ErrorCode, SchedulerAPIError, SchedulerUnavailable
 
@@ -223,17 +224,7 @@ class CallbackOutbox:
 
     def _batches(self, due: list[Report]) -> Iterator[list[Report]]:
         """``due`` in order, cut into batches of at most ``max_batch`` reports and about MAX_BATCH_BYTES."""
-        batch: list[Report] = []
-        size = 0
-        for report in due:
-            report_size = _encoded_size(report)
-            if batch and (len(batch) == self._max_batch or size + report_size > MAX_BATCH_BYTES):
-                yield batch
-                batch, size = [], 0
-            batch.append(report)
-            size += report_size
-        if batch:
-            yield batch
+        return batches(due, max_items=self._max_batch, max_bytes=MAX_BATCH_BYTES, size_of=_encoded_size)
 
     def _send(self, reports: list[Report]) -> None:
         outcomes = self._deliver_batch(reports) if self.batching else None

@@ -2,7 +2,10 @@
 
 Each run's first POST goes out on the process's HTTP event loop without waiting (``executor_http.post_soon``);
 only a refusal hands the run to a bounded pool of worker threads, which fail it over to the next executor or
-fail it. One slow executor never delays the others.
+fail it. One slow executor never delays the others. An executor that declared ``execute_batch_limit`` gets
+the first POSTs of the runs launched together as one ``POST /execute/batch`` (README "Batched dispatch"): one
+signed request and one answer with a verdict per run, each run then going on exactly as if it had been sent
+alone. Failover sends one run per request.
 
 Every POST is one attempt of the run (core.leases): it carries the attempt number and ``accept_by``. A run
 goes to the next executor only once the previous one cannot start it any more: it answered (a refusal), it
@@ -13,10 +16,12 @@ it does not hold the run. An executor that did not answer and cannot be asked ke
 from __future__ import annotations
 
 import functools
+import json as jsonlib
 import logging
 import random
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,8 +38,10 @@ from executors.client import (
     WAIT_MARGIN_SECONDS,
     Answer,
     Unreachable,
+    encoded,
     post_json,
     post_soon,
+    prepare_batch,
     prepare_post,
     what_failed,
 )
@@ -42,6 +49,7 @@ from executors.models import Executor
 from executors.netguard import RefusedURL
 from loadbalance.services import Rankings, record_failover
 from scheduler_project.config import tunable
+from scheduler_sdk.batching import batches
 from scheduling.metrics import observe_dispatch_latency
 from scheduling.status_query import ask_executor
 from workflows.runs import dispatch_extras
@@ -54,6 +62,10 @@ QUEUED_PER_WORKER = 64
 # How far the executors' clocks may lag the scheduler's: an unanswered attempt is given this long past its
 # accept_by before the run goes elsewhere (README "Leases": keep hosts' clocks in sync, e.g. NTP).
 CLOCK_SKEW_SECONDS = 1.0
+# What one POST /execute/batch carries at most, whatever the executor declared: the SDK reads at most 1 MB per
+# request, and a run's parameters may be up to 64 KB.
+BATCH_MAX_ITEMS = 500
+BATCH_MAX_BYTES = 512 * 1024
 
 
 def callback_url(execution_id: str) -> str:
@@ -62,6 +74,10 @@ def callback_url(execution_id: str) -> str:
 
 def execute_url(executor: Executor) -> str:
     return executor.base_url.rstrip("/") + "/execute"
+
+
+def execute_batch_url(executor: Executor) -> str:
+    return executor.base_url.rstrip("/") + "/execute/batch"
 
 
 def iso(instant: datetime) -> str:
@@ -91,6 +107,14 @@ def execute_payload(execution: TaskExecution, *, attempt: int, accept_by: dateti
 
 
 @dataclass(frozen=True)
+class BatchItem:
+    """The first POST of a run to an executor that takes batches: its /execute body, encoded. It is signed
+    with the others of its batch when they leave."""
+
+    body: bytes
+
+
+@dataclass(frozen=True)
 class Refusal:
     """Why an attempt was not accepted. ``answered``: the executor surely holds nothing (it answered, or was
     never reached); otherwise it may read the request until the attempt's accept_by."""
@@ -105,12 +129,15 @@ class Delivery:
     ``transport(executor, url, payload, timeout=)`` is the signed, address-checked HTTP POST used to reach
     executors (``executor_http.post_json``). The first POST of each run is split in two:
     ``transport_prepare(executor, url, payload, checked=)`` checks and signs it (``executor_http.prepare_post``,
-    done ahead of time for staged runs) and ``transport_soon(prepared, timeout=)`` starts a batch without
-    waiting, a future each (``executor_http.post_soon``). ``sleep`` waits out an accept_by. Tests swap them.
+    done ahead of time for staged runs) and ``transport_soon(prepared, timeout=)`` starts them without
+    waiting, a future each (``executor_http.post_soon``). ``transport_prepare_batch(executor, url, bodies,
+    checked=)`` checks and signs one POST /execute/batch of encoded /execute bodies (``prepare_batch``).
+    ``sleep`` waits out an accept_by. Tests swap them.
     """
 
     transport = staticmethod(post_json)
     transport_prepare = staticmethod(prepare_post)
+    transport_prepare_batch = staticmethod(prepare_batch)
     transport_soon = staticmethod(post_soon)
     sleep = staticmethod(time.sleep)
 
@@ -149,19 +176,24 @@ class Delivery:
 
     def prepare_first(self, execution: TaskExecution, executor: Executor, *, attempt: int, accept_by: datetime,
                       checked: dict) -> Any:
-        """The checked, signed POST of this attempt to ``executor``; raises RefusedURL."""
+        """The checked, signed POST of this attempt to ``executor`` (raises RefusedURL), or its part of a batch
+        if the executor takes batches (checked and signed with its batch)."""
         payload = execute_payload(execution, attempt=attempt, accept_by=accept_by)
+        if executor.takes_batches:
+            return BatchItem(encoded(payload))
         return self.transport_prepare(executor, execute_url(executor), payload, checked=checked)
 
     # --- the first POST, on the HTTP loop ---------------------------------------------------------------
 
     def launch(self, claimed: list[tuple[TaskExecution, list[Executor], Any]]) -> None:
         """Loop thread: POST claimed executions (each with its executors and its prepared first POST, or
-        None) to their first executors without waiting (one batch). Only when that executor refuses does a
-        worker thread take over (failover, or failing the run)."""
+        None) to their first executors without waiting, the runs for an executor that takes batches in as
+        few batches as its limit allows. Only when that executor refuses does a worker thread take over
+        (failover, or failing the run)."""
         with self._lock:
             self._in_flight.update(execution.pk for execution, _, _ in claimed)
-        sending, requests = [], []
+        on_answers, requests = [], []
+        batches: dict[str, list[tuple[TaskExecution, list[Executor], BatchItem]]] = defaultdict(list)
         checked: dict = {}
         for execution, executors, request in claimed:
             if request is None:
@@ -171,11 +203,26 @@ class Delivery:
                 except RefusedURL as exc:
                     self.pool.submit(self._deliver_safely, execution, executors, _refusal_of_guard(exc))
                     continue
-            sending.append((execution, executors))
+            if isinstance(request, BatchItem):
+                batches[executors[0].pk].append((execution, executors, request))
+                continue
+            on_answers.append(functools.partial(self._first_answered, execution, executors))
             requests.append(request)
+        for group in batches.values():
+            executor = group[0][1][0]
+            for batch in _batches(group, executor.execute_batch_limit):
+                try:
+                    requests.append(self.transport_prepare_batch(executor, execute_batch_url(executor),
+                                                                 [item.body for _, _, item in batch], checked=checked))
+                except RefusedURL as exc:
+                    for execution, executors, _ in batch:
+                        self.pool.submit(self._deliver_safely, execution, executors, _refusal_of_guard(exc))
+                    continue
+                on_answers.append(functools.partial(self._batch_answered,
+                                                    [(execution, executors) for execution, executors, _ in batch]))
         answers = self.transport_soon(requests, timeout=tunable("DISPATCH_TIMEOUT_SECONDS")) if requests else []
-        for (execution, executors), answer in zip(sending, answers, strict=True):
-            answer.add_done_callback(functools.partial(self._first_answered, execution, executors))
+        for on_answer, answer in zip(on_answers, answers, strict=True):
+            answer.add_done_callback(on_answer)
 
     @staticmethod
     def _candidates(execution: TaskExecution, executors: list[Executor]) -> Iterator[Executor]:
@@ -191,8 +238,15 @@ class Delivery:
                     if executor.pk not in tried)
 
     def _first_answered(self, execution: TaskExecution, executors: list[Executor], done: Future) -> None:
+        self._settle_first(execution, executors, _refusal(done))
+
+    def _batch_answered(self, runs: list[tuple[TaskExecution, list[Executor]]], done: Future) -> None:
+        refusals = _batch_refusals(done, [execution.pk for execution, _ in runs])
+        for (execution, executors), refusal in zip(runs, refusals, strict=True):
+            self._settle_first(execution, executors, refusal)
+
+    def _settle_first(self, execution: TaskExecution, executors: list[Executor], refusal: Refusal | None) -> None:
         """HTTP loop thread (keep it short, no database): accepted, or over to a worker for failover."""
-        refusal = _refusal(done)
         if refusal is None:
             observe_dispatch_latency((self.clock() - execution.start_time).total_seconds())
             self._landed(execution.pk)
@@ -277,6 +331,43 @@ class Delivery:
         """None if accepted, else why not."""
         return _refusal_of(lambda: self.transport(executor, execute_url(executor), payload,
                                                   timeout=tunable("DISPATCH_TIMEOUT_SECONDS")))
+
+
+def _batches(group: list[tuple[Any, Any, BatchItem]], limit: int) -> Iterator[list]:
+    """``group`` cut into batches of at most ``limit`` runs (and BATCH_MAX_ITEMS, BATCH_MAX_BYTES), in order."""
+    return batches(group, max_items=max(1, min(limit, BATCH_MAX_ITEMS)), max_bytes=BATCH_MAX_BYTES,
+                   size_of=lambda entry: len(entry[2].body) + 1)
+
+
+def _batch_refusals(done: Future, execution_ids: list[str]) -> list[Refusal | None]:
+    """Each run's verdict from one POST /execute/batch: the whole batch's refusal (not answered, or not 2xx),
+    else the status the executor gave the run, as if it had answered its own /execute. A run the answer does
+    not name may have been accepted: it is treated as unanswered (``Delivery._may_hold`` asks)."""
+    refusal = _refusal(done)
+    if refusal is not None:
+        return [refusal] * len(execution_ids)
+    statuses = _batch_statuses(done.result().body)
+    return [_item_refusal(statuses.get(execution_id)) for execution_id in execution_ids]
+
+
+def _batch_statuses(body: bytes) -> dict[str, int]:
+    """execution id -> the HTTP status an executor's batch answer (``{"results": [{"execution_id", "status"},
+    ...]}``) gives it; what is unreadable is left out."""
+    try:
+        results = jsonlib.loads(body).get("results")
+    except (ValueError, AttributeError, RecursionError):
+        return {}
+    if not isinstance(results, list):
+        return {}
+    return {entry["execution_id"]: entry["status"] for entry in results
+            if isinstance(entry, dict) and isinstance(entry.get("execution_id"), str)
+            and type(entry.get("status")) is int}
+
+
+def _item_refusal(status: int | None) -> Refusal | None:
+    if status is None:
+        return Refusal("its batch's answer did not say whether it was accepted", answered=False)
+    return None if 200 <= status < 300 else Refusal(f"answered HTTP {status} (in a batch)", answered=True)
 
 
 def _refusal_of_guard(exc: RefusedURL) -> Refusal:

@@ -247,6 +247,23 @@ def test_register_with_an_unusable_base_url_answers_400(api, base_url):
     assert error["details"]["field"] == "base_url"
 
 
+def test_register_declaring_batched_dispatch_stores_it_and_registering_again_without_it_turns_it_off(
+        api, make_executor):
+    data = assert_ok(*api.post(REGISTER, registration(execute_batch_limit=250)), http_status=201,
+                     message="执行器注册成功")
+    assert data["execute_batch_limit"] == 250 and Executor.objects.get(pk=data["id"]).takes_batches
+    make_executor(instance_id="other")
+    again = assert_ok(*api.post(REGISTER, registration()), message="执行器注册成功")  # e.g. an older SDK
+    assert again["execute_batch_limit"] == 0 and not Executor.objects.get(pk=data["id"]).takes_batches
+
+
+@pytest.mark.parametrize("limit", [-1, 1001, "many", True, 2.5])
+def test_register_with_an_unusable_batch_limit_answers_400_and_registers_nothing(api, limit):
+    error = assert_error(*api.post(REGISTER, registration(execute_batch_limit=limit)), 400)
+    assert error["details"]["field"] == "execute_batch_limit"
+    assert not Executor.objects.exists()
+
+
 # --- update ---------------------------------------------------------------------------------------------------
 
 

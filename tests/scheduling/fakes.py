@@ -13,28 +13,42 @@ from scheduling.dispatch import Dispatcher
 
 
 class FakeExecutors:
-    """Answers POSTs by URL: a status code, or an exception to raise. Records every call."""
+    """Answers POSTs by URL: a status code, or an exception to raise. Records every call.
+
+    ``POST /execute/batch`` is answered the same way as a whole; when that is a 2xx, each run gets the status
+    ``item_answers[execution_id]`` (202 by default; None leaves the run out of the answer)."""
 
     def __init__(self) -> None:
         self.answers: dict[str, object] = {}
+        self.item_answers: dict[str, int | None] = {}
         self.calls: list[tuple[str, dict]] = []
 
     def __call__(self, executor, url: str, payload: dict, *, timeout: float):
         assert url.startswith(executor.base_url)
         self.calls.append((url, payload))
-        answer = self.answers.get(url.rsplit("/", 1)[0], 202)
+        answer = self.answers.get(executor.base_url if url.endswith("/execute/batch") else url.rsplit("/", 1)[0],
+                                  202)
         if isinstance(answer, Exception):
             raise answer
+        if url.endswith("/execute/batch") and 200 <= answer < 300:
+            return Answer(200, json.dumps({"results": [
+                {"execution_id": item["execution_id"], "status": self.item_answers.get(item["execution_id"], 202)}
+                for item in payload["executions"]
+                if self.item_answers.get(item["execution_id"], 202) is not None]}).encode())
         return Answer(answer, b"")
 
     def install(self, dispatcher: Dispatcher) -> None:
         """Replace the dispatcher's transport seams with this fake (the sweeps' questions too)."""
         delivery = dispatcher.delivery
         delivery.transport, delivery.transport_prepare, delivery.transport_soon = self, self.prepare, self.soon
+        delivery.transport_prepare_batch = self.prepare_batch
         dispatcher.sweeper.transport = self
 
     def prepare(self, executor, url: str, payload: dict, *, checked=None) -> tuple:
         return executor, url, payload
+
+    def prepare_batch(self, executor, url: str, bodies: list[bytes], *, checked=None) -> tuple:
+        return executor, url, {"executions": [json.loads(body) for body in bodies]}
 
     def soon(self, sends: list, *, timeout: float) -> list[Future]:
         """The dispatcher's send-without-waiting: futures already holding the answers."""
