@@ -66,8 +66,8 @@ class TaskExecution(models.Model):
         indexes = [
             # Every status change rewrites each index holding status, so none is kept that a longer one
             # starts with: (status) and (task, status) went in migration 0006 (the claim of a 1,000-run
-            # burst is one such change per run, on the dispatch path).
-            models.Index(fields=["scheduled_time"], name="idx_scheduled_time"),
+            # burst is one such change per run, on the dispatch path). Nor one a longer one starts with
+            # at all: (scheduled_time) went in migration 0012, idx_exec_time_cover serves what it did.
             models.Index(fields=["status", "dispatch_after"], name="idx_status_dispatch_after"),
             models.Index(fields=["status", "deadline"], name="idx_status_deadline"),
             models.Index(fields=["status", "lease_until"], name="idx_status_lease_until"),

@@ -29,4 +29,8 @@ class RoundRobin(BaseStrategy):
     def advance(self, tier: Sequence[Candidate], state: BalancerState, chosen: Candidate) -> BalancerState:
         # Counting choices rather than storing a position keeps the index
         # meaningful whichever executors join or leave before the next choice.
+        # A rotation over one executor has nowhere to go: the state stays as it
+        # is, so a task with one executor writes no balancer state per run.
+        if len(tier) <= 1:
+            return state
         return copy_state(state, round_robin_index=state.round_robin_index + 1)

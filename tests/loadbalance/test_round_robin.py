@@ -51,7 +51,8 @@ def test_ranking_ignores_input_order():
     [
         # added: the index keeps counting and is re-mapped onto the bigger set
         (["a", "b"], 2, ["a", "b", "c"], ["c", "a", "b", "c"]),
-        (["a"], 5, ["a", "b"], ["b", "a", "b", "a"]),
+        # a rotation over one executor does not count: it starts from where it was
+        (["a"], 5, ["a", "b"], ["a", "b", "a", "b"]),
         # removed: the index wraps onto what is left
         (["a", "b", "c"], 2, ["a", "b"], ["a", "b", "a", "b"]),
         (["a", "b", "c"], 1, ["a", "c"], ["c", "a", "c", "a"]),
@@ -68,3 +69,9 @@ def test_fair_again_after_the_set_changes():
     _, state = choose_many("round_robin", subset("a", "b", "c"), 4)
     chosen, _ = choose_many("round_robin", ALL, 5 * 6, state)
     assert Counter(chosen) == dict.fromkeys("abcde", 6)
+
+
+def test_a_rotation_over_one_executor_leaves_the_state_as_it_was():
+    state = BalancerState(round_robin_index=7, last_executor_id="a")
+    ranking, new_state = rank_executors("round_robin", subset("a"), state, random.Random(0))
+    assert ranking == ["a"] and new_state == state
