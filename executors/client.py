@@ -269,7 +269,7 @@ def get(executor: Executor, url: str, *, timeout: float) -> Answer:
 def request_stop(executor, execution_id: str, *, log_extra: dict | None = None) -> bool:
     """POST {base_url}/stop (spec 000 §7.5); best effort, since the run is already final on our side. True if
     acknowledged."""
-    url = executor.base_url.rstrip("/") + "/stop"
+    url = executor.endpoint("/stop")
     try:
         response = post_json(executor, url, {"execution_id": execution_id},
                              timeout=tunable("DISPATCH_TIMEOUT_SECONDS"))

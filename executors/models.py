@@ -50,6 +50,10 @@ class Executor(models.Model):
         """Whether dispatches may go here: online and healthy (spec 002 §4.2.2-4.2.3)."""
         return self.status == ExecutorStatus.ONLINE and self.is_healthy
 
+    def endpoint(self, path: str) -> str:
+        """The URL of one of its endpoints (``/execute``, ``/stop``, ...)."""
+        return self.base_url.rstrip("/") + path
+
     @property
     def takes_batches(self) -> bool:
         return self.execute_batch_limit > 1

@@ -73,11 +73,11 @@ def callback_url(execution_id: str) -> str:
 
 
 def execute_url(executor: Executor) -> str:
-    return executor.base_url.rstrip("/") + "/execute"
+    return executor.endpoint("/execute")
 
 
 def execute_batch_url(executor: Executor) -> str:
-    return executor.base_url.rstrip("/") + "/execute/batch"
+    return executor.endpoint("/execute/batch")
 
 
 def iso(instant: datetime) -> str:
@@ -193,7 +193,7 @@ class Delivery:
         with self._lock:
             self._in_flight.update(execution.pk for execution, _, _ in claimed)
         on_answers, requests = [], []
-        batches: dict[str, list[tuple[TaskExecution, list[Executor], BatchItem]]] = defaultdict(list)
+        by_executor: dict[str, list[tuple[TaskExecution, list[Executor], BatchItem]]] = defaultdict(list)
         checked: dict = {}
         for execution, executors, request in claimed:
             if request is None:
@@ -204,11 +204,11 @@ class Delivery:
                     self.pool.submit(self._deliver_safely, execution, executors, _refusal_of_guard(exc))
                     continue
             if isinstance(request, BatchItem):
-                batches[executors[0].pk].append((execution, executors, request))
+                by_executor[executors[0].pk].append((execution, executors, request))
                 continue
             on_answers.append(functools.partial(self._first_answered, execution, executors))
             requests.append(request)
-        for group in batches.values():
+        for group in by_executor.values():
             executor = group[0][1][0]
             for batch in _batches(group, executor.execute_batch_limit):
                 try:

@@ -35,7 +35,7 @@ UNREACHABLE = RunState(LeaseAnswer.UNREACHABLE)
 
 
 def status_url(executor: Executor) -> str:
-    return executor.base_url.rstrip("/") + "/status"
+    return executor.endpoint("/status")
 
 
 def ask_executor(executor: Executor, runs: list[TaskExecution], *, transport=post_json) -> dict[str, RunState]:
