@@ -26,6 +26,7 @@ from scheduler_project.config import tunable
 from scheduling.clock_sync import measured
 from scheduling.database_wait import until_database_answers
 from scheduling.dispatch import Dispatcher
+from scheduling.fire_thread import FireThread
 from scheduling.firing import fire_due
 from scheduling.health import HealthChecker
 from scheduling.housekeeping import PeriodicPurge
@@ -46,6 +47,9 @@ NONCE_PURGE_INTERVAL = timedelta(minutes=1)
 # The shortest sleep before a staged run's due time: when the due runs wait for a free worker, the loop
 # polls at this pace instead of spinning.
 MIN_WAKE_SECONDS = 0.005
+# On shutdown, how long the loop waits for the firing thread to finish its round (its chunk's transaction)
+# before giving the lock up; a round held up longer is fenced off by the next leader's term.
+FIRING_STOP_SECONDS = 10.0
 
 
 class SchedulerNode:
@@ -84,6 +88,10 @@ class SchedulerNode:
         self.alert_job = PeriodicPurge("alert events and notifications",
                                        timedelta(seconds=tunable("ALERT_INTERVAL_SECONDS")),
                                        self._alert_pass, verb="handled")
+        # run() fires on a thread of its own (scheduling.fire_thread); without it (a single tick, tests) the
+        # tick fires.
+        self.firing: FireThread | None = None
+        self._wake = threading.Event()  # set when the loop thread has work before its idle wait ends
 
     # --- membership -------------------------------------------------------------------------------
 
@@ -160,6 +168,20 @@ class SchedulerNode:
                 raise
         return self.is_leader
 
+    def _lock_confirmed(self) -> bool:
+        """For the firing thread, between its chunks: whether the lock is still ours, asked again when it was
+        last confirmed FENCE_RECHECK_SECONDS ago. A lost lock is acted on by the loop thread, not here."""
+        asked_at = time.monotonic()
+        if asked_at - self._confirmed_at < FENCE_RECHECK_SECONDS:
+            return True
+        if not self.lock.still_held():
+            return False
+        self._confirmed_at = asked_at
+        return True
+
+    def _leading_term(self) -> int | None:
+        return self.fence.term if self.is_leader else None
+
     def _still_leading(self, now: datetime) -> bool:
         """Fencing between the steps of a tick: if the tick stalled (the process was frozen or starved)
         for FENCE_RECHECK_SECONDS since the lock was last confirmed, confirm it again before writing."""
@@ -180,6 +202,8 @@ class SchedulerNode:
             )
         self.is_leader = True
         set_leader(True)
+        if self.firing is not None:
+            self.firing.nudge()
         logger.info("scheduler %s is now the leader (lock %s, term %s)", self.instance_id, self.lock.name, term)
 
     def _report_leaderless(self, now: datetime) -> None:
@@ -235,15 +259,17 @@ class SchedulerNode:
         if not self.is_leader:
             return False
         work = 0
-        fire = functools.partial(fire_due, still_leading=lambda: self._still_leading(now), fence=self.fence,
-                                 ahead=self.fire_ahead, on_written=lambda rows: self.dispatcher.stage(rows, now),
-                                 on_replaced=self._stop_replaced_soon)
-        # Dispatch before firing: staged runs due now leave first; runs fired now are dispatched next tick,
-        # which follows at once (a step that did work makes the loop go again without waiting).
         fire_workflows = functools.partial(fire_due_workflows, still_leading=lambda: self._still_leading(now),
                                            fence=self.fence)
-        for step in (self.dispatcher.dispatch_pending, fire, fire_workflows, self.dispatcher.sweep_timeouts,
-                     self.dispatcher.sweep_leases):
+        steps: list[Callable[[datetime], int]] = [self.dispatcher.dispatch_pending]
+        if self.firing is None:
+            # Dispatch before firing: staged runs due now leave first; runs fired now are dispatched next tick,
+            # which follows at once (a step that did work makes the loop go again without waiting).
+            steps.append(functools.partial(self.fire, still_leading=lambda: self._still_leading(now),
+                                           on_written=lambda rows: self.dispatcher.stage(rows, now)))
+        else:
+            self.dispatcher.stage(self.firing.take_written(self.fence.term), now)
+        for step in (*steps, fire_workflows, self.dispatcher.sweep_timeouts, self.dispatcher.sweep_leases):
             if not self._still_leading(now):
                 return False
             work += step(now)
@@ -252,6 +278,17 @@ class SchedulerNode:
             self.purge_history(now)
             self.deliver_alerts(now)
         return work > 0
+
+    def fire_thread(self, idle_seconds: float) -> FireThread:
+        """The thread ``run()`` fires on (not started): its rounds hand their rows to this node's ticks."""
+        return FireThread(fire=self.fire, term=self._leading_term, confirmed=self._lock_confirmed,
+                          clock=self.clock, idle_seconds=idle_seconds, wake=self._wake.set)
+
+    def fire(self, now: datetime, *, still_leading: Callable[[], bool],
+             on_written: Callable[[list], None]) -> int:
+        """The firing step, fenced by this node's term; on the firing thread, or in the tick without one."""
+        return fire_due(now, still_leading=still_leading, fence=self.fence, ahead=self.fire_ahead,
+                        on_written=on_written, on_replaced=self._stop_replaced_soon)
 
     def _stop_replaced_soon(self, replacements: list[Replacement]) -> None:
         """Replace mode: the stops are HTTP requests, so they go to the workers, never the loop thread. (The
@@ -307,6 +344,9 @@ class SchedulerNode:
         if self.lock.keepalive_seconds:
             threading.Thread(target=self.keep_lock_alive, args=(keepalive_stop,), name="leader-keepalive",
                              daemon=True).start()
+        threading.Thread(target=lambda: (stop.wait(), self._wake.set()), name="stop-wake", daemon=True).start()
+        self.firing = self.fire_thread(idle)
+        self.firing.start()
         try:
             while not stop.is_set():
                 close_old_connections()
@@ -318,9 +358,11 @@ class SchedulerNode:
                     busy = False
                     stop.wait(1.0)
                 if not busy:
-                    stop.wait(self.idle_seconds(self.clock(), idle))
+                    self._wake.wait(self.idle_seconds(self.clock(), idle))
+                self._wake.clear()
         finally:  # also when a tick raised something unexpected: never exit still holding the lock
             keepalive_stop.set()
+            self.firing.stop(timeout=FIRING_STOP_SECONDS)
             self.shutdown()
 
     def shutdown(self) -> None:

@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 
 from scheduling.models import LeaderTerm
@@ -294,13 +294,13 @@ class Fence:
     """The leadership term this node was elected for, checked inside each of its write transactions.
 
     ``begin()`` runs right after the lock is taken: it increments the lock's term (LeaderTerm) and keeps
-    the new number. ``atomic()`` opens a transaction that first reads the current term with a row lock
-    (``SELECT ... FOR UPDATE``; SQLite's IMMEDIATE transactions hold its one write lock from their start)
-    and raises ``Deposed`` unless it is still ours. The row lock makes a new leader's increment wait for
-    the transaction a deposed leader has under way, and any transaction begun after the increment sees the
-    new term: a late write of a deposed leader is refused by the database, not just unlikely. The loop
-    thread writes through the fence (fires, claims) and so do the sweeps' workers (timeouts, lost runs:
-    rare), so the row lock costs a leader little contention. (A leader frozen
+    the new number. ``atomic()`` opens a transaction that first reads the current term with a shared row
+    lock (``LOCK IN SHARE MODE`` / ``FOR SHARE``; SQLite's IMMEDIATE transactions hold its one write lock
+    from their start) and raises ``Deposed`` unless it is still ours. The row lock makes a new leader's
+    increment wait for the transactions a deposed leader has under way, and any transaction begun after the
+    increment sees the new term: a late write of a deposed leader is refused by the database, not just
+    unlikely. The lock is shared so that the leader's own writers never wait for each other: the firing
+    thread (fires), the loop thread (claims) and the sweeps' workers (timeouts, lost runs). (A leader frozen
     inside a transaction holds up the next election until the server ends that idle transaction:
     ``idle_transaction_timeout`` / ``idle_in_transaction_session_timeout``, see the README.)
     """
@@ -325,7 +325,7 @@ class Fence:
         """Raises Deposed unless our term is the current one. Call inside the transaction it guards."""
         if self.term is None:
             raise Deposed("not leading")
-        current = LeaderTerm.objects.select_for_update().filter(name=self.name).values_list("term", flat=True).first()
+        current = current_term_shared(self.name)
         if current != self.term:
             raise Deposed(f"term {self.term} is over: the current term is {current}")
 
@@ -335,6 +335,19 @@ class Fence:
         with transaction.atomic():
             self.check()
             yield
+
+
+def current_term_shared(name: str) -> int | None:
+    """The lock's current term, read with a shared row lock held to the end of the transaction: a new term's
+    increment waits for it, and any number of this leader's own fenced transactions hold it together (the
+    loop's claims and the firing thread's fires do not wait for each other). SQLite's IMMEDIATE transaction
+    already holds its one write lock."""
+    table = connection.ops.quote_name(LeaderTerm._meta.db_table)
+    shared = {"mysql": " LOCK IN SHARE MODE", "postgresql": " FOR SHARE"}.get(connection.vendor, "")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT term FROM {table} WHERE name = %s{shared}", [name])  # noqa: S608 - quoted name
+        row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 class Unfenced:
