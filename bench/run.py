@@ -325,6 +325,17 @@ def run_sustained(bench: Bench) -> None:
         bench.notes.append(ours["note"])
 
 
+def lateness_by_slice(records, start: float, end: float, slices: int = 6) -> list[float | None]:
+    """Lateness p99 of the fires scheduled in each of ``slices`` equal parts of [start, end): whether a system
+    fell behind steadily, caught up after a transient, or stalled once."""
+    width = (end - start) / slices
+    late: list[list[float]] = [[] for _ in range(slices)]
+    for _, scheduled, received in records:
+        if start <= scheduled < end:
+            late[min(slices - 1, int((scheduled - start) / width))].append(received - scheduled)
+    return [percentile(values, 99) for values in late]
+
+
 def _sustained_ours(bench: Bench, n: int, window: float) -> dict:
     """``n`` tasks firing every second, measured over ``window`` seconds after the warm-up."""
     from django.db.models import Count
@@ -352,9 +363,12 @@ def _sustained_ours(bench: Bench, n: int, window: float) -> dict:
         done_in_window = TaskExecution.objects.filter(status=ExecutionStatus.SUCCESS, end_time__gte=first,
                                                       end_time__lt=last).count()
         success = by_status.get(ExecutionStatus.SUCCESS, 0)
-        counts = window_counts(bench.stub_records("ours"), start, end)
+        records = bench.stub_records("ours")
+        counts = window_counts(records, start, end)
         stats = bench.stub_stats()
+        slices = ", ".join("–" if p99 is None else f"{p99:.2f}" for p99 in lateness_by_slice(records, start, end))
         note = (f"sustained ours: statuses of fires in the window {by_status}; stub callbacks {stats['callbacks']}"
+                f"; lateness p50 {counts['p50'] or 0:.3f} s, p99 by sixth of the window [{slices}] s"
                 + (f"; callback errors {stats['callback_errors'][:3]}" if stats["callback_errors"] else ""))
         print("   " + note, flush=True)
         return {"rate": done_in_window / window, "lost": n * int(window) - success,

@@ -528,7 +528,7 @@ def _final_changes(row: TaskExecution, report: ResultReport, *, now: datetime) -
 def _update_rows(read_status: str, changes: dict[str, dict[str, Any]]) -> int:
     """One UPDATE of the rows ``changes`` names that are still in ``read_status``, each to its own values.
 
-    A column with one value for every row is set plainly; others take a CASE on the id, whose default keeps
+    A column with one value for every row is set plainly; others take a CASE on the ids, whose default keeps
     the value of rows without a change to it (a report without logs leaves the logs alone).
     """
     columns: dict[str, Any] = {}
@@ -547,10 +547,16 @@ def _comparable(value: Any) -> Any:
 
 
 def _per_row(name: str, values: dict[str, Any]) -> Any:
+    """A CASE with one branch per distinct value, naming its rows (``id IN (...)``), not one per row: a batch's
+    results mostly share their values (the same end, a few durations), and a 500-branch CASE cost the web
+    worker more CPU to build than the rest of the batch, and the database a comparison per branch per row."""
     field = TaskExecution._meta.get_field(name)
+    rows_of: dict[Any, tuple[Any, list[str]]] = {}
+    for pk, value in values.items():
+        rows_of.setdefault(_comparable(value), (value, []))[1].append(pk)
     # NULL as such: a None given to a JSON column as a value would be stored as JSON null, not SQL NULL.
-    whens = [When(pk=pk, then=Value(value, output_field=field) if value is not None else Value(None))
-             for pk, value in values.items()]
+    whens = [When(pk__in=pks, then=Value(value, output_field=field) if value is not None else Value(None))
+             for value, pks in rows_of.values()]
     case = Case(*whens, default=F(name), output_field=field)
     return Cast(case, output_field=field) if connection.features.requires_casted_case_in_updates else case
 

@@ -74,6 +74,26 @@ def test_a_batch_applies_each_result_as_a_single_callback_would(signed, executor
     assert (retry.status, retry.retry_count, retry.task_id) == ("pending", 1, flaky.task_id)
 
 
+def test_results_sharing_some_values_and_not_others_each_keep_their_own(signed, executor, start):
+    """The grouped UPDATE sets a column per distinct value: rows with equal values share a branch, and no row
+    takes its neighbour's."""
+    runs = [start(logs="started") for _ in range(5)]
+    first, second = runs[0].start_time + timedelta(seconds=1), runs[0].start_time + timedelta(seconds=2)
+    ends = [first, first, second, second, first]
+    results = [{"n": 1}, {"n": 1}, {"n": 2}, None, {"n": 1}]
+    logs = ["a", None, "a", "b", None]
+    assert_ok(*post(signed, executor, *[
+        {"execution_id": run.pk, "status": "success", "end_time": end.isoformat(),
+         **({"result": result} if result is not None else {}), **({"logs": log} if log else {})}
+        for run, end, result, log in zip(runs, ends, results, logs, strict=True)]), message="执行回调处理成功")
+
+    for run, end, result, log in zip(runs, ends, results, logs, strict=True):
+        run.refresh_from_db()
+        assert (run.status, run.end_time, run.result) == ("success", end, result)
+        assert run.duration_ms == int((end - run.start_time).total_seconds() * 1000)
+        assert run.logs == ("started\n" + log if log else "started")
+
+
 def test_an_end_before_the_start_ends_the_run_at_its_start(signed, executor, start):
     execution = start()
     too_early = execution.start_time - timedelta(minutes=5)

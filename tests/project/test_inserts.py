@@ -62,3 +62,25 @@ def test_more_rows_than_one_statement_takes_go_in_several(make_task, monkeypatch
     monkeypatch.setattr(connection.ops, "bulk_batch_size", lambda fields, objs: 3)
     insert_new(runs)
     assert TaskExecution.objects.filter(task=task).count() == 7
+
+
+def test_values_repeated_in_a_column_or_equal_across_types_are_each_stored_as_given(make_task):
+    """A value is converted once per column (a memo): 1 and True are equal in Python yet distinct JSON, and one
+    instant in two time zones is still one instant."""
+    task = make_task()
+    instant = timezone.now().replace(microsecond=0)
+    elsewhere = instant.astimezone(timezone.get_fixed_timezone(120))
+    runs = [TaskExecution(task=task, scheduled_time=when, status="pending", parameters=parameters,
+                          dispatch_after=instant)
+            for when, parameters in ((instant, 1), (elsewhere + timedelta(seconds=1), True), (instant, {"a": 1}),
+                                     (elsewhere + timedelta(seconds=2), 1.0), (instant + timedelta(seconds=3), "1"))]
+    with pytest.raises(IntegrityError), transaction.atomic():  # two fires of one time: refused whole
+        insert_new(runs)
+    runs = [run for index, run in enumerate(runs) if index != 2]
+    for run in runs:
+        run._state.adding = True
+    insert_new(runs)
+    stored = {run.pk: TaskExecution.objects.get(pk=run.pk) for run in runs}
+    assert [type(stored[run.pk].parameters) for run in runs] == [int, bool, float, str]
+    assert [stored[run.pk].scheduled_time for run in runs] == [
+        instant, instant + timedelta(seconds=1), instant + timedelta(seconds=2), instant + timedelta(seconds=3)]
