@@ -91,6 +91,13 @@ class Dispatcher:
     def stage(self, written: list[TaskExecution], now: datetime) -> None:
         self.staging.stage(written, now)
 
+    def prepare_staged(self, written: list[TaskExecution], now: datetime) -> list[Staged]:
+        """``stage`` in two halves: this one on the firing thread, ``add_staged`` on the loop thread."""
+        return self.staging.prepared(written, now)
+
+    def add_staged(self, items: list[Staged]) -> None:
+        self.staging.add(items)
+
     def next_due(self) -> datetime | None:
         return self.staging.next_due()
 

@@ -268,7 +268,7 @@ class SchedulerNode:
             steps.append(functools.partial(self.fire, still_leading=lambda: self._still_leading(now),
                                            on_written=lambda rows: self.dispatcher.stage(rows, now)))
         else:
-            self.dispatcher.stage(self.firing.take_written(self.fence.term), now)
+            self.dispatcher.add_staged(self.firing.take_written(self.fence.term))
         for step in (*steps, fire_workflows, self.dispatcher.sweep_timeouts, self.dispatcher.sweep_leases):
             if not self._still_leading(now):
                 return False
@@ -280,8 +280,14 @@ class SchedulerNode:
         return work > 0
 
     def fire_thread(self, idle_seconds: float) -> FireThread:
-        """The thread ``run()`` fires on (not started): its rounds hand their rows to this node's ticks."""
-        return FireThread(fire=self.fire, term=self._leading_term, confirmed=self._lock_confirmed,
+        """The thread ``run()`` fires on (not started). What it fires ahead it also ranks and signs (staging's
+        first half), so the loop thread, whose pace is the POSTs', only adds it to the staged runs."""
+        def fire_and_prepare(now: datetime, *, still_leading: Callable[[], bool],
+                             on_written: Callable[[list], None]) -> int:
+            return self.fire(now, still_leading=still_leading,
+                             on_written=lambda rows: on_written(self.dispatcher.prepare_staged(rows, now)))
+
+        return FireThread(fire=fire_and_prepare, term=self._leading_term, confirmed=self._lock_confirmed,
                           clock=self.clock, idle_seconds=idle_seconds, wake=self._wake.set)
 
     def fire(self, now: datetime, *, still_leading: Callable[[], bool],

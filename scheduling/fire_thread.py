@@ -10,8 +10,9 @@ The loop thread stays in charge of leadership: it takes the lock, confirms it, b
 thread fires only while the term it began a round in is current, confirms the lock before a chunk when the
 last confirmation is older than the engine's recheck interval (as the loop does between its steps), and
 each of its writes commits through the fence, so a deposed leader's fire is refused by the database. What
-it wrote reaches the loop thread through ``take_written`` (staging is the loop thread's alone); rows of an
-earlier term are dropped there, left pending for whoever leads now.
+it wrote (the runs fired ahead, ranked and signed for staging: ``Staging.prepared``) reaches the loop thread
+through ``take_written``, which stages it (staging is the loop thread's alone); what an earlier term wrote
+is dropped there, left pending for whoever leads now.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from django.db import DatabaseError, close_old_connections, connections
 
-from executions.models import TaskExecution
 from scheduling.leader import Deposed
 
 logger = logging.getLogger(__name__)
@@ -32,14 +33,15 @@ logger = logging.getLogger(__name__)
 # After a database error, the thread waits this long before its next round (the loop does the same).
 ERROR_PAUSE_SECONDS = 1.0
 
-# fire(now, still_leading=, on_written=) -> the number of executions written
+# fire(now, still_leading=, on_written=) -> the number of executions written; on_written(items) gets what each
+# chunk wrote, in the form the loop thread takes it
 Fire = Callable[..., int]
 
 
 class FireThread:
     """``fire`` is the firing step (``scheduling.firing.fire_due`` with the node's fence). ``term()`` is the
     current leadership term (None while not leading), ``confirmed()`` whether the lock is still held (asked
-    only if not confirmed recently). ``wake()`` tells the loop thread that rows were handed over. When a
+    only if not confirmed recently). ``wake()`` tells the loop thread that items were handed over. When a
     round fires nothing the thread waits ``idle_seconds`` (or until ``nudge()``: leadership began)."""
 
     def __init__(self, *, fire: Fire, term: Callable[[], int | None], confirmed: Callable[[], bool],
@@ -50,7 +52,7 @@ class FireThread:
         self._clock = clock
         self._idle_seconds = idle_seconds
         self._wake = wake
-        self._written: collections.deque[tuple[int, list[TaskExecution]]] = collections.deque()
+        self._written: collections.deque[tuple[int, list[Any]]] = collections.deque()
         self._stop = threading.Event()
         self._nudged = threading.Event()
         self._thread: threading.Thread | None = None
@@ -69,10 +71,10 @@ class FireThread:
     def nudge(self) -> None:
         self._nudged.set()
 
-    def take_written(self, term: int | None) -> list[TaskExecution]:
-        """The rows fired in ``term`` since the last call (loop thread). Those of another term are dropped: they
-        are pending in the database, where the current leader finds them."""
-        rows: list[TaskExecution] = []
+    def take_written(self, term: int | None) -> list[Any]:
+        """What was fired in ``term`` since the last call (loop thread). What another term fired is dropped: it
+        is pending in the database, where the current leader finds it."""
+        rows: list[Any] = []
         while self._written:
             written_term, chunk = self._written.popleft()
             if written_term == term:
@@ -113,7 +115,7 @@ class FireThread:
         return self._fire(self._clock(), still_leading=still_leading,
                           on_written=lambda rows: self._hand_over(term, rows))
 
-    def _hand_over(self, term: int, rows: list[TaskExecution]) -> None:
+    def _hand_over(self, term: int, rows: list[Any]) -> None:
         if rows:
             self._written.append((term, rows))
             self._wake()

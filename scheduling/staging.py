@@ -190,27 +190,42 @@ class Staging:
 
     def stage(self, written: list[TaskExecution], now: datetime) -> None:
         """Stage the runs this leader has just fired ahead (they carry their task): no reading them back."""
+        self.add(self.prepared(written, now))
+
+    def prepared(self, written: list[TaskExecution], now: datetime) -> list[Staged]:
+        """The runs of ``written`` to stage, ranked and planned, not staged yet: the firing thread prepares what
+        it fired (ranking reads the database, signing costs CPU) so that the loop thread only adds them."""
         if self.stage_ahead <= timedelta(0):
-            return
+            return []
         upcoming = [execution for execution in written
                     if execution.status == ExecutionStatus.PENDING and execution.pk not in self._staged
                     and now < execution.dispatch_after <= now + self.stage_ahead
                     and not decided_when_due(execution)]
-        self._stage_rows(upcoming[:self._room()], now)
+        return self._ranked(upcoming[:self._room()], now)
+
+    def add(self, items: list[Staged]) -> None:
+        """Stage prepared runs (loop thread); one the scan staged meanwhile is kept as it is."""
+        for item in items[:self._room()]:
+            self._staged.setdefault(item.execution.pk, item)
 
     def _room(self) -> int:
         return max(0, STAGE_LIMIT - len(self._staged))
 
     def _stage_rows(self, executions: list[TaskExecution], now: datetime) -> None:
+        self.add(self._ranked(executions, now))
+
+    def _ranked(self, executions: list[TaskExecution], now: datetime) -> list[Staged]:
         if not executions:
-            return
+            return []
         rankings = Rankings([execution.task for execution in executions], self.rng)
         checked: dict = {}  # each executor's address is checked once for the whole stage
+        items = []
         for execution in executions:
             item = Staged.of(execution, rankings.rank(execution.task))
             self._plan(item, checked)
-            self._staged[execution.pk] = item
+            items.append(item)
         rankings.save(now)
+        return items
 
     def _plan(self, item: Staged, checked: dict) -> None:
         """Plan the attempt (accept-by counted from the due time) and sign its first POST now rather than when

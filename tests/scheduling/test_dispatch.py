@@ -326,6 +326,28 @@ def test_runs_fired_ahead_are_staged_then_posted_when_due(make_task, make_execut
     assert staging_dispatcher.next_due() is None
 
 
+def test_runs_prepared_on_the_firing_thread_are_staged_once_and_posted_when_due(make_task, make_executor,
+                                                                                staging_dispatcher, transport):
+    """Staging in two halves (``prepare_staged`` where the runs were fired, ``add_staged`` on the loop thread):
+    a run the scan staged in between is kept as staged, not replaced or staged twice."""
+    tasks = [make_task(next_run_time=T0 + timedelta(seconds=1)) for _ in range(2)]
+    make_executor(tasks=tasks)
+    written = []
+    fire_due(T0, ahead=timedelta(seconds=1), on_written=written.extend)
+    items = staging_dispatcher.prepare_staged(written, T0)
+    assert len(items) == 2 and all(item.request is not None for item in items)  # ranked and signed already
+    assert staging_dispatcher.next_due() is None  # nothing staged until the loop thread adds them
+
+    staging_dispatcher.staging._stage_rows([item.execution for item in items[:1]], T0)  # the scan came first
+    kept = staging_dispatcher.staging._staged[items[0].execution.pk]
+    staging_dispatcher.add_staged(items)
+    assert staging_dispatcher.staging._staged[items[0].execution.pk] is kept
+
+    assert dispatch(staging_dispatcher, T0 + timedelta(seconds=1)) == 2
+    assert sorted(payload["execution_id"] for _, payload in transport.calls) == sorted(
+        item.execution.pk for item in items)
+
+
 def test_a_staged_run_cancelled_before_its_time_is_not_posted(make_task, make_executor, staging_dispatcher,
                                                               transport):
     from tasks.services import task_pause
