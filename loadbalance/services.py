@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
 from django.db import transaction
@@ -114,13 +114,15 @@ class Rankings:
                        assigned=len(self.assignments[task.pk]))
 
     def save(self, now: datetime) -> int:
-        """Write the states that changed, in one transaction. Returns how many rows were written.
+        """Write the states that changed, in one transaction. Returns how many rows were written. A task without
+        a row gets one only once its strategy has something to remember (``_remembers``): a burst of new
+        one-shots over one executor wrote a row per task for nothing.
 
         One UPDATE per distinct new state: tasks dispatched together mostly share it (round robin over the
         same executors, in step), so a step is usually a statement or two. (bulk_update's CASE per row and
         field cost more CPU on the loop thread than the writes themselves.)"""
         changed = {task_id: state for task_id, state in self.states.items()
-                   if task_id not in self.rows or state != _state_of(self.rows[task_id])}
+                   if (state != _state_of(self.rows[task_id]) if task_id in self.rows else _remembers(state))}
         if not changed:
             return 0
         same_state: dict[str, list[str]] = defaultdict(list)
@@ -138,6 +140,12 @@ class Rankings:
             # A row another leader created meanwhile wins; the next step loads and continues from it.
             LoadBalanceState.objects.bulk_create(new, ignore_conflicts=True)
         return len(changed)
+
+
+def _remembers(state: BalancerState) -> bool:
+    """Whether a strategy's state says more than the initial one. The executor a run went to alone is not
+    worth a row: each run's own row names it."""
+    return replace(state, last_executor_id=None) != BalancerState()
 
 
 def record_failover(task: Task, executor_id: str) -> None:

@@ -328,7 +328,7 @@ SCHEDULER = {
     "FIRE_BATCH_SIZE": env_int("SCHEDULER_FIRE_BATCH_SIZE", 500, minimum=1),
     # Runs of parallel tasks (no max_instances) are created this long before their time and staged by the
     # dispatcher, so a burst due in one second is POSTed on time instead of after its inserts. 0 = off.
-    "FIRE_AHEAD_SECONDS": env_float("SCHEDULER_FIRE_AHEAD_SECONDS", 2.0, minimum=0),
+    "FIRE_AHEAD_SECONDS": env_float("SCHEDULER_FIRE_AHEAD_SECONDS", 5.0, minimum=0),
     # Staged runs due within this are claimed (running) before their time, so only the POSTs of a burst
     # remain when it is due. At most FIRE_AHEAD_SECONDS; 0 = claim when due.
     "CLAIM_AHEAD_SECONDS": env_float("SCHEDULER_CLAIM_AHEAD_SECONDS", 0.2, minimum=0),

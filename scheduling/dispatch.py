@@ -37,7 +37,7 @@ __all__ = ["QUEUED_PER_WORKER", "Dispatcher"]
 
 # Executions claimed per UPDATE when a step's claims are pipelined with the POSTs: the first POSTs of a
 # burst leave after one small UPDATE instead of after the whole step's.
-CLAIM_CHUNK = 100
+CLAIM_CHUNK = 500
 # A run claimed ahead carries its due time as start_time; one whose POST left later than this after it gets
 # the time it left instead (record_sent). Within it, the due time is the start time to the milliseconds.
 SENT_LATE = timedelta(milliseconds=500)
@@ -50,12 +50,13 @@ class Dispatcher:
     fence = UNFENCED  # the engine sets its leadership term's fence: claims, timeouts and lost runs check it
 
     def __init__(self, *, clock: Callable[[], datetime], workers: int, rng: random.Random | None = None,
-                 stage_ahead: timedelta = timedelta(0), claim_ahead: timedelta = timedelta(0)) -> None:
+                 stage_ahead: timedelta = timedelta(0), claim_ahead: timedelta = timedelta(0),
+                 hold_ahead: timedelta | None = None) -> None:
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 - load balancing, not security
         self.delivery = Delivery(clock=clock, workers=workers)
         self.staging = Staging(rng=self.rng, stage_ahead=stage_ahead, claim_ahead=claim_ahead,
-                               prepare=self.delivery.prepare_first)
+                               prepare=self.delivery.prepare_first, hold_ahead=hold_ahead)
         self.sweeper = Sweeper(pool=self.delivery.pool, busy=self._busy, fenced=lambda: self.fence.atomic())
         # When this dispatcher began leading: runs due before it were due while no leader sent them.
         self._leading_since: datetime | None = None
@@ -72,6 +73,7 @@ class Dispatcher:
         within ``stage_ahead``. Returns how many were started."""
         if self._leading_since is None:
             self._leading_since = now
+        self.staging.promote(now)
         started = self._start(self._fresh(self.staging.take_due(now, self.delivery.room()), now), now)
         if not self.staging.any_due(now):  # else the workers' queue is full: the rest waits for the next step
             ready = self._ready(now)
@@ -95,8 +97,8 @@ class Dispatcher:
         """``stage`` in two halves: this one on the firing thread, ``add_staged`` on the loop thread."""
         return self.staging.prepared(written, now)
 
-    def add_staged(self, items: list[Staged]) -> None:
-        self.staging.add(items)
+    def add_staged(self, items: list[Staged], now: datetime) -> None:
+        self.staging.add(items, now)
 
     def next_due(self) -> datetime | None:
         return self.staging.next_due()

@@ -33,6 +33,7 @@ from scheduling.housekeeping import PeriodicPurge
 from scheduling.leader import Deposed, Fence, LeaderLock
 from scheduling.metrics import observe_tick, set_leader
 from scheduling.models import SchedulerInstance
+from scheduling.staging import STAGE_AHEAD
 from scheduling.workflow_firing import fire_due_workflows
 from workflows.services import purge_runs
 
@@ -67,7 +68,8 @@ class SchedulerNode:
         self.clock = clock = measured(clock)
         self.fire_ahead = timedelta(seconds=tunable("FIRE_AHEAD_SECONDS"))
         self.dispatcher = dispatcher or Dispatcher(
-            clock=clock, workers=tunable("DISPATCH_WORKERS"), stage_ahead=self.fire_ahead,
+            clock=clock, workers=tunable("DISPATCH_WORKERS"), stage_ahead=min(self.fire_ahead, STAGE_AHEAD),
+            hold_ahead=self.fire_ahead,
             claim_ahead=timedelta(seconds=tunable("CLAIM_AHEAD_SECONDS")),
         )
         self.dispatcher.fence = self.fence
@@ -268,7 +270,7 @@ class SchedulerNode:
             steps.append(functools.partial(self.fire, still_leading=lambda: self._still_leading(now),
                                            on_written=lambda rows: self.dispatcher.stage(rows, now)))
         else:
-            self.dispatcher.add_staged(self.firing.take_written(self.fence.term))
+            self.dispatcher.add_staged(self.firing.take_written(self.fence.term), now)
         for step in (*steps, fire_workflows, self.dispatcher.sweep_timeouts, self.dispatcher.sweep_leases):
             if not self._still_leading(now):
                 return False

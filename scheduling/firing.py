@@ -55,8 +55,10 @@ def due_tasks(now: datetime, limit: int, ahead: timedelta = timedelta(0)) -> lis
 def blackouts_of(tasks: list[Task]) -> dict[str, list[Blackout]]:
     """The blackout calendars of a chunk's tasks, parsed: one query on the link table (most tasks have
     none, and Django's prefetch machinery cost a quarter more CPU per fire), a second only if some do."""
-    links = list(Task.calendars.through.objects.filter(task_id__in=[task.pk for task in tasks])
-                 .values_list("task_id", "blackoutcalendar_id"))
+    through = Task.calendars.through.objects
+    if not through.exists():  # no task has a calendar: a query of one row instead of one naming every task
+        return {}
+    links = list(through.filter(task_id__in=[task.pk for task in tasks]).values_list("task_id", "blackoutcalendar_id"))
     if not links:
         return {}
     calendars = BlackoutCalendar.objects.in_bulk({calendar_id for _, calendar_id in links})

@@ -43,7 +43,7 @@ FAST_TUNABLES = {
     "DATABASE_IDLE_TRANSACTION_TIMEOUT": "5",  # as the lock's: a leader frozen mid-transaction loses both
     "SCHEDULER_RETRY_BACKOFF_BASE": "0.2",
     "SCHEDULER_TIMEOUT_GRACE_SECONDS": "0.5",
-    "SCHEDULER_FIRE_AHEAD_SECONDS": "2",  # the production default, stated: tests read it
+    "SCHEDULER_FIRE_AHEAD_SECONDS": "5",  # the production default, stated: tests read it
     # Leases renewed every second and lost after 4 s without renewal (and a sweep asking the executor).
     "SCHEDULER_LEASE_SECONDS": "4",
     "SCHEDULER_LEASE_RENEW_SECONDS": "1",

@@ -18,6 +18,7 @@ from loadbalance.models import LoadBalanceState
 from loadbalance.services import Rankings
 from scheduling.dispatch import QUEUED_PER_WORKER, Dispatcher
 from scheduling.firing import fire_due
+from tasks.models import TaskExecutor
 from tests.scheduling.conftest import T0
 from tests.scheduling.fakes import dispatch, make_dispatcher, only_execution
 from tests.scheduling.loopback_executor import LoopbackExecutor
@@ -248,10 +249,17 @@ def test_ranking_state_is_written_only_when_it_changed(make_task, make_executor)
     only = make_executor(tasks=[task])
     first = Rankings([task], random.Random(1))
     assert first.rank(task).executors == [only]
-    assert first.save(T0) == 1  # the task's first state row
+    assert first.save(T0) == 0  # one executor, random order: nothing to remember, not even a first row
+    assert not LoadBalanceState.objects.exists()
+    other = make_executor(tasks=[task], name="other", instance_id="other")
     again = Rankings([task], random.Random(1))
     again.rank(task)
-    assert again.save(T0) == 0  # one executor, random order: nothing to remember
+    assert again.save(T0) == 0  # random over two remembers nothing either
+    rotating = make_task(load_balance_strategy="round_robin")
+    make_executor(tasks=[rotating]), TaskExecutor.objects.create(task=rotating, executor=other)
+    third = Rankings([rotating], random.Random(1))
+    third.rank(rotating)
+    assert third.save(T0) == 1  # round robin over two: its index is remembered
 
 
 def test_a_step_ranks_many_tasks_with_a_fixed_number_of_queries(make_task, make_executor, dispatcher,
@@ -301,6 +309,19 @@ def test_round_robin_state_of_many_tasks_is_saved_by_one_step(make_task, make_ex
     assert sorted(LoadBalanceState.objects.values_list("round_robin_index", flat=True)) == [2, 2, 2]
 
 
+def test_new_tasks_whose_strategy_state_did_not_move_get_no_state_row(make_task, make_executor):
+    """A burst of new one-shots over one executor: round robin over one candidate keeps the initial state, so
+    nothing is written; a task with two executors moves and gets its row."""
+    alone = [make_task() for _ in range(3)]
+    shared = make_task()
+    make_executor(tasks=[*alone, shared]), make_executor(tasks=[shared])
+    rankings = Rankings([*alone, shared], random.Random(1))
+    for task in [*alone, shared]:
+        rankings.rank(task)
+    assert rankings.save(T0) == 1
+    assert list(LoadBalanceState.objects.values_list("task_id", flat=True)) == [shared.pk]
+
+
 AHEAD = timedelta(seconds=2)
 
 
@@ -340,12 +361,42 @@ def test_runs_prepared_on_the_firing_thread_are_staged_once_and_posted_when_due(
 
     staging_dispatcher.staging._stage_rows([item.execution for item in items[:1]], T0)  # the scan came first
     kept = staging_dispatcher.staging._staged[items[0].execution.pk]
-    staging_dispatcher.add_staged(items)
+    staging_dispatcher.add_staged(items, T0)
     assert staging_dispatcher.staging._staged[items[0].execution.pk] is kept
 
     assert dispatch(staging_dispatcher, T0 + timedelta(seconds=1)) == 2
     assert sorted(payload["execution_id"] for _, payload in transport.calls) == sorted(
         item.execution.pk for item in items)
+
+
+def test_runs_fired_beyond_the_stage_window_are_held_then_staged_and_posted_when_due(make_task, make_executor,
+                                                                                     clock, transport):
+    """Fired 5 s ahead, prepared at once: held aside (the staged set every step walks stays what is due within
+    2 s), staged once within it, posted at its time; ``forget`` drops the held ones too."""
+    dispatcher = make_dispatcher(clock, transport, stage_ahead=AHEAD, hold_ahead=timedelta(seconds=5))
+    try:
+        task = make_task(next_run_time=T0 + timedelta(seconds=5))
+        make_executor(tasks=[task])
+        written = []
+        fire_due(T0, ahead=timedelta(seconds=5), on_written=written.extend)
+        dispatcher.add_staged(dispatcher.prepare_staged(written, T0), T0)
+        [run] = written
+        assert run.pk in dispatcher.staging and dispatcher.next_due() is None  # held, not staged
+        dispatcher.dispatch_pending(T0 + timedelta(seconds=3))  # within 2 s now: promoted
+        assert dispatcher.next_due() == T0 + timedelta(seconds=5) - dispatcher.staging.claim_ahead
+        assert dispatch(dispatcher, T0 + timedelta(seconds=5)) == 1
+        assert [payload["execution_id"] for _, payload in transport.calls] == [run.pk]
+
+        later = make_task(next_run_time=T0 + timedelta(seconds=10))
+        make_executor(tasks=[later])
+        written.clear()
+        fire_due(T0 + timedelta(seconds=5), ahead=timedelta(seconds=5), on_written=written.extend)
+        dispatcher.add_staged(dispatcher.prepare_staged(written, T0 + timedelta(seconds=5)), T0 + timedelta(seconds=5))
+        assert all(row.pk in dispatcher.staging for row in written)
+        dispatcher.forget_staged()
+        assert not any(row.pk in dispatcher.staging for row in written)
+    finally:
+        dispatcher.shutdown()
 
 
 def test_a_staged_run_cancelled_before_its_time_is_not_posted(make_task, make_executor, staging_dispatcher,

@@ -132,13 +132,14 @@ def test_with_a_firing_thread_the_tick_stages_what_the_thread_fired(node, clock,
     assert node.tick(T0) is False  # elected; the tick itself fires nothing
     assert TaskExecution.objects.count() == 0
 
-    assert node.firing.round(node.fence.term) == 2  # fired ahead on the thread: T0+1 s and T0+2 s
+    fired = node.firing.round(node.fence.term)  # fired ahead on the thread: T0+1 s ... T0+FIRE_AHEAD
     runs = list(TaskExecution.objects.filter(task=task))
+    assert fired == len(runs) == int(node.fire_ahead.total_seconds())
     assert {run.status for run in runs} == {ExecutionStatus.PENDING}
     assert not any(run.pk in node.dispatcher.staging for run in runs)
 
     node.tick(T0)
-    assert all(run.pk in node.dispatcher.staging for run in runs)  # handed over and staged: sent when due
+    assert all(run.pk in node.dispatcher.staging for run in runs)  # handed over: staged, or held until 2 s ahead
 
 
 def test_a_deposed_nodes_firing_thread_writes_nothing(node, clock, make_task):
