@@ -35,8 +35,9 @@ from scheduling.sweeps import Sweeper
 logger = logging.getLogger(__name__)
 __all__ = ["QUEUED_PER_WORKER", "Dispatcher"]
 
-# Executions claimed per UPDATE when a step's claims are pipelined with the POSTs: the first POSTs of a
-# burst leave after one small UPDATE instead of after the whole step's.
+# Executions claimed per UPDATE when a step's claims at due time are pipelined with the POSTs: the first POSTs
+# leave after one UPDATE instead of after the whole step's. 500, not 100: at 10,000 due at once the claims'
+# transactions, not their rows, were what the tail waited for (p99 1.05 -> 0.98 s with all else equal).
 CLAIM_CHUNK = 500
 # A run claimed ahead carries its due time as start_time; one whose POST left later than this after it gets
 # the time it left instead (record_sent). Within it, the due time is the start time to the milliseconds.

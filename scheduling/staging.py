@@ -35,8 +35,8 @@ from scheduler_project.config import tunable
 from tasks.choices import LoadBalanceStrategy
 
 # Pending executions due soon held in memory (bounds the memory: ~3 KB each with the signed request). It should
-# cover what fires within stage_ahead (FIRE_AHEAD_SECONDS, 2 s); runs left out are claimed and signed only
-# when due, on the slower path. At 1,500 fires/s (bench ramp, one run each) 2,000 gave lateness p99 0.65 s,
+# cover what fires within stage_ahead (STAGE_AHEAD, 2 s); runs left out are claimed and signed only when
+# due, on the slower path. At 1,500 fires/s (bench ramp, one run each) 2,000 gave lateness p99 0.65 s,
 # 10,000 0.52 s.
 STAGE_LIMIT = 10_000
 # Runs this leader fired further ahead than ``stage_ahead`` (up to FIRE_AHEAD_SECONDS), prepared by the firing
