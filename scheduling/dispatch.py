@@ -3,7 +3,9 @@
 The leader's loop thread decides (which execution, which executors in which order: one ranking pass per
 step, its state saved in one transaction) and claims a step's executions (pending -> running, a new
 attempt with its accept-by and first lease) before any POST, so an executor's callback always finds its
-run running. ``staging`` holds the runs due soon, ``delivery`` sends the POSTs and fails over; ``sweeps``
+run running. (The runs the leader fires ahead are ranked and signed on its firing thread, which hands them
+over: ``prepare_staged``, ``add_staged``.) ``staging`` holds the runs due soon, ``delivery`` sends the POSTs
+and fails over; ``sweeps``
 ends the runs whose timeout passed or whose lease ran out. A broadcast run fans out here (``broadcast``):
 each of its shards is claimed, sent, leased and swept as a run of its own.
 """

@@ -1,6 +1,7 @@
 """One scheduler node: registers itself, heartbeats, competes for leadership, and while leading runs
-the steps of a tick. Every step takes ``now``; the loop is the only caller of the clock, which is this
-node's clock corrected to the database server's (scheduling.clock_sync)."""
+the steps of a tick, while its firing thread (``scheduling.fire_thread``) fires. Every step takes ``now``;
+the loop and the firing thread are the only callers of the clock, which is this node's clock corrected to
+the database server's (scheduling.clock_sync)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,9 @@ memory by the leader's loop thread, so when their time comes only the claim and 
 ``next_due()`` tells the loop when to wake for them. They stay pending in the database until claimed: a
 leader that dies leaves them to the next one, and one cancelled meanwhile (task paused) loses its claim's
 compare-and-set. A jittered run is staged, claimed ahead and sent by its ``dispatch_after`` (scheduled time
-plus jitter), never its scheduled time.
+plus jitter), never its scheduled time. The runs this leader fires ahead come prepared from its firing
+thread (``prepared``, then ``add`` on the loop thread); those due beyond ``stage_ahead`` (it fires up to
+FIRE_AHEAD_SECONDS ahead) are held aside and staged once within it (``promote``).
 
 Claiming ahead (``claim_ahead``): staged runs due within ``claim_ahead`` are claimed before their time
 (their timeout and accept-by count from their due time), so a burst's claims are written before it is due
@@ -105,7 +107,7 @@ Prepare = Callable[..., Any]
 
 
 class Staging:
-    """The staged executions of one leader (loop thread only)."""
+    """The staged executions of one leader (loop thread only, but ``prepared``: the firing thread's half)."""
 
     def __init__(self, *, rng: random.Random, stage_ahead: timedelta, claim_ahead: timedelta,
                  prepare: Prepare, hold_ahead: timedelta | None = None) -> None:
