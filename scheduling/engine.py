@@ -150,13 +150,12 @@ class SchedulerNode:
     def hold_leadership(self, now: datetime) -> bool:
         """Step: the fencing check. A leader confirms it still holds the lock before any write; a
         follower tries to take it every ELECTION_RETRY_SECONDS. Returns whether this node leads."""
-        asked_at = time.monotonic()  # read before asking: the answer holds from then on, not from its arrival
         if self.is_leader:
-            if self.lock.still_held():
-                self._confirmed_at = asked_at
+            if self._confirm_lock():
                 return True
             self.step_down(now, "lost the leader lock")
             return False
+        asked_at = time.monotonic()  # read before asking: the answer holds from then on, not from its arrival
         if self._next_election is not None and now < self._next_election:
             return False
         self._next_election = now + timedelta(seconds=tunable("ELECTION_RETRY_SECONDS"))
@@ -171,16 +170,21 @@ class SchedulerNode:
                 raise
         return self.is_leader
 
-    def _lock_confirmed(self) -> bool:
-        """For the firing thread, between its chunks: whether the lock is still ours, asked again when it was
-        last confirmed FENCE_RECHECK_SECONDS ago. A lost lock is acted on by the loop thread, not here."""
+    def _confirm_lock(self) -> bool:
+        """Asks the lock whether it is still ours; a yes holds from when it was asked, not from its arrival."""
         asked_at = time.monotonic()
-        if asked_at - self._confirmed_at < FENCE_RECHECK_SECONDS:
-            return True
         if not self.lock.still_held():
             return False
         self._confirmed_at = asked_at
         return True
+
+    def _confirmed_recently(self) -> bool:
+        return time.monotonic() - self._confirmed_at < FENCE_RECHECK_SECONDS
+
+    def _lock_confirmed(self) -> bool:
+        """For the firing thread, between its chunks: whether the lock is still ours, asked again when it was
+        last confirmed FENCE_RECHECK_SECONDS ago. A lost lock is acted on by the loop thread, not here."""
+        return self._confirmed_recently() or self._confirm_lock()
 
     def _leading_term(self) -> int | None:
         return self.fence.term if self.is_leader else None
@@ -189,9 +193,7 @@ class SchedulerNode:
         """Fencing between the steps of a tick: if the tick stalled (the process was frozen or starved)
         for FENCE_RECHECK_SECONDS since the lock was last confirmed, confirm it again before writing."""
         self._progress_at = time.monotonic()
-        if time.monotonic() - self._confirmed_at < FENCE_RECHECK_SECONDS:
-            return True
-        return self.hold_leadership(now)
+        return self._confirmed_recently() or self.hold_leadership(now)
 
     def _become_leader(self, now: datetime) -> None:
         """A new term: its number is incremented under the lock, in the transaction that flags this node.
